@@ -1,0 +1,87 @@
+"""The `asbx` command group, its global options, and the single error boundary."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from asbx import __version__
+from asbx.cli.context import AppContext
+from asbx.errors import EXIT_ERROR, EXIT_INTERNAL, EXIT_INTERRUPTED, AsbxError
+
+COMMANDS = {
+    "validate": "asbx.cli.commands.validate:validate",
+    "config": "asbx.cli.commands.config:config",
+    "schema": "asbx.cli.commands.schema:schema",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command runs (fast --version)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return super().get_command(ctx, name)
+        module_name, attr = target.split(":")
+        module = __import__(module_name, fromlist=[attr])
+        command: click.Command = getattr(module, attr)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="asbx")
+@click.option("-f", "--file", "spec_file", type=click.Path(path_type=Path),
+              envvar="ASBX_FILE", help="Spec file (default: sandboxes.yaml here or above).")
+@click.option("-p", "--project-name", envvar="ASBX_PROJECT_NAME", help="Override the project name.")
+@click.option("--runtime", type=click.Choice(["apple", "podman", "docker"]), envvar="ASBX_RUNTIME",
+              help="Container runtime (default: detected).")
+@click.option("--home", type=click.Path(path_type=Path), envvar="ASBX_HOME",
+              help="asbx data directory (state, workspaces, snapshots).")
+@click.option("--no-color", is_flag=True, help="Disable colour (also NO_COLOR).")
+@click.option("-v", "--verbose", count=True, help="More output (-vv shows runtime commands).")
+@click.pass_context
+def cli(ctx: click.Context, spec_file: Path | None, project_name: str | None,
+        runtime: str | None, home: Path | None, no_color: bool, verbose: int) -> None:
+    """asbx: sandboxes declared in your repository, made real on your machine."""
+    color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    ctx.obj = AppContext(spec_file=spec_file, project_name=project_name, runtime_name=runtime,
+                         home_override=home, color=color, verbose=verbose)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; known errors exit 1, ^C exits 130, anything else exits 3 with a crash log."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="asbx", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("\nInterrupted.", err=True)
+        return EXIT_INTERRUPTED
+    except click.UsageError as exc:
+        exc.show()
+        return EXIT_ERROR
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_ERROR
+    except AsbxError as exc:
+        from asbx.cli.report import report_error
+
+        report_error(exc, argv)
+        return exc.exit_code
+    except Exception as exc:  # the boundary: nothing unexpected reaches the user as a traceback
+        from asbx.cli.report import report_crash
+
+        report_crash(exc, argv)
+        return EXIT_INTERNAL
+    return result if isinstance(result, int) else 0

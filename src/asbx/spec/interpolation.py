@@ -1,0 +1,119 @@
+"""Compose-style variable interpolation: ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?msg}, ${VAR?msg}, $$."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_NAME_RE = re.compile(_NAME)
+_BRACED_RE = re.compile(rf"(?P<name>{_NAME})(?:(?P<op>:?[-?])(?P<arg>.*))?", re.DOTALL)
+
+
+class InterpolationError(ValueError):
+    """A variable reference is malformed or a required variable is unset."""
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Substitute variables in one string as Compose does; raises InterpolationError."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        dollar = text.find("$", i)
+        if dollar < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:dollar])
+        value, i = _reference(text, dollar, env)
+        out.append(value)
+    return "".join(out)
+
+
+def _reference(text: str, start: int, env: Mapping[str, str]) -> tuple[str, int]:
+    """Resolve the reference starting at text[start] == "$"; return (value, next index)."""
+    rest = text[start + 1 :]
+    if rest.startswith("$"):
+        return "$", start + 2
+    named = _NAME_RE.match(rest)
+    if named:
+        return env.get(named.group(0), ""), start + 1 + named.end()
+    if rest.startswith("{"):
+        close = _matching_brace(text, start + 1)
+        if close is not None:
+            return _braced(text[start + 2 : close], env), close + 1
+    shown = text[start : start + 12]
+    raise InterpolationError(f'invalid interpolation "{shown}" (use ${{VAR}}, or $$ for a literal $)')
+
+
+def _matching_brace(text: str, open_at: int) -> int | None:
+    depth = 0
+    for index in range(open_at, len(text)):
+        if text[index] == "{":
+            depth += 1
+        elif text[index] == "}":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _braced(inner: str, env: Mapping[str, str]) -> str:
+    match = _BRACED_RE.fullmatch(inner)
+    if not match:
+        raise InterpolationError(f'invalid interpolation "${{{inner}}}" (use ${{VAR}} or ${{VAR:-default}})')
+    name, op, arg = match.group("name"), match.group("op"), match.group("arg") or ""
+    value = env.get(name)
+    unset = value is None or (value == "" and op is not None and op.startswith(":"))
+    if op in (":-", "-"):
+        return interpolate(arg, env) if unset else str(value)
+    if op in (":?", "?"):
+        if unset:
+            detail = interpolate(arg, env) if arg else "it must be set"
+            raise InterpolationError(f"required variable {name} is missing: {detail}")
+        return str(value)
+    return "" if value is None else value
+
+
+def interpolate_tree(
+    data: Any, env: Mapping[str, str], on_error: Callable[[tuple[str | int, ...], str], None]
+) -> Any:
+    """Interpolate every string value (not keys) of plain YAML data; report errors by path."""
+
+    def walk(node: Any, path: tuple[str | int, ...]) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, (*path, k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, (*path, i)) for i, v in enumerate(node)]
+        if isinstance(node, str) and "$" in node:
+            try:
+                return interpolate(node, env)
+            except InterpolationError as exc:
+                on_error(path, str(exc))
+                return node
+        return node
+
+    return walk(data, ())
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Read a `.env` file: KEY=VALUE lines, `#` comments, optional quotes, `export ` prefix."""
+    values: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(_NAME, key):
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key] = value
+    return values

@@ -1,0 +1,246 @@
+"""load_spec(path): read, interpolate, validate and cross-check a sandboxes.yaml; raise SpecError once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from asbx.diagnostics import Diagnostics, SourcePos
+from asbx.errors import SpecError, SpecNotFoundError
+from asbx.graph import CycleError, ResourceGraph, build_graph
+from asbx.spec import errors_translation as translate
+from asbx.spec.dockerfile import from_references
+from asbx.spec.interpolation import interpolate_tree, read_dotenv
+from asbx.spec.model import SandboxSpec, Spec
+from asbx.spec.semantic import check_spec
+from asbx.spec.yaml_source import SourceMap, YamlReadError, decode_text, load_yaml
+
+DEFAULT_FILENAMES = ("sandboxes.yaml", "sandboxes.yml")
+FREE_FORM_KEYS = frozenset({"env", "labels", "args"})
+MAX_DOCKERFILE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec with where it came from and its resource graph."""
+
+    spec: Spec
+    path: Path
+    source_map: SourceMap
+    graph: ResourceGraph
+    dockerfiles: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[Any, ...] = ()
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the spec, resolved against the spec's directory (`~` expanded)."""
+        return (self.directory / Path(relative).expanduser()).resolve()
+
+
+def find_spec(start: Path, explicit: Path | None = None) -> Path:
+    """`explicit` if given, else the nearest sandboxes.yaml from `start` upward (like Compose)."""
+    if explicit is not None:
+        if explicit.is_dir():
+            for name in DEFAULT_FILENAMES:
+                if (explicit / name).is_file():
+                    return explicit / name
+        if not explicit.is_file():
+            raise SpecNotFoundError(f"spec file {explicit} does not exist",
+                                    hint="pass an existing file with -f, or run `asbx init`")
+        return explicit
+    for directory in (start, *start.parents):
+        for name in DEFAULT_FILENAMES:
+            if (directory / name).is_file():
+                return directory / name
+    raise SpecNotFoundError(
+        f"no sandboxes.yaml in {start} or any parent directory",
+        hint="create one with `asbx init`, or pass -f PATH",
+    )
+
+
+def load_spec(path: Path, environ: Mapping[str, str] | None = None) -> LoadedSpec:
+    """Load and check the spec at `path`; every problem is reported in one SpecError."""
+    path = path.absolute()
+    display = _display_name(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecNotFoundError(f"cannot read {display}: {exc.strerror}") from None
+    return load_spec_text(raw, path, environ, display=display)
+
+
+def load_spec_text(
+    raw: bytes, path: Path, environ: Mapping[str, str] | None = None, *, display: str | None = None
+) -> LoadedSpec:
+    """Load a spec from bytes as if read from `path` (relative paths resolve against its dir)."""
+    display = display or path.name
+    try:
+        data, smap = load_yaml(decode_text(raw, display), display)
+    except YamlReadError as exc:
+        raise SpecError(exc.diagnostics.sorted()) from None
+    diags = Diagnostics()
+    if not isinstance(data, dict):
+        kind = translate.type_name(data)
+        diags.add(f"the top level must be a mapping (found {kind})", pos=SourcePos(display, 1, 1),
+                  hint="start with `version: 1`")
+        raise SpecError(diags.sorted())
+    data = _strip_extensions(data, ())
+    env = _variables(path.parent, environ)
+    data = interpolate_tree(
+        data, env,
+        lambda p, msg: diags.add(msg, pos=smap.value_pos(p), path=translate.dotted(p)),
+    )
+    spec = _validate(data, smap, env, diags)
+    if spec is None:
+        raise SpecError(diags.sorted())
+    diags.extend(check_spec(spec, smap))
+    spec = _merge_env_files(spec, path.parent, smap, diags)
+    dockerfiles = _read_dockerfiles(spec, path.parent, smap, diags)
+    _check_paths(spec, path.parent, smap, diags)
+    graph = _graph(spec, dockerfiles, smap, diags)
+    if diags.has_errors():
+        raise SpecError(diags.sorted())
+    assert graph is not None
+    return LoadedSpec(spec, path, smap, graph, dockerfiles, tuple(diags.warnings))
+
+
+def _display_name(path: Path) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def _variables(directory: Path, environ: Mapping[str, str] | None) -> dict[str, str]:
+    env: dict[str, str] = {}
+    dotenv = directory / ".env"
+    if dotenv.is_file():
+        env.update(read_dotenv(dotenv))
+    env.update(os.environ if environ is None else environ)
+    return env
+
+
+def _strip_extensions(node: Any, path: tuple[str | int, ...]) -> Any:
+    """Drop `x-*` keys (allowed anywhere, ignored), except inside free-form maps like env."""
+    if isinstance(node, dict):
+        free_form = bool(path) and path[-1] in FREE_FORM_KEYS
+        return {
+            k: _strip_extensions(v, (*path, k)) for k, v in node.items()
+            if free_form or not (isinstance(k, str) and k.startswith("x-"))
+        }
+    if isinstance(node, list):
+        return [_strip_extensions(v, (*path, i)) for i, v in enumerate(node)]
+    return node
+
+
+def _validate(data: dict[str, Any], smap: SourceMap, env: Mapping[str, str],
+              diags: Diagnostics) -> Spec | None:
+    try:
+        return Spec.model_validate(data, context={"env": dict(env)})
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            diags.items.append(translate.diagnostic_for(error, data, smap))
+        return None
+
+
+def _merge_env_files(spec: Spec, directory: Path, smap: SourceMap, diags: Diagnostics) -> Spec:
+    updated: dict[str, SandboxSpec] = {}
+    for name, box in spec.sandboxes.items():
+        if not box.env_file:
+            continue
+        merged: dict[str, str] = {}
+        for index, relative in enumerate(box.env_file):
+            file = directory / relative
+            keypath = ("sandboxes", name, "env_file", index)
+            if not file.is_file():
+                keypath_ = keypath if smap.values.get(keypath) else keypath[:-1]
+                diags.add(f'env_file "{relative}" does not exist', pos=smap.value_pos(keypath_),
+                          path=translate.dotted(keypath))
+                continue
+            merged.update(read_dotenv(file))
+        merged.update(box.env)
+        updated[name] = box.model_copy(update={"env": merged})
+    if not updated:
+        return spec
+    return spec.model_copy(update={"sandboxes": {**spec.sandboxes, **updated}})
+
+
+def _read_dockerfiles(spec: Spec, directory: Path, smap: SourceMap,
+                      diags: Diagnostics) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for name, image in spec.images.items():
+        build = image.build
+        if build is None:
+            continue
+        if build.inline is not None:
+            texts[name] = build.inline
+            continue
+        context = directory / build.context
+        dockerfile = context / (build.dockerfile or "Dockerfile")
+        keypath = ("images", name, "build", "dockerfile" if build.dockerfile else "context")
+        if not context.is_dir():
+            continue  # reported by _check_paths
+        if not dockerfile.is_file():
+            diags.add(f"Dockerfile {_rel(dockerfile, directory)} does not exist",
+                      pos=smap.value_pos(keypath), path=translate.dotted(keypath),
+                      hint="set build.dockerfile (relative to the context) or build.inline")
+            continue
+        if dockerfile.stat().st_size > MAX_DOCKERFILE_BYTES:
+            diags.add("Dockerfile is larger than 1 MiB", pos=smap.value_pos(keypath),
+                      path=translate.dotted(keypath))
+            continue
+        texts[name] = dockerfile.read_text(encoding="utf-8", errors="replace")
+    return texts
+
+
+def _rel(path: Path, directory: Path) -> str:
+    try:
+        return str(path.relative_to(directory))
+    except ValueError:
+        return str(path)
+
+
+def _check_paths(spec: Spec, directory: Path, smap: SourceMap, diags: Diagnostics) -> None:
+    for name, image in spec.images.items():
+        if image.build is not None and not (directory / image.build.context).is_dir():
+            keypath = ("images", name, "build", "context")
+            diags.add(f'build context "{image.build.context}" is not a directory',
+                      pos=smap.value_pos(keypath), path=translate.dotted(keypath))
+    for name, box in spec.sandboxes.items():
+        if box.workspace and box.workspace.from_ is not None:
+            source = directory / Path(box.workspace.from_).expanduser()
+            if not source.is_dir():
+                keypath = ("sandboxes", name, "workspace", "from")
+                diags.add(f'workspace source "{box.workspace.from_}" is not a directory',
+                          pos=smap.value_pos(keypath), path=translate.dotted(keypath))
+        for index, mount in enumerate(box.volumes):
+            if mount.type == "bind" and not (directory / Path(mount.source).expanduser()).exists():
+                keypath = ("sandboxes", name, "volumes", index)
+                diags.add(f'bind source "{mount.source}" does not exist',
+                          pos=smap.value_pos(keypath), path=translate.dotted(keypath),
+                          hint="create the directory, or fix the path (relative to the spec)")
+
+
+def _graph(spec: Spec, dockerfiles: Mapping[str, str], smap: SourceMap,
+           diags: Diagnostics) -> ResourceGraph | None:
+    bases = {name: from_references(text) for name, text in dockerfiles.items()}
+    graph = build_graph(spec, bases)
+    try:
+        graph.order()
+    except CycleError as exc:
+        first = exc.cycle[0]
+        keypath = (first.kind.section, first.name)
+        diags.add(f"dependency cycle: {' -> '.join(str(a) for a in exc.cycle)}",
+                  pos=smap.key_pos(keypath), path=translate.dotted(keypath),
+                  hint="remove one of these references")
+        return None
+    return graph

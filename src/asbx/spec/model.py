@@ -1,0 +1,496 @@
+"""The sandboxes.yaml model (pydantic v2, frozen, unknown keys forbidden); the schema is generated from it."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from asbx.spec import values
+
+SPEC_VERSION = 1
+RESERVED_LABEL_PREFIX = "dev.asbx."
+DEFAULT_COMMAND = ("tail", "-f", "/dev/null")
+
+
+def _strict_str(value: Any) -> Any:
+    if isinstance(value, bool | dict | list):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+Name = Annotated[
+    str,
+    AfterValidator(values.check_name),
+    WithJsonSchema({"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"}),
+]
+Size = Annotated[
+    int,
+    BeforeValidator(values.parse_size),
+    PlainSerializer(values.format_size, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\d+(\.\d+)?\s*([kKmMgGtTpP]([iI]?[bB])?|[bB])$"},
+                {"type": "integer", "minimum": 1},
+            ],
+            "examples": ["512M", "2G", "1.5GiB"],
+        }
+    ),
+]
+Duration = Annotated[
+    int,
+    BeforeValidator(values.parse_duration),
+    PlainSerializer(values.format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"},
+                {"type": "integer", "minimum": 1},
+            ],
+            "examples": ["90s", "30m", "8h", "7d"],
+        }
+    ),
+]
+Text = Annotated[str, BeforeValidator(_strict_str)]
+HostPattern = Annotated[str, AfterValidator(values.check_host_pattern)]
+StrMap = dict[str, Text]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=False)
+
+
+def _env_map(value: Any, info: ValidationInfo) -> Any:
+    """Accept a mapping or a list of `KEY=VALUE`; a null value passes the host's value through."""
+    host_env: dict[str, str] = (info.context or {}).get("env", {})
+    if isinstance(value, list):
+        mapping: dict[str, Any] = {}
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError("list entries must be strings like KEY=VALUE")
+            key, sep, val = item.partition("=")
+            mapping[key] = val if sep else None
+        value = mapping
+    if not isinstance(value, dict):
+        return value
+    result: dict[str, Any] = {}
+    for key, val in value.items():
+        if not isinstance(key, str) or not values.ENV_NAME_RE.fullmatch(key):
+            raise ValueError(f'"{key}" is not a valid environment variable name')
+        if val is None:
+            if key in host_env:
+                result[key] = host_env[key]
+            continue
+        if isinstance(val, bool):
+            val = "true" if val else "false"
+        result[key] = val
+    return result
+
+
+EnvMap = Annotated[
+    dict[str, Text],
+    BeforeValidator(_env_map),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+                },
+                {"type": "array", "items": {"type": "string"}},
+            ]
+        }
+    ),
+]
+
+
+class BuildSpec(_Model):
+    """How to build an image from a Dockerfile."""
+
+    context: str = Field(".", description="Build context directory, relative to the spec file.")
+    dockerfile: str | None = Field(
+        None, description="Dockerfile path relative to the context (default: Dockerfile)."
+    )
+    inline: str | None = Field(None, description="Dockerfile text given inline instead of a file.")
+    args: StrMap = Field(default_factory=dict, description="Build arguments (--build-arg).")
+    target: str | None = Field(None, description="Build stage to stop at (--target).")
+
+    @model_validator(mode="after")
+    def _one_dockerfile_source(self) -> BuildSpec:
+        if self.dockerfile is not None and self.inline is not None:
+            raise ValueError('give either "dockerfile" or "inline", not both')
+        return self
+
+
+class ImageSpec(_Model):
+    """An image: pulled from a registry (`ref`) or built from a Dockerfile (`build`)."""
+
+    ref: str | None = Field(None, description="OCI reference to pull, e.g. docker.io/library/python:3.12.")
+    build: BuildSpec | None = Field(None, description="Build this image from a Dockerfile.")
+    platform: str | None = Field(None, description="Platform to pull or build, e.g. linux/arm64.")
+    labels: StrMap = Field(default_factory=dict, description="Labels set on the image.")
+
+    @model_validator(mode="after")
+    def _ref_xor_build(self) -> ImageSpec:
+        if (self.ref is None) == (self.build is None):
+            raise ValueError('an image needs exactly one of "ref" or "build"')
+        return self
+
+
+class VolumeSpec(_Model):
+    """A named volume, kept across sandbox replacement and `destroy` unless asked."""
+
+    labels: StrMap = Field(default_factory=dict, description="Labels set on the volume.")
+    size: Size | None = Field(None, description="Size limit, where the runtime supports one.")
+
+
+class SnapshotSpec(_Model):
+    """An archive of a sandbox's /workspace, taken after its setup ran."""
+
+    sandbox: Name = Field(description="The sandbox whose /workspace is captured.")
+    labels: StrMap = Field(default_factory=dict, description="Labels recorded with the snapshot.")
+
+
+class NetworkPolicy(_Model):
+    """Network policy: `deny` (no interface), `open` (runtime default) or an egress allowlist."""
+
+    mode: Literal["deny", "open", "allow"] = "deny"
+    allow: tuple[HostPattern, ...] = ()
+
+    @field_validator("allow")
+    @classmethod
+    def _dedupe(cls, hosts: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(hosts))
+
+    @model_validator(mode="after")
+    def _allow_needs_hosts(self) -> NetworkPolicy:
+        if self.mode == "allow" and not self.allow:
+            raise ValueError('"allow" needs at least one host (or use network: deny)')
+        if self.mode != "allow" and self.allow:
+            raise ValueError(f'"allow" hosts make no sense with network: {self.mode}')
+        return self
+
+    def describe(self) -> str:
+        return f"allow {', '.join(self.allow)}" if self.mode == "allow" else self.mode
+
+
+def _coerce_network(value: Any) -> Any:
+    if isinstance(value, str):
+        if value in ("deny", "open"):
+            return {"mode": value}
+        raise ValueError(f'"{value}" is not a network policy (use deny, open or {{allow: [...]}})')
+    if isinstance(value, dict):
+        if set(value) != {"allow"}:
+            unknown = sorted(set(value) - {"allow"})
+            raise ValueError(f'unknown key "{unknown[0]}" in network (only "allow" is allowed)')
+        hosts = value["allow"]
+        if not isinstance(hosts, list):
+            raise ValueError('"allow" must be a list of hosts')
+        return {"mode": "allow", "allow": hosts}
+    if isinstance(value, NetworkPolicy):
+        return value
+    raise ValueError("network must be deny, open or {allow: [hosts]}")
+
+
+def _dump_network(policy: NetworkPolicy) -> Any:
+    return {"allow": list(policy.allow)} if policy.mode == "allow" else policy.mode
+
+
+Network = Annotated[
+    NetworkPolicy,
+    BeforeValidator(_coerce_network),
+    PlainSerializer(_dump_network),
+    WithJsonSchema(
+        {
+            "description": "deny (default: no network interface), open (the runtime's default "
+            "network) or {allow: [hosts]} (egress only to these hosts, through asbx's proxy).",
+            "anyOf": [
+                {"type": "string", "enum": ["deny", "open"]},
+                {
+                    "type": "object",
+                    "properties": {
+                        "allow": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "minItems": 1,
+                            "description": "Hostnames, *.suffix wildcards, IPs or CIDRs.",
+                        }
+                    },
+                    "required": ["allow"],
+                    "additionalProperties": False,
+                },
+            ],
+        }
+    ),
+]
+
+
+class MountSpec(_Model):
+    """A volume or host directory mounted into a sandbox."""
+
+    type: Literal["volume", "bind"]
+    source: str
+    target: str
+    readonly: bool = False
+
+    @field_validator("target")
+    @classmethod
+    def _absolute_target(cls, target: str) -> str:
+        if not target.startswith("/"):
+            raise ValueError(f'mount target "{target}" must be an absolute path')
+        normal = "/" + "/".join(p for p in target.split("/") if p and p != ".")
+        if ".." in normal.split("/"):
+            raise ValueError(f'mount target "{target}" must not contain ".."')
+        if normal == "/workspace":
+            raise ValueError('mount target "/workspace" is reserved for the sandbox workspace')
+        if normal == "/":
+            raise ValueError('mount target "/" is not allowed')
+        return normal
+
+
+def _coerce_mount(value: Any) -> Any:
+    if isinstance(value, str):
+        parts = value.split(":")
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+            raise ValueError(f'"{value}" is not a mount (use NAME:/path, ./dir:/path or add :ro)')
+        if len(parts) == 3 and parts[2] not in ("ro", "rw"):
+            raise ValueError(f'"{value}": mount option "{parts[2]}" is not ro or rw')
+        source, target = parts[0], parts[1]
+        kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+        return {"type": kind, "source": source, "target": target,
+                "readonly": len(parts) == 3 and parts[2] == "ro"}
+    if isinstance(value, dict):
+        value = dict(value)
+        has_volume, has_bind = "volume" in value, "bind" in value
+        if has_volume == has_bind:
+            raise ValueError('a mount needs exactly one of "volume" or "bind"')
+        kind = "volume" if has_volume else "bind"
+        source = value.pop(kind)
+        allowed = {"target", "readonly"}
+        unknown = sorted(set(value) - allowed)
+        if unknown:
+            raise ValueError(f'unknown key "{unknown[0]}" in mount (use {kind}, target, readonly)')
+        if "target" not in value:
+            raise ValueError('a mount needs a "target" path')
+        return {"type": kind, "source": source, **value}
+    return value
+
+
+def _dump_mount(mount: MountSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {mount.type: mount.source, "target": mount.target}
+    if mount.readonly:
+        out["readonly"] = True
+    return out
+
+
+Mount = Annotated[
+    MountSpec,
+    BeforeValidator(_coerce_mount),
+    PlainSerializer(_dump_mount),
+    WithJsonSchema(
+        {
+            "description": "NAME:/path[:ro] for a volume, ./dir:/path[:ro] for a host "
+            "directory, or the long form.",
+            "anyOf": [
+                {"type": "string", "pattern": "^[^:]+:/[^:]*(:(ro|rw))?$"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "volume": {"type": "string", "description": "A volumes: name."},
+                        "bind": {"type": "string", "description": "A host directory."},
+                        "target": {"type": "string", "description": "Absolute path inside."},
+                        "readonly": {"type": "boolean", "default": False},
+                    },
+                    "required": ["target"],
+                    "additionalProperties": False,
+                },
+            ],
+        }
+    ),
+]
+
+
+class PortSpec(_Model):
+    """A published port; binds to 127.0.0.1 unless a host address is given."""
+
+    host_ip: str = "127.0.0.1"
+    host: int = Field(ge=1, le=65535)
+    container: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+_PORT_RE = re.compile(
+    r"(?:(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(?P<host>\d+):(?P<ctr>\d+)(?:/(?P<proto>tcp|udp))?"
+)
+
+
+def _coerce_port(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"host": value, "container": value}
+    if isinstance(value, str):
+        match = _PORT_RE.fullmatch(value.strip())
+        if not match:
+            raise ValueError(f'"{value}" is not a port (use HOST:CONTAINER, e.g. 8080:80)')
+        spec: dict[str, Any] = {"host": int(match["host"]), "container": int(match["ctr"])}
+        if match["ip"]:
+            spec["host_ip"] = match["ip"].strip("[]")
+        if match["proto"]:
+            spec["protocol"] = match["proto"]
+        return spec
+    return value
+
+
+def _dump_port(port: PortSpec) -> str:
+    ip = f"[{port.host_ip}]" if ":" in port.host_ip else port.host_ip
+    return f"{ip}:{port.host}:{port.container}/{port.protocol}"
+
+
+Port = Annotated[
+    PortSpec,
+    BeforeValidator(_coerce_port),
+    PlainSerializer(_dump_port, return_type=str),
+    WithJsonSchema(
+        {
+            "description": "[HOST_IP:]HOST:CONTAINER[/tcp|udp]; HOST_IP defaults to 127.0.0.1.",
+            "anyOf": [{"type": "string"}, {"type": "integer", "minimum": 1, "maximum": 65535}],
+        }
+    ),
+]
+
+
+class WorkspaceSpec(_Model):
+    """Where a sandbox's /workspace comes from: a host directory copied in, or a snapshot."""
+
+    from_: str | None = Field(
+        None, alias="from", description="Host directory (relative to the spec) copied in at creation."
+    )
+    ignore: tuple[str, ...] = Field(
+        (), description="gitignore-style patterns left out when copying `from`."
+    )
+    snapshot: Name | None = Field(None, description="Restore this snapshot into the workspace.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkspaceSpec:
+        if self.from_ is not None and self.snapshot is not None:
+            raise ValueError('give either "from" or "snapshot", not both')
+        if self.ignore and self.from_ is None:
+            raise ValueError('"ignore" only applies with "from"')
+        return self
+
+
+class LifecycleSpec(_Model):
+    """Lifecycle timers enforced by `asbx reap` (and reported by `plan`)."""
+
+    idle_timeout: Duration | None = Field(
+        None, description="Stop the sandbox after this long without exec/shell activity."
+    )
+    max_lifetime: Duration | None = Field(
+        None, description="Delete the sandbox this long after it was created."
+    )
+    auto_delete: Duration | None = Field(
+        None, description="Delete the sandbox after it has been stopped this long."
+    )
+    delete_workspace: bool = Field(
+        False,
+        description="Allow lifecycle deletes to remove an unsnapshotted workspace "
+        "(otherwise reap only stops the sandbox).",
+    )
+
+
+Command = Annotated[
+    tuple[str, ...],
+    BeforeValidator(lambda v: ("/bin/sh", "-c", v) if isinstance(v, str) else v),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    ),
+]
+
+
+class SandboxSpec(_Model):
+    """A long-lived container with a host-backed /workspace."""
+
+    image: str = Field(description="An images: key, or a plain OCI reference.")
+    command: Command | None = Field(
+        None,
+        description="Main process (default: a keep-alive). A string runs with /bin/sh -c.",
+    )
+    cpus: float | None = Field(None, gt=0, le=512, description="CPU limit, e.g. 2 or 0.5.")
+    memory: Size | None = Field(None, description="Memory limit, e.g. 512M or 2G.")
+    env: EnvMap = Field(default_factory=dict, description="Environment variables.")
+    env_file: tuple[str, ...] = Field(
+        (), description="Files of KEY=VALUE lines (relative to the spec) merged under env."
+    )
+    workdir: str = Field("/workspace", description="Working directory of commands.")
+    user: str | None = Field(None, description="User (name or uid[:gid]) to run as.")
+    network: Network = Field(default_factory=NetworkPolicy)
+    volumes: tuple[Mount, ...] = Field((), description="Volumes and host directories to mount.")
+    workspace: WorkspaceSpec | None = Field(
+        None, description="Seed /workspace from a host directory or a snapshot."
+    )
+    setup: tuple[Command, ...] = Field(
+        (), description="Commands run once, in order, after the sandbox first starts."
+    )
+    lifecycle: LifecycleSpec | None = Field(None, description="Idle, lifetime and delete timers.")
+    ports: tuple[Port, ...] = Field((), description="Ports published on the host.")
+    depends_on: tuple[Name, ...] = Field((), description="Sandboxes created before this one.")
+    labels: StrMap = Field(default_factory=dict, description="Labels set on the container.")
+
+    @field_validator("env_file", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("workdir")
+    @classmethod
+    def _absolute_workdir(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f'workdir "{value}" must be an absolute path')
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _no_reserved_labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key in labels:
+            if key.startswith(RESERVED_LABEL_PREFIX):
+                raise ValueError(f'label "{key}" uses the prefix "{RESERVED_LABEL_PREFIX}" reserved for asbx')
+        return labels
+
+    @property
+    def effective_command(self) -> tuple[str, ...]:
+        return self.command if self.command is not None else DEFAULT_COMMAND
+
+
+class Spec(_Model):
+    """A whole sandboxes.yaml."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"title": "asbx sandboxes.yaml"},
+    )
+
+    version: Literal[1] = Field(description="Spec format version; always 1.")
+    name: Name | None = Field(
+        None, description="Project name (default: the directory name plus a short path hash)."
+    )
+    images: dict[Name, ImageSpec] = Field(default_factory=dict, description="Images to pull or build.")
+    volumes: dict[Name, VolumeSpec] = Field(default_factory=dict, description="Named volumes.")
+    snapshots: dict[Name, SnapshotSpec] = Field(
+        default_factory=dict, description="Workspace snapshots."
+    )
+    sandboxes: dict[Name, SandboxSpec] = Field(default_factory=dict, description="Sandboxes.")

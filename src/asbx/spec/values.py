@@ -1,0 +1,105 @@
+"""Value parsers for the spec: names, sizes, durations, hosts; each raises ValueError with an example."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+_SIZE_RE = re.compile(r"(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>[kmgtp]?)(?P<suffix>i?b?)", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_HOST_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOST_RE = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+
+
+def check_name(value: str) -> str:
+    """A resource name: lowercase letters, digits, `_` and `-`, starting alphanumeric, ≤ 63."""
+    if not NAME_RE.fullmatch(value):
+        raise ValueError(
+            f'"{value}" is not a valid name (lowercase letters, digits, "_" and "-", '
+            "starting with a letter or digit, at most 63 characters)"
+        )
+    return value
+
+
+def parse_size(value: object) -> int:
+    """`512M`, `2G`, `1.5GiB` (binary units, like docker/podman/container) or an int of bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f'"{value}" is not a size (e.g. 512M, 2G)')
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f'"{value}" is not a size (must be positive, e.g. 512M, 2G)')
+        return value
+    text = str(value).strip()
+    match = _SIZE_RE.fullmatch(text)
+    if not match or (match.group("suffix") and not match.group("unit")
+                     and match.group("suffix").lower() != "b"):
+        raise ValueError(f'"{text}" is not a size (e.g. 512M, 2G)')
+    if not match.group("unit") and not match.group("suffix"):
+        raise ValueError(f'"{text}" needs a unit (e.g. {text}M or {text}G)')
+    number = float(match.group("num")) * _UNITS[match.group("unit").lower()]
+    if number < 1:
+        raise ValueError(f'"{text}" is not a size (must be positive, e.g. 512M, 2G)')
+    return int(number)
+
+
+def format_size(size: int) -> str:
+    """The shortest exact spelling of a byte count: 2147483648 -> `2G`."""
+    for unit in ("P", "T", "G", "M", "K"):
+        factor = _UNITS[unit.lower()]
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    for unit in ("P", "T", "G", "M", "K"):
+        factor = _UNITS[unit.lower()]
+        if size >= factor and (size * 10) % factor == 0:
+            return f"{size / factor:g}{unit}"
+    return f"{size}B"
+
+
+def parse_duration(value: object) -> int:
+    """`90s`, `30m`, `8h`, `7d`, `1h30m`, or an int of seconds; returns seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f'"{value}" is not a duration (e.g. 90s, 30m, 8h, 7d)')
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f'"{value}" is not a duration (must be positive, e.g. 30m)')
+        return value
+    text = str(value).strip().lower()
+    match = _DURATION_RE.fullmatch(text)
+    if not text or not match or not any(match.groups()):
+        raise ValueError(f'"{value}" is not a duration (e.g. 90s, 30m, 8h, 7d)')
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
+        raise ValueError(f'"{value}" is not a duration (must be positive, e.g. 30m)')
+    return total
+
+
+def format_duration(seconds: int) -> str:
+    """Canonical spelling of a duration in seconds: 5400 -> `1h30m`."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts) or "0s"
+
+
+def check_host_pattern(value: str) -> str:
+    """An allowlist entry: `host.name`, `*.suffix`, an IP address or a CIDR; returns it normalised."""
+    text = value.strip().lower()
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=False))
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        pass
+    host = text[2:] if text.startswith("*.") else text
+    if "*" in host or not _HOST_RE.fullmatch(host) or len(host) > 253:
+        raise ValueError(
+            f'"{value}" is not a host pattern (use a hostname like api.github.com, '
+            '"*.example.com", an IP address or a CIDR like 10.0.0.0/8)'
+        )
+    return text.rstrip(".")
