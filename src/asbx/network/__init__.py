@@ -1,0 +1,1 @@
+"""Egress for `network: {allow: [...]}` sandboxes: the allowlist, the proxy, its lifecycle."""
