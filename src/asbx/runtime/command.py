@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import codecs
+import contextlib
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import IO, Protocol
 
 from asbx.runtime.base import OutputCallback
+
+TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` returns; callers see it for a timed-out command
+_DRAIN_GRACE = 5.0  # seconds to wait for output after the process ended (pipes held by a daemon)
+
+_log = logging.getLogger(__name__)
+
+TraceCallback = Callable[[str], None]
+"""Receives one human-readable line per command started and finished (`asbx -vv`)."""
 
 
 @dataclass(frozen=True)
@@ -46,3 +63,167 @@ def argv_of(*parts: str | Sequence[str]) -> tuple[str, ...]:
         else:
             out.extend(part)
     return tuple(out)
+
+
+class SubprocessRunner:
+    """The real runner: Popen with an argv list, pipes read by threads, a process-group timeout.
+
+    A missing executable is not an exception: it gives exit code 127 (126 if not executable),
+    as a shell would, so backends can turn it into a RuntimeUnavailableError with the fix.
+    """
+
+    def __init__(self, trace: TraceCallback | None = None) -> None:
+        self._trace = trace
+
+    def __call__(self, request: CommandRequest,
+                 on_output: OutputCallback | None = None) -> CommandResult:
+        self._emit(f"$ {shlex.join(request.argv)}")
+        started = time.monotonic()
+        try:
+            process = _spawn(request)
+        except OSError as exc:
+            code = 127 if isinstance(exc, FileNotFoundError) else 126
+            result = CommandResult(request.argv, code, "", f"{request.argv[0]}: {exc.strerror}")
+        else:
+            result = _communicate(process, request, on_output, started)
+        self._emit(_describe_end(result))
+        return result
+
+    def _emit(self, line: str) -> None:
+        _log.debug("%s", line)
+        if self._trace is not None:
+            self._trace(line)
+
+
+def _describe_end(result: CommandResult) -> str:
+    outcome = "timed out" if result.timed_out else f"exit {result.returncode}"
+    return f"  -> {outcome} in {result.duration:.2f}s"
+
+
+def _spawn(request: CommandRequest) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **request.env} if request.env else None
+    return subprocess.Popen(
+        list(request.argv),
+        stdin=subprocess.DEVNULL if request.stdin is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=request.cwd,
+        start_new_session=True,  # its own process group, so a timeout kills the whole tree
+    )
+
+
+def _communicate(process: subprocess.Popen[bytes], request: CommandRequest,
+                 on_output: OutputCallback | None, started: float) -> CommandResult:
+    lock = threading.Lock()
+    readers = [
+        _StreamReader(process.stdout, "stdout", on_output, lock),
+        _StreamReader(process.stderr, "stderr", on_output, lock),
+    ]
+    threads = [threading.Thread(target=reader.run, daemon=True) for reader in readers]
+    if request.stdin is not None:
+        threads.append(threading.Thread(
+            target=_feed, args=(process.stdin, request.stdin), daemon=True))
+    for thread in threads:
+        thread.start()
+    timed_out = _wait(process, request.timeout)
+    deadline = time.monotonic() + _DRAIN_GRACE
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    returncode = TIMEOUT_EXIT_CODE if timed_out else process.returncode
+    return CommandResult(request.argv, returncode, readers[0].text(), readers[1].text(),
+                         time.monotonic() - started, timed_out)
+
+
+def _wait(process: subprocess.Popen[bytes], timeout: float | None) -> bool:
+    """Wait for the process; on timeout kill its process group and report True."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        process.wait()
+        return True
+    except BaseException:  # ^C in the caller: do not leave the child running on its own
+        _kill_group(process)
+        process.wait()
+        raise
+    return False
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def _feed(pipe: IO[bytes] | None, data: bytes) -> None:
+    if pipe is None:
+        return
+    # If the process stops reading (BrokenPipeError is an OSError), its exit code tells the story.
+    with contextlib.suppress(OSError, ValueError):
+        pipe.write(data)
+    with contextlib.suppress(OSError):
+        pipe.close()
+
+
+class _StreamReader:
+    """Reads one pipe to its end, keeping all text and passing each line to the callback."""
+
+    def __init__(self, pipe: IO[bytes] | None, stream: str,
+                 on_output: OutputCallback | None, lock: threading.Lock) -> None:
+        self._pipe = pipe
+        self._stream = stream
+        self._on_output = on_output
+        self._lock = lock
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._parts: list[str] = []
+
+    def run(self) -> None:
+        if self._pipe is None:
+            return
+        for raw in iter(self._pipe.readline, b""):
+            self._take(self._decoder.decode(raw))
+        self._take(self._decoder.decode(b"", final=True))
+        self._pipe.close()
+
+    def _take(self, text: str) -> None:
+        if not text:
+            return
+        self._parts.append(text)
+        if self._on_output is not None:
+            with self._lock:  # one callback at a time, even with two streams
+                self._on_output(self._stream, text)
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+
+class RecordingRunner:
+    """Wraps a runner and records every request and result: tests and benchmarks count with it."""
+
+    def __init__(self, inner: CommandRunner) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.requests: list[CommandRequest] = []
+        self.results: list[CommandResult] = []
+
+    def __call__(self, request: CommandRequest,
+                 on_output: OutputCallback | None = None) -> CommandResult:
+        with self._lock:
+            self.requests.append(request)
+        result = self._inner(request, on_output)
+        with self._lock:
+            self.results.append(result)
+        return result
+
+    @property
+    def count(self) -> int:
+        """How many commands were run."""
+        return len(self.requests)
+
+    def argvs(self) -> list[tuple[str, ...]]:
+        return [request.argv for request in self.requests]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.results.clear()
