@@ -60,7 +60,7 @@ class CycleError(ValueError):
 
 
 def implicit_image_name(ref: str, taken: Iterable[str]) -> str:
-    """A resource name for a plain image reference used by a sandbox (`python:3.12` -> `python-3-12`)."""
+    """A resource name for a plain image reference (`python:3.12` -> `python-3-12`)."""
     tail = ref.split("@")[0].rsplit("/", 1)[-1]
     name = re.sub(r"[^a-z0-9_-]+", "-", tail.lower()).strip("-_")[:50] or "image"
     if name in set(taken):
@@ -68,7 +68,9 @@ def implicit_image_name(ref: str, taken: Iterable[str]) -> str:
     return name
 
 
-def build_graph(spec: Spec, image_bases: Mapping[str, Iterable[str]] | None = None) -> ResourceGraph:
+def build_graph(
+    spec: Spec, image_bases: Mapping[str, Iterable[str]] | None = None
+) -> ResourceGraph:
     """The graph of `spec`; `image_bases` maps an images key to the FROM refs of its Dockerfile."""
     resources: dict[Address, ResourceSpec] = {}
     deps: dict[Address, set[Address]] = {}
@@ -87,7 +89,8 @@ def build_graph(spec: Spec, image_bases: Mapping[str, Iterable[str]] | None = No
         deps[addr.sandbox(name)] = _sandbox_deps(spec, name, box, implicit)
     for name, snap in spec.snapshots.items():
         resources[addr.snapshot(name)] = snap
-        deps[addr.snapshot(name)] = {addr.sandbox(snap.sandbox)} if snap.sandbox in spec.sandboxes else set()
+        known = snap.sandbox in spec.sandboxes
+        deps[addr.snapshot(name)] = {addr.sandbox(snap.sandbox)} if known else set()
     frozen = {a: frozenset(d & resources.keys()) for a, d in deps.items()}
     return ResourceGraph(resources, frozen, frozenset(implicit.values()))
 
@@ -129,7 +132,10 @@ def stable_topological_order(
     position = {node: index for index, node in enumerate(nodes)}
     remaining = {n: {d for d in deps.get(n, ()) if d in position} for n in nodes}
     order: list[Address] = []
-    ready = sorted((n for n, d in remaining.items() if not d), key=lambda n: (_KIND_RANK[n.kind], position[n]))
+    def rank(node: Address) -> tuple[int, int]:
+        return (_KIND_RANK[node.kind], position[node])
+
+    ready = sorted((n for n, d in remaining.items() if not d), key=rank)
     users: dict[Address, list[Address]] = {n: [] for n in nodes}
     for node, ds in remaining.items():
         for dep in ds:
@@ -141,7 +147,7 @@ def stable_topological_order(
             remaining[user].discard(node)
             if not remaining[user]:
                 ready.append(user)
-        ready.sort(key=lambda n: (_KIND_RANK[n.kind], position[n]))
+        ready.sort(key=rank)
     if len(order) < len(nodes):
         raise CycleError(find_cycle({n: d for n, d in remaining.items() if d}))
     return order

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import types
 import typing
 from typing import Any
@@ -11,50 +12,74 @@ from pydantic_core import ErrorDetails
 
 from asbx.diagnostics import Diagnostic, did_you_mean
 from asbx.spec.model import Spec
-from asbx.spec.yaml_source import SourceMap
+from asbx.spec.values import LocatedValueError
+from asbx.spec.yaml_source import SourceMap, dotted
 
 Loc = tuple[str | int, ...]
 
 _TYPE_NAMES = {dict: "a mapping", list: "a list", str: "a string", int: "a number",
-               float: "a number", bool: "true/false", type(None): "nothing (null)"}
+               float: "a number", bool: "true/false", type(None): "nothing (null)",
+               datetime.date: "a date", datetime.datetime: "a date and time", bytes: "binary data"}
 _EXPECTED = {
     "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
     "list_type": "a list", "tuple_type": "a list", "string_type": "a string",
-    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
-    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
-    "bool_parsing": "true or false",
+    "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    "bool_type": "true or false", "bool_parsing": "true or false",
+}
+_MISSING_HINTS: dict[Loc, str] = {
+    ("version",): "add `version: 1` as the first line",
+    ("sandboxes", "*", "image"): "an images: key or a reference, e.g. docker.io/library/busybox",
+    ("snapshots", "*", "sandbox"): "name the sandbox whose /workspace the snapshot captures",
 }
 
 
+__all__ = ["diagnostic_for", "dotted", "type_name"]
+
+
 def type_name(value: Any) -> str:
+    """A plain-English name for the YAML type of `value` ("a mapping", "a list", ...)."""
     return _TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def dotted(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def diagnostic_for(error: ErrorDetails, data: Any, smap: SourceMap) -> Diagnostic:
     """One pydantic error as a Diagnostic with a file position, a dotted path and a hint."""
     raw_loc = tuple(error["loc"])
     kind = error["type"]
+    if kind == "extra_forbidden":
+        return _unknown_key(raw_loc, smap)
+    if kind == "missing":
+        return _missing_key(raw_loc, smap)
     is_key = "[key]" in raw_loc
     loc = _existing_prefix(tuple(p for p in raw_loc if p != "[key]"), data)
-    if kind == "extra_forbidden":
-        key = str(raw_loc[-1])
-        choices = _allowed_keys(raw_loc[:-1])
-        return Diagnostic(f'unknown key "{key}"', smap.key_pos(raw_loc), dotted(raw_loc[:-1]),
-                          hint=did_you_mean(key, choices) or _list_hint(choices))
-    if kind == "missing":
-        return Diagnostic(f'missing required key "{raw_loc[-1]}"',
-                          smap.key_pos(raw_loc[:-1]) if raw_loc[:-1] else smap.value_pos(()),
-                          dotted(raw_loc[:-1]) or "(top level)")
-    message = _message(error, kind)
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, LocatedValueError):
+        return _located(cause, loc, smap)
     pos = smap.key_pos(loc) if is_key else smap.value_pos(loc)
-    return Diagnostic(message, pos, dotted(loc))
+    return Diagnostic(_message(error, kind), pos, dotted(loc))
+
+
+def _unknown_key(loc: Loc, smap: SourceMap) -> Diagnostic:
+    key = str(loc[-1])
+    choices = _allowed_keys(loc[:-1])
+    return Diagnostic(f'unknown key "{key}"', smap.key_pos(loc), dotted(loc[:-1]),
+                      hint=did_you_mean(key, choices) or _list_hint(choices))
+
+
+def _missing_key(loc: Loc, smap: SourceMap) -> Diagnostic:
+    parent = loc[:-1]
+    pattern: Loc = tuple("*" if i == 1 else p for i, p in enumerate(loc))
+    return Diagnostic(f'missing required key "{loc[-1]}"',
+                      smap.key_pos(parent) if parent else smap.value_pos(()),
+                      dotted(parent), hint=_MISSING_HINTS.get(pattern))
+
+
+def _located(cause: LocatedValueError, loc: Loc, smap: SourceMap) -> Diagnostic:
+    """A LocatedValueError: point at the key or value it names below `loc`."""
+    target = (*loc, *cause.at)
+    pos = smap.key_pos(target) if cause.key else smap.value_pos(target)
+    shown = target[:-1] if cause.key and cause.at else target
+    return Diagnostic(str(cause), pos, dotted(shown), hint=cause.hint)
 
 
 def _message(error: ErrorDetails, kind: str) -> str:
@@ -67,7 +92,8 @@ def _message(error: ErrorDetails, kind: str) -> str:
     if kind == "literal_error":
         return f"{error['input']!r} is not one of {error.get('ctx', {}).get('expected', '')}"
     if kind in ("greater_than", "less_than_equal", "greater_than_equal", "less_than"):
-        return f"{error['input']!r} is out of range ({error['msg'].lower()})"
+        limit = str(error["msg"]).lower().removeprefix("input should be ")
+        return f"{error['input']!r} is out of range (must be {limit})"
     return str(error["msg"])
 
 
@@ -79,12 +105,11 @@ def _existing_prefix(loc: Loc, data: Any) -> Loc:
     """The longest prefix of `loc` that exists in the raw data (coerced forms add parts)."""
     node = data
     for index, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
+        in_dict = isinstance(node, dict) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if not (in_dict or in_list):
             return loc[:index]
+        node = node[part]
     return loc
 
 

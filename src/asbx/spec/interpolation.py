@@ -1,4 +1,4 @@
-"""Compose-style variable interpolation: ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?msg}, ${VAR?msg}, $$."""
+"""Compose-style interpolation: $VAR, ${VAR}, ${VAR:-d}, ${VAR-d}, ${VAR:?e}, ${VAR:+r}, $$."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _NAME_RE = re.compile(_NAME)
-_BRACED_RE = re.compile(rf"(?P<name>{_NAME})(?:(?P<op>:?[-?])(?P<arg>.*))?", re.DOTALL)
+_BRACED_RE = re.compile(rf"(?P<name>{_NAME})(?:(?P<op>:?[-?+])(?P<arg>.*))?", re.DOTALL)
 
 
 class InterpolationError(ValueError):
@@ -44,7 +44,9 @@ def _reference(text: str, start: int, env: Mapping[str, str]) -> tuple[str, int]
         if close is not None:
             return _braced(text[start + 2 : close], env), close + 1
     shown = text[start : start + 12]
-    raise InterpolationError(f'invalid interpolation "{shown}" (use ${{VAR}}, or $$ for a literal $)')
+    raise InterpolationError(
+        f'invalid interpolation "{shown}" (use ${{VAR}}, or $$ for a literal $)'
+    )
 
 
 def _matching_brace(text: str, open_at: int) -> int | None:
@@ -60,14 +62,22 @@ def _matching_brace(text: str, open_at: int) -> int | None:
 
 
 def _braced(inner: str, env: Mapping[str, str]) -> str:
+    """`${name}`, `${name-d}`, `${name:-d}`, `${name?e}`, `${name:?e}`, `${name+r}`, `${name:+r}`.
+
+    With a colon the operator treats an empty value like an unset one, as in Compose and sh.
+    """
     match = _BRACED_RE.fullmatch(inner)
     if not match:
-        raise InterpolationError(f'invalid interpolation "${{{inner}}}" (use ${{VAR}} or ${{VAR:-default}})')
+        raise InterpolationError(
+            f'invalid interpolation "${{{inner}}}" (use ${{VAR}} or ${{VAR:-default}})'
+        )
     name, op, arg = match.group("name"), match.group("op"), match.group("arg") or ""
     value = env.get(name)
     unset = value is None or (value == "" and op is not None and op.startswith(":"))
     if op in (":-", "-"):
         return interpolate(arg, env) if unset else str(value)
+    if op in (":+", "+"):
+        return "" if unset else interpolate(arg, env)
     if op in (":?", "?"):
         if unset:
             detail = interpolate(arg, env) if arg else "it must be set"

@@ -1,4 +1,4 @@
-"""load_spec(path): read, interpolate, validate and cross-check a sandboxes.yaml; raise SpecError once."""
+"""load_spec(path): read, interpolate, validate, cross-check a sandboxes.yaml; one SpecError."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from asbx.diagnostics import Diagnostics, SourcePos
+from asbx.diagnostics import Diagnostics, Severity, SourcePos
 from asbx.errors import SpecError, SpecNotFoundError
 from asbx.graph import CycleError, ResourceGraph, build_graph
 from asbx.spec import errors_translation as translate
@@ -22,6 +22,7 @@ from asbx.spec.yaml_source import SourceMap, YamlReadError, decode_text, load_ya
 
 DEFAULT_FILENAMES = ("sandboxes.yaml", "sandboxes.yml")
 FREE_FORM_KEYS = frozenset({"env", "labels", "args"})
+NAMED_SECTIONS = frozenset({"images", "volumes", "snapshots", "sandboxes"})
 MAX_DOCKERFILE_BYTES = 1024 * 1024
 
 
@@ -92,8 +93,9 @@ def load_spec_text(
         diags.add(f"the top level must be a mapping (found {kind})", pos=SourcePos(display, 1, 1),
                   hint="start with `version: 1`")
         raise SpecError(diags.sorted())
+    _warn_extension_names(data, smap, diags)
     data = _strip_extensions(data, ())
-    env = _variables(path.parent, environ)
+    env = _variables(path.parent, environ, diags)
     data = interpolate_tree(
         data, env,
         lambda p, msg: diags.add(msg, pos=smap.value_pos(p), path=translate.dotted(p)),
@@ -120,13 +122,40 @@ def _display_name(path: Path) -> str:
     return str(path) if relative.startswith("..") else relative
 
 
-def _variables(directory: Path, environ: Mapping[str, str] | None) -> dict[str, str]:
+def _variables(directory: Path, environ: Mapping[str, str] | None,
+               diags: Diagnostics) -> dict[str, str]:
+    """Interpolation variables: `.env` beside the spec, overridden by the environment."""
     env: dict[str, str] = {}
     dotenv = directory / ".env"
     if dotenv.is_file():
-        env.update(read_dotenv(dotenv))
+        env.update(_read_env_file(dotenv, directory, diags))
     env.update(os.environ if environ is None else environ)
     return env
+
+
+def _read_env_file(file: Path, directory: Path, diags: Diagnostics,
+                   pos: SourcePos | None = None, path: str = "") -> dict[str, str]:
+    try:
+        return read_dotenv(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+        diags.add(f'cannot read "{_rel(file, directory)}": {reason}',
+                  pos=pos or SourcePos(_rel(file, directory), 1, 1), path=path)
+        return {}
+
+
+def _warn_extension_names(data: dict[str, Any], smap: SourceMap, diags: Diagnostics) -> None:
+    """`x-*` keys are ignored everywhere, even where they would be valid resource names."""
+    for section in NAMED_SECTIONS:
+        entries = data.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for key in entries:
+            if isinstance(key, str) and key.startswith("x-"):
+                diags.add(f'"{key}" is ignored: keys starting with "x-" are extensions',
+                          pos=smap.key_pos((section, key)), path=section,
+                          hint="rename it if it is meant to be a resource",
+                          severity=Severity.WARNING)
 
 
 def _strip_extensions(node: Any, path: tuple[str | int, ...]) -> Any:
@@ -159,14 +188,15 @@ def _merge_env_files(spec: Spec, directory: Path, smap: SourceMap, diags: Diagno
             continue
         merged: dict[str, str] = {}
         for index, relative in enumerate(box.env_file):
-            file = directory / relative
+            file = _under(directory, relative)
             keypath = ("sandboxes", name, "env_file", index)
-            if not file.is_file():
-                keypath_ = keypath if smap.values.get(keypath) else keypath[:-1]
-                diags.add(f'env_file "{relative}" does not exist', pos=smap.value_pos(keypath_),
-                          path=translate.dotted(keypath))
+            pos = smap.value_pos(keypath if keypath in smap.values else keypath[:-1])
+            if file is None or not file.is_file():
+                diags.add(f'env_file "{relative}" does not exist', pos=pos,
+                          path=translate.dotted(keypath),
+                          hint="paths are relative to the spec's directory")
                 continue
-            merged.update(read_dotenv(file))
+            merged.update(_read_env_file(file, directory, diags, pos, translate.dotted(keypath)))
         merged.update(box.env)
         updated[name] = box.model_copy(update={"env": merged})
     if not updated:
@@ -184,22 +214,51 @@ def _read_dockerfiles(spec: Spec, directory: Path, smap: SourceMap,
         if build.inline is not None:
             texts[name] = build.inline
             continue
-        context = directory / build.context
+        context = _under(directory, build.context)
+        if context is None or not context.is_dir():
+            continue  # reported by _check_paths
         dockerfile = context / (build.dockerfile or "Dockerfile")
         keypath = ("images", name, "build", "dockerfile" if build.dockerfile else "context")
-        if not context.is_dir():
-            continue  # reported by _check_paths
         if not dockerfile.is_file():
-            diags.add(f"Dockerfile {_rel(dockerfile, directory)} does not exist",
+            diags.add(f'no Dockerfile at "{_rel(dockerfile, directory)}"',
                       pos=smap.value_pos(keypath), path=translate.dotted(keypath),
                       hint="set build.dockerfile (relative to the context) or build.inline")
             continue
-        if dockerfile.stat().st_size > MAX_DOCKERFILE_BYTES:
-            diags.add("Dockerfile is larger than 1 MiB", pos=smap.value_pos(keypath),
-                      path=translate.dotted(keypath))
+        text = _read_dockerfile(dockerfile)
+        if text is None:
+            diags.add(f'cannot read "{_rel(dockerfile, directory)}" (unreadable or over 1 MiB)',
+                      pos=smap.value_pos(keypath), path=translate.dotted(keypath))
             continue
-        texts[name] = dockerfile.read_text(encoding="utf-8", errors="replace")
+        texts[name] = text
     return texts
+
+
+def _read_dockerfile(file: Path) -> str | None:
+    try:
+        with file.open("rb") as handle:
+            raw = handle.read(MAX_DOCKERFILE_BYTES + 1)
+    except OSError:
+        return None
+    if len(raw) > MAX_DOCKERFILE_BYTES:
+        return None
+    return raw.decode("utf-8", errors="replace")
+
+
+def _under(directory: Path, relative: str) -> Path | None:
+    """`relative` (from the spec) resolved against the spec's directory; None if unusable."""
+    try:
+        return directory / Path(relative).expanduser()
+    except (RuntimeError, ValueError):  # ~unknownuser, embedded NUL
+        return None
+
+
+def _exists(path: Path | None, *, directory: bool = False) -> bool:
+    if path is None:
+        return False
+    try:
+        return path.is_dir() if directory else path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _rel(path: Path, directory: Path) -> str:
@@ -210,29 +269,38 @@ def _rel(path: Path, directory: Path) -> str:
 
 
 def _check_paths(spec: Spec, directory: Path, smap: SourceMap, diags: Diagnostics) -> None:
+    relative_hint = "paths are relative to the spec's directory"
     for name, image in spec.images.items():
-        if image.build is not None and not (directory / image.build.context).is_dir():
+        if image.build is not None and not _exists(_under(directory, image.build.context),
+                                                   directory=True):
             keypath = ("images", name, "build", "context")
             diags.add(f'build context "{image.build.context}" is not a directory',
-                      pos=smap.value_pos(keypath), path=translate.dotted(keypath))
+                      pos=smap.value_pos(keypath), path=translate.dotted(keypath),
+                      hint=relative_hint)
     for name, box in spec.sandboxes.items():
-        if box.workspace and box.workspace.from_ is not None:
-            source = directory / Path(box.workspace.from_).expanduser()
-            if not source.is_dir():
-                keypath = ("sandboxes", name, "workspace", "from")
-                diags.add(f'workspace source "{box.workspace.from_}" is not a directory',
-                          pos=smap.value_pos(keypath), path=translate.dotted(keypath))
+        source = box.workspace.from_ if box.workspace else None
+        if source is not None and not _exists(_under(directory, source), directory=True):
+            from_path = ("sandboxes", name, "workspace", "from")
+            diags.add(f'workspace source "{source}" is not a directory',
+                      pos=smap.value_pos(from_path), path=translate.dotted(from_path),
+                      hint=relative_hint)
         for index, mount in enumerate(box.volumes):
-            if mount.type == "bind" and not (directory / Path(mount.source).expanduser()).exists():
-                keypath = ("sandboxes", name, "volumes", index)
+            if mount.type == "bind" and not _exists(_under(directory, mount.source)):
+                mount_path = ("sandboxes", name, "volumes", index)
                 diags.add(f'bind source "{mount.source}" does not exist',
-                          pos=smap.value_pos(keypath), path=translate.dotted(keypath),
+                          pos=smap.value_pos(mount_path), path=translate.dotted(mount_path),
                           hint="create the directory, or fix the path (relative to the spec)")
+
+
+def _build_args(spec: Spec, image: str) -> Mapping[str, str]:
+    build = spec.images[image].build
+    return build.args if build is not None else {}
 
 
 def _graph(spec: Spec, dockerfiles: Mapping[str, str], smap: SourceMap,
            diags: Diagnostics) -> ResourceGraph | None:
-    bases = {name: from_references(text) for name, text in dockerfiles.items()}
+    bases = {name: from_references(text, _build_args(spec, name))
+             for name, text in dockerfiles.items()}
     graph = build_graph(spec, bases)
     try:
         graph.order()

@@ -1,4 +1,4 @@
-"""The sandboxes.yaml model (pydantic v2, frozen, unknown keys forbidden); the schema is generated from it."""
+"""The sandboxes.yaml model (pydantic v2, frozen, unknown keys forbidden); source of the schema."""
 
 from __future__ import annotations
 
@@ -18,16 +18,22 @@ from pydantic import (
     model_validator,
 )
 
+from asbx.diagnostics import did_you_mean
 from asbx.spec import values
+from asbx.spec.values import LocatedValueError
 
 SPEC_VERSION = 1
 RESERVED_LABEL_PREFIX = "dev.asbx."
 DEFAULT_COMMAND = ("tail", "-f", "/dev/null")
 
 
+_KIND_NAMES = {bool: "true/false", dict: "a mapping", list: "a list", type(None): "nothing (null)"}
+
+
 def _strict_str(value: Any) -> Any:
+    """Accept strings and numbers (as their text); refuse booleans, mappings and lists."""
     if isinstance(value, bool | dict | list):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
+        raise ValueError(f"expected a string, got {_KIND_NAMES[type(value)]}")
     if isinstance(value, int | float):
         return str(value)
     return value
@@ -67,8 +73,34 @@ Duration = Annotated[
     ),
 ]
 Text = Annotated[str, BeforeValidator(_strict_str)]
+Cpus = Annotated[
+    float,
+    BeforeValidator(values.parse_cpus),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": values.MAX_CPUS},
+                {"type": "string", "pattern": r"^\d+(\.\d+)?$"},
+            ],
+            "examples": [2, 0.5],
+        }
+    ),
+]
 HostPattern = Annotated[str, AfterValidator(values.check_host_pattern)]
 StrMap = dict[str, Text]
+
+
+def _no_reserved_labels(labels: dict[str, str]) -> dict[str, str]:
+    for key in labels:
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            raise LocatedValueError(
+                f'label "{key}" uses the prefix "{RESERVED_LABEL_PREFIX}", reserved for asbx',
+                at=(key,), key=True, hint="choose another prefix, e.g. com.example.",
+            )
+    return labels
+
+
+Labels = Annotated[StrMap, AfterValidator(_no_reserved_labels)]
 
 
 class _Model(BaseModel):
@@ -80,9 +112,9 @@ def _env_map(value: Any, info: ValidationInfo) -> Any:
     host_env: dict[str, str] = (info.context or {}).get("env", {})
     if isinstance(value, list):
         mapping: dict[str, Any] = {}
-        for item in value:
+        for index, item in enumerate(value):
             if not isinstance(item, str):
-                raise ValueError("list entries must be strings like KEY=VALUE")
+                raise LocatedValueError("list entries must be strings like KEY=VALUE", at=(index,))
             key, sep, val = item.partition("=")
             mapping[key] = val if sep else None
         value = mapping
@@ -91,7 +123,10 @@ def _env_map(value: Any, info: ValidationInfo) -> Any:
     result: dict[str, Any] = {}
     for key, val in value.items():
         if not isinstance(key, str) or not values.ENV_NAME_RE.fullmatch(key):
-            raise ValueError(f'"{key}" is not a valid environment variable name')
+            raise LocatedValueError(
+                f'"{key}" is not a valid environment variable name', at=(key,), key=True,
+                hint="names are letters, digits, _ and ., not starting with a digit",
+            )
         if val is None:
             if key in host_env:
                 result[key] = host_env[key]
@@ -133,29 +168,36 @@ class BuildSpec(_Model):
     @model_validator(mode="after")
     def _one_dockerfile_source(self) -> BuildSpec:
         if self.dockerfile is not None and self.inline is not None:
-            raise ValueError('give either "dockerfile" or "inline", not both')
+            raise LocatedValueError('give either "dockerfile" or "inline", not both',
+                                    at=("inline",), key=True)
         return self
 
 
 class ImageSpec(_Model):
     """An image: pulled from a registry (`ref`) or built from a Dockerfile (`build`)."""
 
-    ref: str | None = Field(None, description="OCI reference to pull, e.g. docker.io/library/python:3.12.")
+    ref: str | None = Field(
+        None, description="OCI reference to pull, e.g. docker.io/library/python:3.12."
+    )
     build: BuildSpec | None = Field(None, description="Build this image from a Dockerfile.")
     platform: str | None = Field(None, description="Platform to pull or build, e.g. linux/arm64.")
-    labels: StrMap = Field(default_factory=dict, description="Labels set on the image.")
+    labels: Labels = Field(default_factory=dict, description="Labels set on the image.")
 
     @model_validator(mode="after")
     def _ref_xor_build(self) -> ImageSpec:
-        if (self.ref is None) == (self.build is None):
-            raise ValueError('an image needs exactly one of "ref" or "build"')
+        if self.ref is not None and self.build is not None:
+            raise LocatedValueError('give either "ref" or "build", not both',
+                                    at=("build",), key=True)
+        if self.ref is None and self.build is None:
+            raise LocatedValueError('an image needs "ref" (to pull) or "build" (to build)',
+                                    key=True, hint="e.g. ref: docker.io/library/python:3.12-slim")
         return self
 
 
 class VolumeSpec(_Model):
     """A named volume, kept across sandbox replacement and `destroy` unless asked."""
 
-    labels: StrMap = Field(default_factory=dict, description="Labels set on the volume.")
+    labels: Labels = Field(default_factory=dict, description="Labels set on the volume.")
     size: Size | None = Field(None, description="Size limit, where the runtime supports one.")
 
 
@@ -163,7 +205,7 @@ class SnapshotSpec(_Model):
     """An archive of a sandbox's /workspace, taken after its setup ran."""
 
     sandbox: Name = Field(description="The sandbox whose /workspace is captured.")
-    labels: StrMap = Field(default_factory=dict, description="Labels recorded with the snapshot.")
+    labels: Labels = Field(default_factory=dict, description="Labels recorded with the snapshot.")
 
 
 class NetworkPolicy(_Model):
@@ -180,7 +222,8 @@ class NetworkPolicy(_Model):
     @model_validator(mode="after")
     def _allow_needs_hosts(self) -> NetworkPolicy:
         if self.mode == "allow" and not self.allow:
-            raise ValueError('"allow" needs at least one host (or use network: deny)')
+            raise LocatedValueError('"allow" needs at least one host', at=("allow",),
+                                    hint="list hosts, or use network: deny")
         if self.mode != "allow" and self.allow:
             raise ValueError(f'"allow" hosts make no sense with network: {self.mode}')
         return self
@@ -193,18 +236,29 @@ def _coerce_network(value: Any) -> Any:
     if isinstance(value, str):
         if value in ("deny", "open"):
             return {"mode": value}
-        raise ValueError(f'"{value}" is not a network policy (use deny, open or {{allow: [...]}})')
+        raise LocatedValueError(f'"{value}" is not a network policy',
+                                hint=did_you_mean(value, ["deny", "open"])
+                                or "use deny, open or {allow: [hosts]}")
     if isinstance(value, dict):
-        if set(value) != {"allow"}:
-            unknown = sorted(set(value) - {"allow"})
-            raise ValueError(f'unknown key "{unknown[0]}" in network (only "allow" is allowed)')
+        _refuse_unknown_keys(value, ["allow"], "network")
+        if "allow" not in value:
+            raise LocatedValueError('network needs "allow: [hosts]" (or use deny or open)')
         hosts = value["allow"]
         if not isinstance(hosts, list):
-            raise ValueError('"allow" must be a list of hosts')
+            raise LocatedValueError('"allow" must be a list of hosts', at=("allow",),
+                                    hint="e.g. allow: [api.github.com]")
         return {"mode": "allow", "allow": hosts}
     if isinstance(value, NetworkPolicy):
         return value
-    raise ValueError("network must be deny, open or {allow: [hosts]}")
+    raise LocatedValueError("network must be deny, open or {allow: [hosts]}")
+
+
+def _refuse_unknown_keys(value: dict[Any, Any], allowed: list[str], what: str) -> None:
+    for key in value:
+        if key not in allowed:
+            hint = did_you_mean(str(key), allowed) or f"allowed keys: {', '.join(allowed)}"
+            raise LocatedValueError(f'unknown key "{key}" in {what}', at=(key,), key=True,
+                                    hint=hint)
 
 
 def _dump_network(policy: NetworkPolicy) -> Any:
@@ -275,20 +329,23 @@ def _coerce_mount(value: Any) -> Any:
         return {"type": kind, "source": source, "target": target,
                 "readonly": len(parts) == 3 and parts[2] == "ro"}
     if isinstance(value, dict):
-        value = dict(value)
-        has_volume, has_bind = "volume" in value, "bind" in value
-        if has_volume == has_bind:
-            raise ValueError('a mount needs exactly one of "volume" or "bind"')
-        kind = "volume" if has_volume else "bind"
-        source = value.pop(kind)
-        allowed = {"target", "readonly"}
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            raise ValueError(f'unknown key "{unknown[0]}" in mount (use {kind}, target, readonly)')
-        if "target" not in value:
-            raise ValueError('a mount needs a "target" path')
-        return {"type": kind, "source": source, **value}
+        return _long_mount(value)
     return value
+
+
+def _long_mount(value: dict[Any, Any]) -> dict[str, Any]:
+    has_volume, has_bind = "volume" in value, "bind" in value
+    if has_volume and has_bind:
+        raise LocatedValueError('give either "volume" or "bind", not both', at=("bind",), key=True)
+    kind = "volume" if has_volume else "bind"
+    _refuse_unknown_keys(value, [kind, "target", "readonly"] if has_volume or has_bind
+                         else ["volume", "bind", "target", "readonly"], "mount")
+    if not has_volume and not has_bind:
+        raise LocatedValueError('a mount needs "volume: NAME" or "bind: ./dir"')
+    if "target" not in value:
+        raise LocatedValueError('a mount needs a "target" path', hint="e.g. target: /data")
+    rest = {k: v for k, v in value.items() if k != kind}
+    return {"type": kind, "source": value[kind], **rest}
 
 
 def _dump_mount(mount: MountSpec) -> dict[str, Any]:
@@ -314,7 +371,11 @@ Mount = Annotated[
                         "volume": {"type": "string", "description": "A volumes: name."},
                         "bind": {"type": "string", "description": "A host directory."},
                         "target": {"type": "string", "description": "Absolute path inside."},
-                        "readonly": {"type": "boolean", "default": False},
+                        "readonly": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": "Mount read-only.",
+                        },
                     },
                     "required": ["target"],
                     "additionalProperties": False,
@@ -341,18 +402,28 @@ _PORT_RE = re.compile(
 
 def _coerce_port(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= 65535:
+            raise ValueError(f"port {value} is out of range (1-65535)")
         return {"host": value, "container": value}
     if isinstance(value, str):
         match = _PORT_RE.fullmatch(value.strip())
         if not match:
             raise ValueError(f'"{value}" is not a port (use HOST:CONTAINER, e.g. 8080:80)')
-        spec: dict[str, Any] = {"host": int(match["host"]), "container": int(match["ctr"])}
+        host, container = _port_number(match["host"], value), _port_number(match["ctr"], value)
+        spec: dict[str, Any] = {"host": host, "container": container}
         if match["ip"]:
             spec["host_ip"] = match["ip"].strip("[]")
         if match["proto"]:
             spec["protocol"] = match["proto"]
         return spec
     return value
+
+
+def _port_number(text: str, value: str) -> int:
+    number = int(text[:6])
+    if not 1 <= number <= 65535 or len(text) > 5:
+        raise ValueError(f'"{value}": port {text} is out of range (1-65535)')
+    return number
 
 
 def _dump_port(port: PortSpec) -> str:
@@ -377,7 +448,9 @@ class WorkspaceSpec(_Model):
     """Where a sandbox's /workspace comes from: a host directory copied in, or a snapshot."""
 
     from_: str | None = Field(
-        None, alias="from", description="Host directory (relative to the spec) copied in at creation."
+        None,
+        alias="from",
+        description="Host directory (relative to the spec) copied in at creation.",
     )
     ignore: tuple[str, ...] = Field(
         (), description="gitignore-style patterns left out when copying `from`."
@@ -387,9 +460,11 @@ class WorkspaceSpec(_Model):
     @model_validator(mode="after")
     def _one_source(self) -> WorkspaceSpec:
         if self.from_ is not None and self.snapshot is not None:
-            raise ValueError('give either "from" or "snapshot", not both')
+            raise LocatedValueError('give either "from" or "snapshot", not both',
+                                    at=("snapshot",), key=True)
         if self.ignore and self.from_ is None:
-            raise ValueError('"ignore" only applies with "from"')
+            raise LocatedValueError('"ignore" only applies with "from"', at=("ignore",), key=True,
+                                    hint="add from: ./dir, or remove ignore")
         return self
 
 
@@ -429,7 +504,7 @@ class SandboxSpec(_Model):
         None,
         description="Main process (default: a keep-alive). A string runs with /bin/sh -c.",
     )
-    cpus: float | None = Field(None, gt=0, le=512, description="CPU limit, e.g. 2 or 0.5.")
+    cpus: Cpus | None = Field(None, description="CPU limit, e.g. 2 or 0.5.")
     memory: Size | None = Field(None, description="Memory limit, e.g. 512M or 2G.")
     env: EnvMap = Field(default_factory=dict, description="Environment variables.")
     env_file: tuple[str, ...] = Field(
@@ -448,7 +523,7 @@ class SandboxSpec(_Model):
     lifecycle: LifecycleSpec | None = Field(None, description="Idle, lifetime and delete timers.")
     ports: tuple[Port, ...] = Field((), description="Ports published on the host.")
     depends_on: tuple[Name, ...] = Field((), description="Sandboxes created before this one.")
-    labels: StrMap = Field(default_factory=dict, description="Labels set on the container.")
+    labels: Labels = Field(default_factory=dict, description="Labels set on the container.")
 
     @field_validator("env_file", mode="before")
     @classmethod
@@ -461,14 +536,6 @@ class SandboxSpec(_Model):
         if not value.startswith("/"):
             raise ValueError(f'workdir "{value}" must be an absolute path')
         return value
-
-    @field_validator("labels")
-    @classmethod
-    def _no_reserved_labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key in labels:
-            if key.startswith(RESERVED_LABEL_PREFIX):
-                raise ValueError(f'label "{key}" uses the prefix "{RESERVED_LABEL_PREFIX}" reserved for asbx')
-        return labels
 
     @property
     def effective_command(self) -> tuple[str, ...]:
@@ -488,7 +555,9 @@ class Spec(_Model):
     name: Name | None = Field(
         None, description="Project name (default: the directory name plus a short path hash)."
     )
-    images: dict[Name, ImageSpec] = Field(default_factory=dict, description="Images to pull or build.")
+    images: dict[Name, ImageSpec] = Field(
+        default_factory=dict, description="Images to pull or build."
+    )
     volumes: dict[Name, VolumeSpec] = Field(default_factory=dict, description="Named volumes.")
     snapshots: dict[Name, SnapshotSpec] = Field(
         default_factory=dict, description="Workspace snapshots."

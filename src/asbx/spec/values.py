@@ -1,8 +1,9 @@
-"""Value parsers for the spec: names, sizes, durations, hosts; each raises ValueError with an example."""
+"""Value parsers for the spec (names, sizes, durations, CPUs, hosts); errors carry an example."""
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -12,6 +13,25 @@ _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _HOST_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOST_RE = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+MAX_CPUS = 512
+MAX_SIZE = 1 << 60  # 1 EiB: far above any real limit, far below overflow
+MAX_DURATION = 100 * 365 * 86400  # 100 years
+
+
+class LocatedValueError(ValueError):
+    """A ValueError that names the offending part of the value being validated.
+
+    `at` is the path below the validated value (a key of a mapping, an index of a list);
+    `key` says whether the problem is the key itself (point at it) rather than its value.
+    The loader turns this into a diagnostic positioned on exactly that key or value.
+    """
+
+    def __init__(self, message: str, *, at: tuple[str | int, ...] = (), key: bool = False,
+                 hint: str | None = None) -> None:
+        super().__init__(message)
+        self.at = at
+        self.key = key
+        self.hint = hint
 
 
 def check_name(value: str) -> str:
@@ -29,9 +49,7 @@ def parse_size(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError(f'"{value}" is not a size (e.g. 512M, 2G)')
     if isinstance(value, int):
-        if value <= 0:
-            raise ValueError(f'"{value}" is not a size (must be positive, e.g. 512M, 2G)')
-        return value
+        return _checked_size(value, str(value))
     text = str(value).strip()
     match = _SIZE_RE.fullmatch(text)
     if not match or (match.group("suffix") and not match.group("unit")
@@ -39,22 +57,32 @@ def parse_size(value: object) -> int:
         raise ValueError(f'"{text}" is not a size (e.g. 512M, 2G)')
     if not match.group("unit") and not match.group("suffix"):
         raise ValueError(f'"{text}" needs a unit (e.g. {text}M or {text}G)')
-    number = float(match.group("num")) * _UNITS[match.group("unit").lower()]
+    whole, _, fraction = match.group("num").partition(".")
+    if len(whole) > 20:
+        raise ValueError(f'"{text}" is too large (at most {format_size(MAX_SIZE)})')
+    unit = _UNITS[match.group("unit").lower()]
+    number = int(whole) * unit + int(float(f"0.{fraction or 0}") * unit)
+    return _checked_size(number, text)
+
+
+def _checked_size(number: int, text: str) -> int:
     if number < 1:
         raise ValueError(f'"{text}" is not a size (must be positive, e.g. 512M, 2G)')
-    return int(number)
+    if number > MAX_SIZE:
+        raise ValueError(f'"{text}" is too large (at most {format_size(MAX_SIZE)})')
+    return number
 
 
 def format_size(size: int) -> str:
-    """The shortest exact spelling of a byte count: 2147483648 -> `2G`."""
+    """The shortest exact spelling of a byte count: 2147483648 -> `2G`, 1610612736 -> `1.5G`."""
     for unit in ("P", "T", "G", "M", "K"):
         factor = _UNITS[unit.lower()]
-        if size % factor == 0:
-            return f"{size // factor}{unit}"
-    for unit in ("P", "T", "G", "M", "K"):
-        factor = _UNITS[unit.lower()]
-        if size >= factor and (size * 10) % factor == 0:
-            return f"{size / factor:g}{unit}"
+        if size < factor:
+            continue
+        tenths, rest = divmod(size * 10, factor)
+        if rest == 0:
+            whole, tenth = divmod(tenths, 10)
+            return f"{whole}.{tenth}{unit}" if tenth else f"{whole}{unit}"
     return f"{size}B"
 
 
@@ -63,18 +91,40 @@ def parse_duration(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError(f'"{value}" is not a duration (e.g. 90s, 30m, 8h, 7d)')
     if isinstance(value, int):
-        if value <= 0:
-            raise ValueError(f'"{value}" is not a duration (must be positive, e.g. 30m)')
-        return value
+        return _checked_duration(value, str(value))
     text = str(value).strip().lower()
     match = _DURATION_RE.fullmatch(text)
     if not text or not match or not any(match.groups()):
         raise ValueError(f'"{value}" is not a duration (e.g. 90s, 30m, 8h, 7d)')
+    if any(len(g or "") > 12 for g in match.groups()):
+        raise ValueError(f'"{value}" is too long (at most {format_duration(MAX_DURATION)})')
     days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
     total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    if total <= 0:
-        raise ValueError(f'"{value}" is not a duration (must be positive, e.g. 30m)')
-    return total
+    return _checked_duration(total, str(value))
+
+
+def _checked_duration(seconds: int, text: str) -> int:
+    if seconds <= 0:
+        raise ValueError(f'"{text}" is not a duration (must be positive, e.g. 30m)')
+    if seconds > MAX_DURATION:
+        raise ValueError(f'"{text}" is too long (at most {format_duration(MAX_DURATION)})')
+    return seconds
+
+
+def parse_cpus(value: object) -> float:
+    """A CPU limit: a positive number up to 512, e.g. `2`, `0.5` or `"1.5"`."""
+    example = "e.g. 2 or 0.5"
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"cpus must be a number ({example})")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f'"{value}" is not a number of CPUs ({example})') from None
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"cpus must be greater than 0 ({example}), not {value}")
+    if number > MAX_CPUS:
+        raise ValueError(f"cpus must be at most {MAX_CPUS}, not {value}")
+    return number
 
 
 def format_duration(seconds: int) -> str:
@@ -88,7 +138,7 @@ def format_duration(seconds: int) -> str:
 
 
 def check_host_pattern(value: str) -> str:
-    """An allowlist entry: `host.name`, `*.suffix`, an IP address or a CIDR; returns it normalised."""
+    """An allowlist entry: `host.name`, `*.suffix`, an IP or a CIDR; returns it normalised."""
     text = value.strip().lower()
     try:
         if "/" in text:

@@ -1,4 +1,4 @@
-"""Position-tracking YAML reading: data plus a source map, duplicate keys and alias bombs refused."""
+"""Position-tracking YAML reading: data plus a source map; duplicate keys and bombs refused."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import yaml
 
 from asbx.diagnostics import Diagnostics, SourcePos
 
-MAX_SPEC_BYTES = 4 * 1024 * 1024
+MAX_SPEC_BYTES = 1024 * 1024  # PyYAML reads ~1 MiB/s; real specs are a few KiB
 MAX_NODES = 100_000
 MERGE_TAG = "tag:yaml.org,2002:merge"
 Path = tuple[str | int, ...]
@@ -48,10 +48,9 @@ def decode_text(raw: bytes, file: str) -> str:
     """Decode spec bytes, refusing oversized and binary input with a clear message."""
     diags = Diagnostics()
     if len(raw) > MAX_SPEC_BYTES:
-        diags.add(
-            f"file is {len(raw)} bytes; a spec may be at most {MAX_SPEC_BYTES // (1024 * 1024)} MiB",
-            pos=SourcePos(file, 1, 1),
-        )
+        limit = MAX_SPEC_BYTES // (1024 * 1024)
+        diags.add(f"file is {len(raw)} bytes; a spec may be at most {limit} MiB",
+                  pos=SourcePos(file, 1, 1))
         raise YamlReadError(diags)
     if b"\x00" in raw:
         diags.add("file is binary (contains NUL bytes), not YAML", pos=SourcePos(file, 1, 1))
@@ -89,6 +88,14 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     return data, smap
 
 
+def dotted(path: Path) -> str:
+    """`("sandboxes", "web", "volumes", 0)` -> `sandboxes.web.volumes[0]`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
 def _pos(mark: yaml.Mark | None, file: str) -> SourcePos:
     if mark is None:
         return SourcePos(file, 1, 1)
@@ -112,32 +119,56 @@ class _Builder:
         self.smap = smap
         self.diags = Diagnostics()
         self.visited = 0
+        self.seen: set[int] = set()
+        self.aliased = False
+        self.too_big = False
 
     def build(self, node: yaml.Node, path: Path) -> Any:
-        self.visited += 1
-        if self.visited > MAX_NODES:
-            if not self.diags.has_errors():
-                self.diags.add(
-                    f"document expands to more than {MAX_NODES} values (alias expansion); "
-                    "refusing to read it",
-                    pos=_pos(node.start_mark, self.smap.file),
-                )
+        if not self._count(node):
             return None
         self.smap.values.setdefault(path, _pos(node.start_mark, self.smap.file))
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
-        return self._scalar(node)
+        return self._scalar(node, path)
 
-    def _scalar(self, node: yaml.Node) -> Any:
+    def _count(self, node: yaml.Node) -> bool:
+        """Count one more value read; False (and one diagnostic) once there are too many."""
+        self.visited += 1
+        if id(node) in self.seen:
+            self.aliased = True  # an alias: the composer hands out the anchored node again
+        self.seen.add(id(node))
+        if self.visited > MAX_NODES:
+            self._refuse(node)
+            return False
+        return True
+
+    def _refuse(self, node: yaml.Node) -> None:
+        if self.too_big:
+            return
+        self.too_big = True
+        what = (f"document expands to more than {MAX_NODES} values through aliases (a YAML bomb?)"
+                if self.aliased else f"document has more than {MAX_NODES} values")
+        self.diags.add(f"{what}; refusing to read it", pos=_pos(node.start_mark, self.smap.file),
+                       hint="a spec this large is not supported" if not self.aliased
+                       else "use fewer nested aliases (*name)")
+
+    def _scalar(self, node: yaml.Node, path: Path) -> Any:
         try:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
-            self.diags.add(
-                f"invalid value: {exc.problem}", pos=_pos(node.start_mark, self.smap.file)
-            )
-            return None
+            problem = exc.problem or "cannot read this value"
+            if problem.startswith("could not determine a constructor"):
+                tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+                problem = f'unsupported YAML tag "{tag}"'
+            self.diags.add(f"invalid value: {problem}", pos=_pos(node.start_mark, self.smap.file),
+                           path=dotted(path))
+        except (ValueError, OverflowError) as exc:  # a huge integer, a date like 2001-02-30
+            problem = "number has too many digits" if "digits" in str(exc) else str(exc)
+            self.diags.add(f"invalid value: {problem}", pos=_pos(node.start_mark, self.smap.file),
+                           path=dotted(path))
+        return None
 
     def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
@@ -147,16 +178,15 @@ class _Builder:
             if key_node.tag == MERGE_TAG:
                 merges.append(value_node)
                 continue
-            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             key_pos = _pos(key_node.start_mark, self.smap.file)
-            if not isinstance(key, str | int | float | bool) or key is None:
-                self.diags.add("mapping keys must be plain strings", pos=key_pos)
+            key = self._key(key_node, path, key_pos)
+            if key is None:
                 continue
-            key = str(key) if not isinstance(key, str) else key
             if key in explicit:
                 first = self.smap.keys.get((*path, key))
                 where = f" (first defined at line {first.line})" if first else ""
-                self.diags.add(f'duplicate key "{key}"{where}', pos=key_pos)
+                self.diags.add(f'duplicate key "{key}"{where}', pos=key_pos, path=dotted(path),
+                               hint="YAML keeps only one of them; remove or merge the other")
                 continue
             explicit.add(key)
             self.smap.keys.setdefault((*path, key), key_pos)
@@ -165,13 +195,24 @@ class _Builder:
             self._merge_into(result, merge, path)
         return result
 
+    def _key(self, node: yaml.Node, path: Path, pos: SourcePos) -> str | None:
+        key = self._scalar(node, path) if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(key, str):
+            return key
+        if isinstance(key, int | float) and not isinstance(key, bool):
+            return str(key)
+        self.diags.add("mapping keys must be plain strings", pos=pos, path=dotted(path))
+        return None
+
     def _merge_into(self, result: dict[Any, Any], merge: yaml.Node, path: Path) -> None:
         sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
         for source in sources:
+            if not self._count(source):
+                return
             if not isinstance(source, yaml.MappingNode):
                 self.diags.add(
                     "a merge key (<<) needs a mapping or a list of mappings",
-                    pos=_pos(source.start_mark, self.smap.file),
+                    pos=_pos(source.start_mark, self.smap.file), path=dotted(path),
                 )
                 continue
             merged = self._mapping(source, path)
