@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING
 from asbx.paths import asbx_home
 
 if TYPE_CHECKING:
+    from asbx.runtime.base import Runtime
     from asbx.spec.loader import LoadedSpec
+    from asbx.state.store import StateStore
+    from asbx.workflow import Session
 
 
 @dataclass
@@ -23,6 +26,8 @@ class AppContext:
     color: bool = False
     verbose: int = 0
     _loaded: LoadedSpec | None = field(default=None, repr=False)
+    _runtime: Runtime | None = field(default=None, repr=False)
+    _store: StateStore | None = field(default=None, repr=False)
 
     @property
     def home(self) -> Path:
@@ -40,3 +45,26 @@ class AppContext:
 
             self._loaded = load_spec(self.spec_path())
         return self._loaded
+
+    def runtime(self) -> Runtime:
+        """The selected runtime (--runtime, ASBX_RUNTIME, else detected)."""
+        if self._runtime is None:
+            from asbx.runtime.detect import select_runtime
+
+            self._runtime = select_runtime(self.runtime_name, verbose=self.verbose)
+        return self._runtime
+
+    def store(self) -> StateStore:
+        if self._store is None:
+            from asbx.state.store import open_store
+
+            self._store = open_store(self.home)
+        return self._store
+
+    def session(self) -> Session:
+        """Spec + runtime + store + project name, for commands that touch a project."""
+        from asbx.workflow import Session
+
+        return Session.create(
+            self.load(), self.runtime(), self.store(), self.home, self.project_name
+        )

@@ -16,6 +16,10 @@ COMMANDS = {
     "validate": "asbx.cli.commands.validate:validate",
     "config": "asbx.cli.commands.config:config",
     "schema": "asbx.cli.commands.schema:schema",
+    "plan": "asbx.cli.commands.plan:plan",
+    "apply": "asbx.cli.commands.apply:apply",
+    "destroy": "asbx.cli.commands.apply:destroy",
+    "state": "asbx.cli.commands.state:state",
 }
 
 
@@ -37,22 +41,49 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="asbx")
-@click.option("-f", "--file", "spec_file", type=click.Path(path_type=Path),
-              envvar="ASBX_FILE", help="Spec file (default: sandboxes.yaml here or above).")
+@click.option(
+    "-f",
+    "--file",
+    "spec_file",
+    type=click.Path(path_type=Path),
+    envvar="ASBX_FILE",
+    help="Spec file (default: sandboxes.yaml here or above).",
+)
 @click.option("-p", "--project-name", envvar="ASBX_PROJECT_NAME", help="Override the project name.")
-@click.option("--runtime", type=click.Choice(["apple", "podman", "docker"]), envvar="ASBX_RUNTIME",
-              help="Container runtime (default: detected).")
-@click.option("--home", type=click.Path(path_type=Path), envvar="ASBX_HOME",
-              help="asbx data directory (state, workspaces, snapshots).")
+@click.option(
+    "--runtime",
+    type=click.Choice(["apple", "podman", "docker"]),
+    envvar="ASBX_RUNTIME",
+    help="Container runtime (default: detected).",
+)
+@click.option(
+    "--home",
+    type=click.Path(path_type=Path),
+    envvar="ASBX_HOME",
+    help="asbx data directory (state, workspaces, snapshots).",
+)
 @click.option("--no-color", is_flag=True, help="Disable colour (also NO_COLOR).")
 @click.option("-v", "--verbose", count=True, help="More output (-vv shows runtime commands).")
 @click.pass_context
-def cli(ctx: click.Context, spec_file: Path | None, project_name: str | None,
-        runtime: str | None, home: Path | None, no_color: bool, verbose: int) -> None:
+def cli(
+    ctx: click.Context,
+    spec_file: Path | None,
+    project_name: str | None,
+    runtime: str | None,
+    home: Path | None,
+    no_color: bool,
+    verbose: int,
+) -> None:
     """asbx: sandboxes declared in your repository, made real on your machine."""
     color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
-    ctx.obj = AppContext(spec_file=spec_file, project_name=project_name, runtime_name=runtime,
-                         home_override=home, color=color, verbose=verbose)
+    ctx.obj = AppContext(
+        spec_file=spec_file,
+        project_name=project_name,
+        runtime_name=runtime,
+        home_override=home,
+        color=color,
+        verbose=verbose,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,145 @@
+"""Apply a plan: refuse data loss unless allowed, order the phases, run them, report outcomes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from asbx.addresses import Address
+from asbx.apply.executor import Outcome, Status, run_graph
+from asbx.apply.hooks import ApplyHooks, NullApplyHooks
+from asbx.apply.steps import StepContext, run_create, run_destroy
+from asbx.errors import PlanError
+from asbx.plan.model import Action, Change, Plan
+
+Node = tuple[Address, str]  # (address, "destroy" | "create")
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    outcomes: Mapping[Node, Outcome[Node]]
+    changes: Mapping[Address, Change]
+
+    @property
+    def failed(self) -> list[Outcome[Node]]:
+        return [o for o in self.outcomes.values() if o.status is Status.FAILED]
+
+    @property
+    def skipped(self) -> list[Outcome[Node]]:
+        return [o for o in self.outcomes.values() if o.status in (Status.SKIPPED, Status.CANCELLED)]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped
+
+    def done(self, action: Action) -> int:
+        """How many changes of `action` completed (every phase OK)."""
+        count = 0
+        for address, change in self.changes.items():
+            phases = [o for (a, _), o in self.outcomes.items() if a == address]
+            if change.action is action and phases and all(o.status is Status.OK for o in phases):
+                count += not change.record_only
+        return count
+
+
+def check_applicable(plan: Plan) -> None:
+    """Raise PlanError for plan errors and for data loss the options do not allow."""
+    if plan.errors:
+        raise PlanError(plan.errors, hint="change the spec or pick another runtime with --runtime")
+    opts = plan.options
+    refused = [
+        c
+        for c in plan.data_loss()
+        if not (opts.allow_data_loss or c.address in opts.replace or opts.destroy)
+    ]
+    if refused:
+        lines = [
+            f"refusing to {'destroy' if c.action is Action.DELETE else 'replace'} "
+            f"{c.address}: it holds data ({c.reason.value})"
+            for c in refused
+        ]
+        flags = " ".join(f"--replace {c.address}" for c in refused if c.action is Action.REPLACE)
+        hint = "re-run with --allow-data-loss" + (f" (or {flags})" if flags else "")
+        raise PlanError(lines, hint=hint)
+
+
+def phases(
+    plan: Plan, deps: Mapping[Address, tuple[Address, ...]]
+) -> tuple[list[Node], dict[Node, set[Node]]]:
+    """Executor nodes for the plan's mutating changes, with the edges between phases."""
+    nodes: list[Node] = []
+    for change in plan.changes:
+        if not change.action.mutates:
+            continue
+        if change.action in (Action.DELETE, Action.REPLACE):
+            nodes.append((change.address, "destroy"))
+        if change.action is not Action.DELETE:
+            nodes.append((change.address, "create"))
+    return nodes, _edges(nodes, deps)
+
+
+def _edges(
+    nodes: list[Node], deps_of: Mapping[Address, tuple[Address, ...]]
+) -> dict[Node, set[Node]]:
+    """create after its dependencies' create/destroy; destroy before its dependencies' destroy."""
+    present = set(nodes)
+    edges: dict[Node, set[Node]] = {n: set() for n in nodes}
+    for address, phase in nodes:
+        for dep in deps_of.get(address, ()):
+            if phase == "create" and (dep, "create") in present:
+                edges[(address, "create")].add((dep, "create"))
+            if phase == "create" and (dep, "destroy") in present:
+                edges[(address, "create")].add((dep, "destroy"))
+            if (dep, "destroy") in present and phase == "destroy":
+                edges[(dep, "destroy")].add((address, "destroy"))
+        if phase == "create" and (address, "destroy") in present:
+            edges[(address, "create")].add((address, "destroy"))
+    return edges
+
+
+def apply_plan(
+    plan: Plan,
+    ctx: StepContext,
+    deps: Mapping[Address, tuple[Address, ...]],
+    *,
+    parallelism: int = 8,
+    hooks: ApplyHooks | None = None,
+    cancel: threading.Event | None = None,
+) -> ApplyResult:
+    """Run the plan's phases through the executor; every finished step is already recorded."""
+    check_applicable(plan)
+    hooks = hooks or NullApplyHooks()
+    nodes, edges = phases(plan, deps)
+    changes = {c.address: c for c in plan.changes if c.action.mutates}
+
+    def run(node: Node) -> None:
+        address, phase = node
+        change = changes[address]
+        hooks.step_started(change, phase)
+
+        def output(stream: str, text: str) -> None:
+            hooks.step_output(change, stream, text)
+
+        (run_destroy if phase == "destroy" else run_create)(ctx, change, output)
+
+    class _Relay:
+        def started(self, node: Node) -> None:
+            pass
+
+        def finished(self, outcome: Outcome[Node]) -> None:
+            address, phase = outcome.node
+            change = changes[address]
+            hooks.step_finished(change, phase, outcome)  # type: ignore[arg-type]
+            detail = str(outcome.error) if outcome.error else ""
+            ctx.store.journal(
+                ctx.project,
+                "apply",
+                address,
+                f"{change.action.value}:{phase}",
+                outcome.status.value,
+                detail,
+            )
+
+    outcomes = run_graph(nodes, edges, run, limit=parallelism, hooks=_Relay(), cancel=cancel)
+    return ApplyResult(outcomes, changes)

@@ -1,0 +1,415 @@
+"""Per-kind apply steps: one Change phase -> runtime calls -> one state record."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asbx import project as naming
+from asbx.addresses import Address, ResourceKind
+from asbx.errors import AsbxError, NotFoundError
+from asbx.plan.hashing import HASH_VERSION
+from asbx.plan.model import Action, Change
+from asbx.plan.observed import pin_reference
+from asbx.runtime.base import (
+    LABEL_ADDRESS,
+    LABEL_HASH,
+    LABEL_HASH_VERSION,
+    LABEL_PROJECT,
+    BuildRequest,
+    ContainerRequest,
+    MountRequest,
+    PortRequest,
+    Runtime,
+)
+from asbx.spec.loader import LoadedSpec
+from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, VolumeSpec
+from asbx.state.records import ResourceRecord
+from asbx.state.store import StateStore
+
+OutputFn = Callable[[str, str], None]
+
+
+class SetupFailedError(AsbxError):
+    """A sandbox's setup step exited non-zero; the sandbox is recorded as tainted."""
+
+
+@dataclass
+class StepContext:
+    """What every step needs; `image_refs` is filled as images are built or pulled."""
+
+    project: str
+    loaded: LoadedSpec
+    runtime: Runtime
+    store: StateStore
+    home: Path
+    applied: Mapping[Address, Mapping[str, Any]]
+    records: Mapping[Address, ResourceRecord]
+    pinned: Mapping[str, str] = field(default_factory=dict)
+    context_digests: Mapping[str, str] = field(default_factory=dict)
+    drop_workspaces: bool = False
+    drop_archives: bool = False
+    egress: Any = None  # network.manager hooks, when allowlists are enabled
+    image_refs: dict[str, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def labels(self, address: Address, config_hash: str) -> dict[str, str]:
+        return {
+            LABEL_PROJECT: self.project,
+            LABEL_ADDRESS: str(address),
+            LABEL_HASH: config_hash,
+            LABEL_HASH_VERSION: str(HASH_VERSION),
+        }
+
+    def record(self, change: Change, outputs: Mapping[str, Any], status: str = "ok") -> None:
+        """Commit this change's record now (one transaction), so an interruption loses nothing."""
+        fresh = change.action in (Action.CREATE, Action.REPLACE) and not change.record_only
+        self.store.put(
+            self.project,
+            ResourceRecord(
+                change.address,
+                change.config_hash,
+                HASH_VERSION,
+                dict(self.applied.get(change.address, {})),
+                dict(outputs),
+                tuple(sorted(self.loaded.graph.dependencies(change.address))),
+                status,
+                created_at=time.time() if fresh else 0.0,
+            ),
+        )
+
+    def spec_of(self, address: Address) -> Any:
+        return self.loaded.graph.resources[address]
+
+
+def run_create(ctx: StepContext, change: Change, out: OutputFn) -> None:
+    """The create phase of a change: create/start/update/adopt, then record."""
+    kind = change.address.kind
+    if change.record_only:
+        ctx.record(change, _adopted_outputs(ctx, change))
+        if kind is ResourceKind.IMAGE:
+            ctx.image_refs[change.address.name] = str(_adopted_outputs(ctx, change).get("ref"))
+        return
+    if kind is ResourceKind.IMAGE:
+        _create_image(ctx, change, out)
+    elif kind is ResourceKind.VOLUME:
+        _create_volume(ctx, change)
+    elif kind is ResourceKind.SANDBOX:
+        if change.action is Action.START:
+            ctx.runtime.start_container(naming.container_name(ctx.project, change.address.name))
+            previous = ctx.records.get(change.address)
+            ctx.record(
+                change,
+                previous.outputs
+                if previous
+                else {"container": naming.container_name(ctx.project, change.address.name)},
+            )
+        else:
+            _create_sandbox(ctx, change, out)
+    else:
+        _capture_snapshot(ctx, change)
+
+
+def run_destroy(ctx: StepContext, change: Change, out: OutputFn) -> None:
+    """The destroy phase of a change: remove the runtime object (and the record for deletes)."""
+    address = change.address
+    if not change.record_only:
+        _destroy_object(ctx, change)
+    if change.action is Action.DELETE:
+        ctx.store.delete(ctx.project, address)
+
+
+def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
+    previous = ctx.records.get(change.address)
+    if previous is not None:
+        return previous.outputs
+    address = change.address
+    if address.kind is ResourceKind.IMAGE:
+        spec = ctx.spec_of(address)
+        ref = (
+            pin_reference(spec.ref, ctx.pinned[address.name])
+            if address.name in ctx.pinned
+            else spec.ref
+        )
+        return {"ref": ref, "built": False}
+    if address.kind is ResourceKind.SANDBOX:
+        from asbx.data.workspaces import workspace_path
+
+        return {
+            "container": naming.container_name(ctx.project, address.name),
+            "workspace": str(workspace_path(ctx.home, ctx.project, address.name)),
+            "setup": "adopted",
+        }
+    if address.kind is ResourceKind.VOLUME:
+        return {"name": naming.volume_name(ctx.project, address.name)}
+    return {}
+
+
+def image_ref(ctx: StepContext, name: str) -> str:
+    """The reference of image `name`: built or pulled in this run, else as recorded."""
+    with ctx._lock:
+        if name in ctx.image_refs:
+            return ctx.image_refs[name]
+    record = ctx.records.get(Address(ResourceKind.IMAGE, name))
+    if record is not None and record.outputs.get("ref"):
+        return str(record.outputs["ref"])
+    spec = ctx.spec_of(Address(ResourceKind.IMAGE, name))
+    if isinstance(spec, ImageSpec) and spec.ref:
+        return spec.ref
+    raise AsbxError(f"image.{name} has not been built yet")
+
+
+def _create_image(ctx: StepContext, change: Change, out: OutputFn) -> None:
+    name = change.address.name
+    spec = ctx.spec_of(change.address)
+    assert isinstance(spec, ImageSpec)
+    if spec.ref is not None:
+        ref = pin_reference(spec.ref, ctx.pinned[name]) if name in ctx.pinned else spec.ref
+        image = ctx.runtime.pull(ref, spec.platform, on_output=out)
+        outputs = {"ref": ref, "image_id": image.id, "digest": image.digest, "built": False}
+    else:
+        tag = naming.image_tag(ctx.project, name, change.config_hash)
+        image = _build(ctx, change, spec, tag, out)
+        outputs = {
+            "ref": tag,
+            "image_id": image.id,
+            "digest": image.digest,
+            "built": True,
+            "context_digest": ctx.context_digests.get(name),
+        }
+    with ctx._lock:
+        ctx.image_refs[name] = str(outputs["ref"])
+    ctx.record(change, outputs)
+
+
+def _build(ctx: StepContext, change: Change, spec: ImageSpec, tag: str, out: OutputFn) -> Any:
+    assert spec.build is not None
+    context = ctx.loaded.resolve(spec.build.context)
+    text = ctx.loaded.dockerfiles.get(change.address.name, "")
+    bases = {
+        d.name: image_ref(ctx, d.name)
+        for d in ctx.loaded.graph.dependencies(change.address)
+        if d.kind is ResourceKind.IMAGE
+    }
+    labels = {**spec.labels, **ctx.labels(change.address, change.config_hash)}
+    with tempfile.TemporaryDirectory(prefix="asbx-build-") as scratch:
+        dockerfile = Path(scratch) / "Dockerfile"
+        dockerfile.write_text(substitute_from(text, bases), encoding="utf-8")
+        request = BuildRequest(
+            context=context,
+            dockerfile=dockerfile,
+            tags=(tag,),
+            args=dict(spec.build.args),
+            target=spec.build.target,
+            labels=labels,
+            platform=spec.platform,
+        )
+        return ctx.runtime.build(request, on_output=out)
+
+
+_FROM_LINE = re.compile(r"^(\s*FROM\s+(?:--platform=\S+\s+)?)(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def substitute_from(text: str, bases: Mapping[str, str]) -> str:
+    """Rewrite `FROM <spec image name>` to the image's real reference."""
+    return _FROM_LINE.sub(lambda m: m.group(1) + bases.get(m.group(2), m.group(2)), text)
+
+
+def _create_volume(ctx: StepContext, change: Change) -> None:
+    spec = ctx.spec_of(change.address)
+    assert isinstance(spec, VolumeSpec)
+    name = naming.volume_name(ctx.project, change.address.name)
+    labels = {**spec.labels, **ctx.labels(change.address, change.config_hash)}
+    ctx.runtime.create_volume(name, labels, spec.size)
+    ctx.record(change, {"name": name})
+
+
+def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
+    from asbx.data.workspaces import workspace_path
+
+    name = change.address.name
+    box = ctx.spec_of(change.address)
+    assert isinstance(box, SandboxSpec)
+    workspace = workspace_path(ctx.home, ctx.project, name)
+    restored = _prepare_workspace(ctx, box, workspace)
+    container = naming.container_name(ctx.project, name)
+    network, extra_env = _network_for(ctx, change, box)
+    request = ContainerRequest(
+        name=container,
+        image=image_ref(ctx, ctx.loaded.graph.image_of(name).name),
+        command=box.effective_command,
+        labels={**box.labels, **ctx.labels(change.address, change.config_hash)},
+        env={**box.env, **extra_env},
+        workdir=box.workdir,
+        user=box.user,
+        cpus=box.cpus,
+        memory=box.memory,
+        mounts=_mounts(ctx, box, workspace),
+        network=network,
+        ports=tuple(PortRequest(p.host_ip, p.host, p.container, p.protocol) for p in box.ports),
+        hostname=name,
+    )
+    container_id = ctx.runtime.create_container(request)
+    ctx.runtime.start_container(container)
+    outputs: dict[str, Any] = {
+        "container": container,
+        "container_id": container_id,
+        "workspace": str(workspace),
+        "restored_digest": restored,
+    }
+    try:
+        _run_setup(ctx, container, box, out)
+    except SetupFailedError:
+        ctx.record(change, {**outputs, "setup": "failed"}, status="tainted")
+        raise
+    ctx.record(change, {**outputs, "setup": "done" if box.setup else "none"})
+
+
+def _prepare_workspace(ctx: StepContext, box: SandboxSpec, workspace: Path) -> str:
+    """Create and seed the workspace unless it exists (a replacement keeps it).
+
+    Returns the digest of the snapshot restored into it, or "".
+    """
+    if workspace.exists():
+        return ""
+    workspace.parent.mkdir(parents=True, exist_ok=True)
+    spec_ws = box.workspace
+    if spec_ws is not None and spec_ws.from_ is not None:
+        from asbx.data.workspaces import seed_workspace
+
+        seed_workspace(ctx.loaded.resolve(spec_ws.from_), workspace, spec_ws.ignore)
+        return ""
+    if spec_ws is not None and spec_ws.snapshot is not None:
+        from asbx.data.snapshots import SnapshotStore
+
+        digest = snapshot_digest(ctx, spec_ws.snapshot)
+        SnapshotStore(ctx.home / "snapshots").restore(digest, workspace)
+        return digest
+    workspace.mkdir(parents=True)
+    return ""
+
+
+def snapshot_digest(ctx: StepContext, name: str) -> str:
+    address = Address(ResourceKind.SNAPSHOT, name)
+    record = ctx.store.snapshot(ctx.project).records.get(address)
+    if record is None or not record.outputs.get("digest"):
+        raise AsbxError(f"snapshot.{name} has not been captured yet")
+    return str(record.outputs["digest"])
+
+
+def _mounts(ctx: StepContext, box: SandboxSpec, workspace: Path) -> tuple[MountRequest, ...]:
+    mounts = [MountRequest("bind", str(workspace), "/workspace")]
+    for mount in box.volumes:
+        if mount.type == "volume":
+            source = naming.volume_name(ctx.project, mount.source)
+        else:
+            source = str(ctx.loaded.resolve(mount.source))
+        mounts.append(MountRequest(mount.type, source, mount.target, mount.readonly))
+    return tuple(mounts)
+
+
+def _network_for(ctx: StepContext, change: Change, box: SandboxSpec) -> tuple[str, dict[str, str]]:
+    if box.network.mode == "deny":
+        return "none", {}
+    if box.network.mode == "open":
+        return "default", {}
+    if ctx.egress is None:
+        raise AsbxError("network allowlists need the egress proxy, which is not available here")
+    result: tuple[str, dict[str, str]] = ctx.egress.prepare(ctx, change, box)
+    return result
+
+
+def _run_setup(ctx: StepContext, container: str, box: SandboxSpec, out: OutputFn) -> None:
+    for index, step in enumerate(box.setup, start=1):
+        out("stdout", f"setup {index}/{len(box.setup)}: {' '.join(step)}\n")
+        result = ctx.runtime.exec(
+            container, step, workdir=box.workdir, user=box.user, on_output=out
+        )
+        if result.exit_code != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+            raise SetupFailedError(
+                f"setup step {index} ({' '.join(step)}) exited {result.exit_code}"
+                + (f":\n{tail}" if tail else ""),
+                hint="fix the step in sandboxes.yaml and run apply again (the sandbox is "
+                "tainted and will be replaced)",
+            )
+
+
+def _capture_snapshot(ctx: StepContext, change: Change) -> None:
+    from asbx.data.snapshots import SnapshotStore
+    from asbx.data.workspaces import workspace_path
+
+    spec = ctx.spec_of(change.address)
+    assert isinstance(spec, SnapshotSpec)
+    info = SnapshotStore(ctx.home / "snapshots").capture(
+        workspace_path(ctx.home, ctx.project, spec.sandbox)
+    )
+    ctx.record(
+        change,
+        {
+            "digest": info.digest,
+            "size": info.size,
+            "content_bytes": info.content_bytes,
+            "files": info.files,
+            "source": f"sandbox.{spec.sandbox}",
+        },
+    )
+
+
+def _destroy_object(ctx: StepContext, change: Change) -> None:
+    address = change.address
+    record = ctx.records.get(address)
+    try:
+        if address.kind is ResourceKind.SANDBOX:
+            _destroy_sandbox(ctx, change)
+        elif address.kind is ResourceKind.VOLUME:
+            ctx.runtime.remove_volume(naming.volume_name(ctx.project, address.name))
+        elif address.kind is ResourceKind.IMAGE:
+            if (
+                record is not None
+                and record.outputs.get("built")
+                and change.action is Action.DELETE
+            ):
+                ctx.runtime.remove_image(str(record.outputs.get("ref")))
+        elif address.kind is ResourceKind.SNAPSHOT and ctx.drop_archives and record is not None:
+            _drop_archive(ctx, address, str(record.outputs.get("digest", "")))
+    except NotFoundError:
+        pass
+
+
+def _destroy_sandbox(ctx: StepContext, change: Change) -> None:
+    from asbx.data.workspaces import remove_workspace, workspace_path
+
+    name = change.address.name
+    with contextlib.suppress(NotFoundError):
+        ctx.runtime.remove_container(naming.container_name(ctx.project, name), force=True)
+    if ctx.egress is not None:
+        ctx.egress.release(ctx, change)
+    if change.action is Action.DELETE and ctx.drop_workspaces:
+        workspace = workspace_path(ctx.home, ctx.project, name)
+        if workspace.exists():
+            remove_workspace(workspace)
+
+
+def _drop_archive(ctx: StepContext, address: Address, digest: str) -> None:
+    from asbx.data.snapshots import SnapshotStore
+
+    if not digest:
+        return
+    users = [
+        p
+        for p in ctx.store.projects()
+        for a, r in ctx.store.snapshot(p.name).records.items()
+        if a.kind is ResourceKind.SNAPSHOT
+        and r.outputs.get("digest") == digest
+        and not (p.name == ctx.project and a == address)
+    ]
+    if not users:
+        SnapshotStore(ctx.home / "snapshots").remove(digest)

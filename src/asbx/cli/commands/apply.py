@@ -1,0 +1,232 @@
+"""`asbx apply` and `asbx destroy`: plan, confirm, lock, execute, summarise."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from asbx.cli.context import AppContext
+from asbx.cli.options import parse_addresses, planning_options
+from asbx.errors import EXIT_INTERRUPTED, ApplyError, AsbxError, PlanStaleError
+
+
+@click.command()
+@click.argument("plan_file", required=False, type=click.Path(path_type=Path, exists=True))
+@planning_options
+@click.option("-y", "--auto-approve", is_flag=True, help="Don't ask for confirmation.")
+@click.option(
+    "--parallelism",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="How many changes run at once.",
+)
+@click.option(
+    "--lock-timeout",
+    default=0.0,
+    type=float,
+    metavar="SECONDS",
+    help="Wait this long for another apply to finish.",
+)
+@click.pass_obj
+def apply(
+    app: AppContext,
+    plan_file: Path | None,
+    targets: tuple[str, ...],
+    replace: tuple[str, ...],
+    refresh: bool,
+    remove_orphans: bool,
+    allow_data_loss: bool,
+    pull: bool,
+    auto_approve: bool,
+    parallelism: int,
+    lock_timeout: float,
+) -> int:
+    """Make the runtime match sandboxes.yaml (or carry out a saved plan)."""
+    from asbx.plan.model import PlanOptions
+
+    options = PlanOptions(
+        targets=parse_addresses(targets, "--target"),
+        replace=parse_addresses(replace, "--replace"),
+        remove_orphans=remove_orphans,
+        allow_data_loss=allow_data_loss,
+        refresh=refresh,
+        pull=pull,
+    )
+    return _run(app, options, plan_file, auto_approve, parallelism, lock_timeout, "apply")
+
+
+@click.command()
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDR",
+    help="Only this resource (and what depends on it).",
+)
+@click.option("--volumes", is_flag=True, help="Also delete the project's volumes.")
+@click.option("--snapshots", is_flag=True, help="Also delete the project's snapshots.")
+@click.option("--workspaces", is_flag=True, help="Also delete the sandboxes' workspaces.")
+@click.option("-y", "--auto-approve", is_flag=True, help="Don't ask for confirmation.")
+@click.option("--parallelism", default=8, show_default=True, type=click.IntRange(1, 64))
+@click.option("--lock-timeout", default=0.0, type=float, metavar="SECONDS")
+@click.pass_obj
+def destroy(
+    app: AppContext,
+    targets: tuple[str, ...],
+    volumes: bool,
+    snapshots: bool,
+    workspaces: bool,
+    auto_approve: bool,
+    parallelism: int,
+    lock_timeout: float,
+) -> int:
+    """Remove the project's sandboxes (volumes, snapshots and workspaces only if asked)."""
+    from asbx.plan.model import PlanOptions
+
+    options = PlanOptions(
+        targets=parse_addresses(targets, "--target"),
+        destroy=True,
+        destroy_volumes=volumes,
+        destroy_snapshots=snapshots,
+        destroy_workspaces=workspaces,
+    )
+    return _run(app, options, None, auto_approve, parallelism, lock_timeout, "destroy")
+
+
+def _run(
+    app: AppContext,
+    options: Any,
+    plan_file: Path | None,
+    auto_approve: bool,
+    parallelism: int,
+    lock_timeout: float,
+    command: str,
+) -> int:
+    from asbx.apply.applier import check_applicable
+    from asbx.render.plan_json import plan_to_json
+    from asbx.render.plan_text import render_plan_text
+    from asbx.workflow import make_plan
+
+    session = app.session()
+    with session.store.locked(session.project, command, lock_timeout) as taken_over:
+        if taken_over is not None:
+            click.echo(
+                f"note: took over the lock of pid {taken_over.pid} ({taken_over.command}), "
+                "which is no longer running",
+                err=True,
+            )
+        if plan_file is not None:
+            options = _saved_options(plan_file)
+        planned = make_plan(session, options)
+        if plan_file is not None:
+            _check_saved(plan_file, planned.plan)
+        data = plan_to_json(planned.plan)
+        if not planned.plan.pending and not planned.plan.state_only and not planned.plan.errors:
+            click.echo(render_plan_text(data, color=app.color))
+            return 0
+        check_applicable(planned.plan)
+        if plan_file is None and not auto_approve:
+            click.echo(render_plan_text(data, color=app.color))
+            _confirm(command)
+        return _execute(app, session, planned, parallelism, command)
+
+
+def _confirm(command: str) -> None:
+    if not sys.stdin.isatty():
+        raise AsbxError(
+            f"refusing to {command} without confirmation: no terminal to ask on",
+            hint="pass -y (or apply a saved plan: asbx plan -o plan.json && asbx apply plan.json)",
+        )
+    if not click.confirm(f"\nDo you want to {command} these changes?", default=False):
+        raise AsbxError(f"{command} cancelled")
+
+
+def _saved_options(plan_file: Path) -> Any:
+    from asbx.render.plan_json import plan_from_json
+
+    try:
+        return plan_from_json(json.loads(plan_file.read_text(encoding="utf-8"))).options
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AsbxError(f"{plan_file} is not an asbx plan file: {exc}") from None
+
+
+def _check_saved(plan_file: Path, fresh: Any) -> None:
+    """A saved plan applies only if state serial/lineage, spec and changes all still match."""
+    from asbx.render.plan_json import plan_from_json, plan_to_json
+
+    saved = plan_from_json(json.loads(plan_file.read_text(encoding="utf-8")))
+    if (saved.state_lineage, saved.state_serial) != (fresh.state_lineage, fresh.state_serial):
+        raise PlanStaleError(
+            "plan is stale: state changed since it was made", hint="run asbx plan again"
+        )
+    if saved.spec_digest != fresh.spec_digest:
+        raise PlanStaleError(
+            "plan is stale: sandboxes.yaml changed since it was made", hint="run asbx plan again"
+        )
+    if plan_to_json(saved)["changes"] != plan_to_json(fresh)["changes"]:
+        raise PlanStaleError(
+            "plan is stale: the runtime changed since it was made", hint="run asbx plan again"
+        )
+
+
+def _execute(app: AppContext, session: Any, planned: Any, parallelism: int, command: str) -> int:
+    from asbx.apply.executor import Status
+    from asbx.plan.model import Action
+    from asbx.render.progress import make_progress
+    from asbx.workflow import remember_contexts, run_apply
+
+    cancel = threading.Event()
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        click.echo("\nInterrupted: finishing running steps (Ctrl-C again to abort)...", err=True)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    progress = make_progress(tty=sys.stderr.isatty(), verbose=app.verbose)
+    try:
+        result = run_apply(session, planned, parallelism=parallelism, hooks=progress, cancel=cancel)
+    finally:
+        progress.close()
+        signal.signal(signal.SIGINT, previous)
+    built = {
+        a.name
+        for (a, phase), o in result.outcomes.items()
+        if a.kind.value == "image" and phase == "create" and o.status is Status.OK
+    }
+    remember_contexts(session, planned, built)
+    _summarise(result, command, Action)
+    if cancel.is_set():
+        return EXIT_INTERRUPTED
+    if result.failed or result.skipped:
+        raise ApplyError(
+            f"{command} failed: {len(result.failed)} failed, {len(result.skipped)} skipped"
+        )
+    return 0
+
+
+def _summarise(result: Any, command: str, action: Any) -> None:
+    for outcome in result.failed:
+        address, phase = outcome.node
+        click.echo(f"\nerror: {address} ({phase}): {outcome.error}", err=True)
+        hint = getattr(outcome.error, "hint", None)
+        if hint:
+            click.echo(f"  hint: {hint}", err=True)
+    title = "Apply" if command == "apply" else "Destroy"
+    changed = result.done(action.UPDATE) + result.done(action.START)
+    counts = (
+        f"{result.done(action.CREATE)} added, {changed} changed, "
+        f"{result.done(action.REPLACE)} replaced, {result.done(action.DELETE)} destroyed"
+    )
+    status = "complete" if result.ok else "incomplete"
+    click.echo(f"\n{title} {status}: {counts}.", err=not result.ok)

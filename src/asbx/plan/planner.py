@@ -1,0 +1,587 @@
+"""plan(spec, state, observed, options) -> Plan: a pure function, no runtime or file access."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from asbx.addresses import Address, ResourceKind
+from asbx.graph import ResourceGraph, stable_topological_order
+from asbx.plan import hashing
+from asbx.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
+from asbx.plan.observed import Observed, pin_reference
+from asbx.runtime.base import Capabilities, ContainerState
+from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, Spec, VolumeSpec
+from asbx.state.records import ResourceRecord, StateSnapshot
+
+DATA_KINDS = frozenset({ResourceKind.VOLUME, ResourceKind.SNAPSHOT})
+
+
+@dataclass(frozen=True)
+class PlanInput:
+    """Everything the planner reads. Context digests come from the data layer, not from here."""
+
+    project: str
+    spec: Spec
+    graph: ResourceGraph
+    state: StateSnapshot
+    observed: Observed
+    options: PlanOptions = field(default_factory=PlanOptions)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    context_digests: Mapping[str, str] = field(default_factory=dict)
+    context_details: Mapping[str, str] = field(default_factory=dict)
+    pinned: Mapping[str, str] = field(default_factory=dict)
+    spec_digest: str = ""
+    runtime: str = ""
+    now: float = 0.0
+    allowlist_supported: bool = True
+
+
+@dataclass(frozen=True)
+class Desired:
+    """A resource as the spec wants it: stored form and config hash."""
+
+    address: Address
+    applied: dict[str, Any]
+    config_hash: str
+
+
+def plan(inp: PlanInput) -> Plan:
+    """Diff the spec against state and the runtime; changes in apply order (deletes reversed)."""
+    desired = desired_resources(inp)
+    changes: dict[Address, Change] = {}
+    for address in inp.graph.order():
+        changes[address] = _plan_one(inp, desired[address], changes)
+    changes.update(_deletes(inp, desired))
+    selected = _select(inp, changes)
+    errors, warnings = _check_capabilities(inp)
+    warnings += _orphan_warnings(inp, desired)
+    ordered = _apply_order(inp, selected)
+    return Plan(
+        project=inp.project,
+        changes=tuple(ordered),
+        options=inp.options,
+        errors=tuple(errors),
+        warnings=tuple(warnings),
+        state_serial=inp.state.meta.serial,
+        state_lineage=inp.state.meta.lineage,
+        spec_digest=inp.spec_digest,
+        runtime=inp.runtime,
+    )
+
+
+def desired_resources(inp: PlanInput) -> dict[Address, Desired]:
+    """Stored form and config hash of every spec resource, dependencies hashed first."""
+    salt = inp.state.meta.salt
+    out: dict[Address, Desired] = {}
+    for address in inp.graph.order():
+        spec = inp.graph.resources[address]
+        applied = hashing.applied_form(spec, salt)
+        out[address] = Desired(address, applied, _hash(inp, address, spec, applied, out))
+    return out
+
+
+def _hash(
+    inp: PlanInput,
+    address: Address,
+    spec: Any,
+    applied: dict[str, Any],
+    done: Mapping[Address, Desired],
+) -> str:
+    deps = inp.graph.dependencies(address)
+    if isinstance(spec, ImageSpec):
+        bases = {d.name: done[d].config_hash for d in deps if d.kind is ResourceKind.IMAGE}
+        return hashing.image_hash(
+            applied, inp.context_digests.get(address.name), bases, inp.pinned.get(address.name)
+        )
+    if isinstance(spec, VolumeSpec):
+        return hashing.volume_hash(applied)
+    if isinstance(spec, SandboxSpec):
+        return hashing.sandbox_hash(applied, done[inp.graph.image_of(address.name)].config_hash)
+    assert isinstance(spec, SnapshotSpec)
+    source = next(iter(d for d in deps if d.kind is ResourceKind.SANDBOX), None)
+    return hashing.snapshot_hash(applied, done[source].config_hash if source else "")
+
+
+def _plan_one(inp: PlanInput, want: Desired, planned: Mapping[Address, Change]) -> Change:
+    address = want.address
+    record = inp.state.records.get(address)
+    if inp.options.destroy:
+        return Change(address, Action.NOOP, Reason.UNCHANGED)
+    planner = {
+        ResourceKind.IMAGE: _plan_image,
+        ResourceKind.VOLUME: _plan_volume,
+        ResourceKind.SANDBOX: _plan_sandbox,
+        ResourceKind.SNAPSHOT: _plan_snapshot,
+    }[address.kind]
+    return planner(inp, want, record, planned)
+
+
+def _field_changes(
+    kind: ResourceKind, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[FieldChange, ...]:
+    old, new = hashing.flatten(dict(before)), hashing.flatten(dict(after))
+    out = []
+    for path in sorted(old.keys() | new.keys()):
+        if old.get(path) == new.get(path):
+            continue
+        top = path.split(".")[0].split("[")[0]
+        forces = kind is not ResourceKind.SANDBOX or top not in hashing.SANDBOX_IN_PLACE_FIELDS
+        sensitive = top == "env" or path.startswith("build.args")
+        out.append(FieldChange(path, old.get(path), new.get(path), forces, sensitive))
+    return tuple(out)
+
+
+def _plan_image(
+    inp: PlanInput, want: Desired, record: ResourceRecord | None, planned: Mapping[Address, Change]
+) -> Change:
+    spec = inp.graph.resources[want.address]
+    assert isinstance(spec, ImageSpec)
+    verb = "build" if spec.build is not None else "pull"
+    address = want.address
+    if record is None:
+        if spec.ref is not None and inp.observed.has_image(
+            _pinned_ref(inp, address.name, spec.ref)
+        ):
+            return Change(
+                address,
+                Action.UPDATE,
+                Reason.ADOPTED,
+                verb,
+                config_hash=want.config_hash,
+                record_only=True,
+                notes=("image already present locally",),
+            )
+        return Change(address, Action.CREATE, Reason.NEW, verb, config_hash=want.config_hash)
+    if address in inp.options.replace:
+        return Change(address, Action.CREATE, Reason.REQUESTED, verb, config_hash=want.config_hash)
+    same_context = record.outputs.get("context_digest") == inp.context_digests.get(address.name)
+    if _upgraded_unchanged(address, record, want) and same_context:
+        return _noop_or_version_bump(want, record)
+    if record.config_hash != want.config_hash:
+        detail = inp.context_details.get(address.name, "")
+        fields = _field_changes(address.kind, record.applied, want.applied)
+        if not detail and not fields and spec.build is not None:
+            bases = [
+                str(d)
+                for d in inp.graph.dependencies(address)
+                if d in planned and planned[d].action.mutates
+            ]
+            detail = f"base image changed: {', '.join(bases)}" if bases else "build inputs changed"
+        if not detail and not fields and address.name in inp.pinned:
+            detail = "pinned digest changed (sandboxes.lock)"
+        return Change(
+            address,
+            Action.CREATE,
+            Reason.SPEC_CHANGED,
+            verb,
+            detail,
+            fields,
+            config_hash=want.config_hash,
+        )
+    if inp.options.refresh and not _image_present(inp, record):
+        return Change(address, Action.CREATE, Reason.MISSING, verb, config_hash=want.config_hash)
+    if inp.options.pull and spec.ref is not None and address.name not in inp.pinned:
+        return Change(
+            address, Action.CREATE, Reason.REQUESTED, "pull", "--pull", config_hash=want.config_hash
+        )
+    return _noop_or_version_bump(want, record)
+
+
+def _pinned_ref(inp: PlanInput, name: str, ref: str) -> str:
+    pinned = inp.pinned.get(name)
+    return pin_reference(ref, pinned) if pinned else ref
+
+
+def _image_present(inp: PlanInput, record: ResourceRecord) -> bool:
+    ref = str(record.outputs.get("ref", ""))
+    image_id = str(record.outputs.get("image_id", ""))
+    return inp.observed.has_image(ref, image_id) if (ref or image_id) else False
+
+
+def _upgraded_unchanged(address: Address, record: ResourceRecord, want: Desired) -> bool:
+    """A record from an older hash scheme whose declared fields are all unchanged."""
+    return record.hash_version != hashing.HASH_VERSION and not _field_changes(
+        address.kind, record.applied, want.applied
+    )
+
+
+def _noop_or_version_bump(want: Desired, record: ResourceRecord) -> Change:
+    if record.hash_version != hashing.HASH_VERSION:
+        return Change(
+            want.address,
+            Action.UPDATE,
+            Reason.UNCHANGED,
+            config_hash=want.config_hash,
+            record_only=True,
+            notes=("hash scheme upgraded; record refreshed",),
+        )
+    return Change(want.address, Action.NOOP, Reason.UNCHANGED, config_hash=want.config_hash)
+
+
+def _plan_volume(
+    inp: PlanInput, want: Desired, record: ResourceRecord | None, planned: Mapping[Address, Change]
+) -> Change:
+    address = want.address
+    live = inp.observed.volumes.get(address)
+    if record is None:
+        if live is not None:
+            if live.labels.get("dev.asbx.hash") in (want.config_hash, None):
+                return Change(
+                    address,
+                    Action.UPDATE,
+                    Reason.ADOPTED,
+                    config_hash=want.config_hash,
+                    record_only=True,
+                )
+            return Change(
+                address,
+                Action.REPLACE,
+                Reason.DRIFTED,
+                config_hash=want.config_hash,
+                holds_data=True,
+            )
+        return Change(address, Action.CREATE, Reason.NEW, config_hash=want.config_hash)
+    if address in inp.options.replace:
+        return Change(
+            address, Action.REPLACE, Reason.REQUESTED, config_hash=want.config_hash, holds_data=True
+        )
+    if inp.options.refresh and live is None:
+        return Change(
+            address,
+            Action.CREATE,
+            Reason.MISSING,
+            config_hash=want.config_hash,
+            notes=("its data was removed outside asbx",),
+        )
+    if record.config_hash != want.config_hash and not _upgraded_unchanged(address, record, want):
+        return Change(
+            address,
+            Action.REPLACE,
+            Reason.SPEC_CHANGED,
+            fields=_field_changes(address.kind, record.applied, want.applied),
+            config_hash=want.config_hash,
+            holds_data=True,
+        )
+    return _noop_or_version_bump(want, record)
+
+
+def _plan_sandbox(
+    inp: PlanInput, want: Desired, record: ResourceRecord | None, planned: Mapping[Address, Change]
+) -> Change:
+    address = want.address
+    live = inp.observed.containers.get(address) if inp.options.refresh else None
+    if record is None:
+        return _adopt_sandbox(inp, want, live)
+    fields = _field_changes(address.kind, record.applied, want.applied)
+    replace = _sandbox_replace_reason(inp, want, record, planned, fields)
+    notes = _outdated_notes(inp, address, record, planned)
+    if inp.options.refresh and live is None and replace is None:
+        return Change(
+            address, Action.CREATE, Reason.MISSING, config_hash=want.config_hash, notes=notes
+        )
+    if replace is not None:
+        shown = fields if replace is Reason.SPEC_CHANGED else ()
+        return Change(
+            address,
+            Action.REPLACE,
+            replace,
+            fields=shown,
+            config_hash=want.config_hash,
+            notes=notes,
+        )
+    if fields or record.hash_version != hashing.HASH_VERSION:
+        return Change(
+            address,
+            Action.UPDATE,
+            Reason.SPEC_CHANGED,
+            fields=fields,
+            config_hash=want.config_hash,
+            record_only=True,
+            notes=notes,
+        )
+    if live is not None and live.state is not ContainerState.RUNNING:
+        return Change(
+            address, Action.START, Reason.STOPPED, config_hash=want.config_hash, notes=notes
+        )
+    return Change(address, Action.NOOP, Reason.UNCHANGED, config_hash=want.config_hash, notes=notes)
+
+
+def _adopt_sandbox(inp: PlanInput, want: Desired, live: Any) -> Change:
+    if live is None:
+        return Change(want.address, Action.CREATE, Reason.NEW, config_hash=want.config_hash)
+    if live.labels.get("dev.asbx.hash") != want.config_hash:
+        return Change(
+            want.address,
+            Action.REPLACE,
+            Reason.DRIFTED,
+            config_hash=want.config_hash,
+            notes=("found in runtime with a different configuration",),
+        )
+    start = live.state is not ContainerState.RUNNING
+    return Change(
+        want.address,
+        Action.START if start else Action.UPDATE,
+        Reason.ADOPTED,
+        config_hash=want.config_hash,
+        record_only=not start,
+        notes=("adopted from the runtime (state had no record)",),
+    )
+
+
+def _sandbox_replace_reason(
+    inp: PlanInput,
+    want: Desired,
+    record: ResourceRecord,
+    planned: Mapping[Address, Change],
+    fields: tuple[FieldChange, ...],
+) -> Reason | None:
+    address = want.address
+    live = inp.observed.containers.get(address) if inp.options.refresh else None
+    if address in inp.options.replace:
+        return Reason.REQUESTED
+    if record.tainted:
+        return Reason.TAINTED
+    if live is not None and live.labels.get("dev.asbx.hash") != record.config_hash:
+        return Reason.DRIFTED
+    if record.config_hash != want.config_hash:
+        if record.hash_version != hashing.HASH_VERSION:
+            return Reason.SPEC_CHANGED if any(f.forces_replacement for f in fields) else None
+        if any(f.forces_replacement for f in fields):
+            return Reason.SPEC_CHANGED
+        return Reason.DEPENDENCY_REPLACED
+    for dep in inp.graph.dependencies(address):
+        if (
+            dep.kind is ResourceKind.VOLUME
+            and planned.get(dep)
+            and planned[dep].action is Action.REPLACE
+        ):
+            return Reason.DEPENDENCY_REPLACED
+    lifecycle = inp.graph.resources[address]
+    assert isinstance(lifecycle, SandboxSpec)
+    if (
+        lifecycle.lifecycle
+        and lifecycle.lifecycle.max_lifetime
+        and inp.now
+        and record.created_at + lifecycle.lifecycle.max_lifetime < inp.now
+    ):
+        return Reason.EXPIRED
+    return None
+
+
+def _outdated_notes(
+    inp: PlanInput, address: Address, record: ResourceRecord, planned: Mapping[Address, Change]
+) -> tuple[str, ...]:
+    box = inp.graph.resources[address]
+    assert isinstance(box, SandboxSpec)
+    if not (box.workspace and box.workspace.snapshot):
+        return ()
+    snap = Address(ResourceKind.SNAPSHOT, box.workspace.snapshot)
+    restored = record.outputs.get("restored_digest")
+    snap_record = inp.state.records.get(snap)
+    retaken = snap in planned and planned[snap].action is Action.CREATE
+    if retaken or (snap_record and restored and snap_record.outputs.get("digest") != restored):
+        return (
+            f"outdated: {snap} was retaken; the workspace keeps its data "
+            f"(--replace {address} --allow-data-loss to re-seed)",
+        )
+    return ()
+
+
+def _plan_snapshot(
+    inp: PlanInput, want: Desired, record: ResourceRecord | None, planned: Mapping[Address, Change]
+) -> Change:
+    address = want.address
+    if record is None:
+        return Change(address, Action.CREATE, Reason.NEW, "capture", config_hash=want.config_hash)
+    if address in inp.options.replace:
+        return Change(
+            address, Action.CREATE, Reason.REQUESTED, "capture", config_hash=want.config_hash
+        )
+    source = next((d for d in inp.graph.dependencies(address)), None)
+    if (
+        source is not None
+        and source in planned
+        and planned[source].runtime_change
+        and planned[source].action in (Action.CREATE, Action.REPLACE)
+    ):
+        return Change(
+            address,
+            Action.CREATE,
+            Reason.DEPENDENCY_REPLACED,
+            "capture",
+            f"{source} is recreated",
+            config_hash=want.config_hash,
+        )
+    if record.config_hash != want.config_hash and not _upgraded_unchanged(address, record, want):
+        return Change(
+            address,
+            Action.CREATE,
+            Reason.SPEC_CHANGED,
+            "capture",
+            fields=_field_changes(address.kind, record.applied, want.applied),
+            config_hash=want.config_hash,
+        )
+    digest = str(record.outputs.get("digest", ""))
+    if inp.options.refresh and digest and digest not in inp.observed.archives:
+        return Change(
+            address,
+            Action.CREATE,
+            Reason.MISSING,
+            "capture",
+            "its archive is missing from the snapshot store",
+            config_hash=want.config_hash,
+        )
+    return _noop_or_version_bump(want, record)
+
+
+def _deletes(inp: PlanInput, desired: Mapping[Address, Desired]) -> dict[Address, Change]:
+    """Deletes of state records not in the spec (or everything, for destroy) and orphans."""
+    out: dict[Address, Change] = {}
+    known = set(inp.state.records) | (
+        set(inp.observed.containers) if inp.options.refresh else set()
+    )
+    known |= set(inp.observed.volumes) if inp.options.refresh else set()
+    for address in sorted(known):
+        in_spec = address in desired
+        if in_spec and not inp.options.destroy:
+            continue
+        record = inp.state.records.get(address)
+        if (
+            record is None
+            and not in_spec
+            and not inp.options.remove_orphans
+            and not inp.options.destroy
+        ):
+            continue  # orphan: reported as a warning only
+        change = _delete_change(inp, address, record, in_spec)
+        if change is not None:
+            out[address] = change
+    return out
+
+
+def _delete_change(
+    inp: PlanInput, address: Address, record: ResourceRecord | None, in_spec: bool
+) -> Change | None:
+    opts = inp.options
+    reason = Reason.DESTROY if opts.destroy else (Reason.NOT_IN_SPEC if record else Reason.ORPHAN)
+    kind = address.kind
+    if opts.destroy:
+        if kind is ResourceKind.VOLUME and not opts.destroy_volumes:
+            return None
+        if kind is ResourceKind.SNAPSHOT and not opts.destroy_snapshots:
+            return None
+    if kind is ResourceKind.SANDBOX:
+        drop_workspace = opts.destroy_workspaces if opts.destroy else opts.allow_data_loss
+        note = (
+            "its workspace will be deleted"
+            if drop_workspace
+            else "its workspace is kept (delete it with --allow-data-loss)"
+        )
+        if opts.destroy and not drop_workspace:
+            note = "its workspace is kept (delete it with --workspaces)"
+        return Change(address, Action.DELETE, reason, holds_data=drop_workspace, notes=(note,))
+    if kind is ResourceKind.IMAGE:
+        pulled = record is not None and record.outputs.get("built") is not True
+        note = ("pulled image stays in the runtime; only the record is dropped",) if pulled else ()
+        return Change(address, Action.DELETE, reason, record_only=pulled, notes=note)
+    return Change(address, Action.DELETE, reason, holds_data=kind in DATA_KINDS)
+
+
+def _select(inp: PlanInput, changes: dict[Address, Change]) -> dict[Address, Change]:
+    """Keep only --target addresses (with their dependencies, or dependents when destroying)."""
+    if not inp.options.targets:
+        return changes
+    if inp.options.destroy:
+        keep = set(inp.options.targets)
+        frontier = list(keep)
+        while frontier:
+            current = frontier.pop()
+            for user in inp.graph.dependents(current):
+                if user not in keep:
+                    keep.add(user)
+                    frontier.append(user)
+    else:
+        keep = inp.graph.closure(inp.options.targets) | set(inp.options.targets)
+    return {a: c for a, c in changes.items() if a in keep}
+
+
+def _apply_order(inp: PlanInput, changes: Mapping[Address, Change]) -> list[Change]:
+    deps = {a: set(inp.graph.dependencies(a)) for a in changes}
+    for address in changes:
+        record = inp.state.records.get(address)
+        if address not in inp.graph.resources and record is not None:
+            deps[address] = set(record.dependencies)
+    order = stable_topological_order(list(changes), deps)
+    creates = [changes[a] for a in order if changes[a].action is not Action.DELETE]
+    deletes = [changes[a] for a in reversed(order) if changes[a].action is Action.DELETE]
+    return deletes + creates
+
+
+def _check_capabilities(inp: PlanInput) -> tuple[list[str], list[str]]:
+    caps, errors, warnings = inp.capabilities, [], []
+    runtime = inp.runtime or "this runtime"
+    volume_users: dict[str, list[str]] = {}
+    for name, box in inp.spec.sandboxes.items():
+        if box.cpus is not None and not caps.fractional_cpus and box.cpus != int(box.cpus):
+            warnings.append(
+                f"sandbox.{name}: cpus {box.cpus:g} is rounded up to "
+                f"{int(box.cpus) + 1} on {runtime} (whole CPUs only)"
+            )
+        if box.memory is not None and box.memory < caps.min_memory:
+            errors.append(
+                f"sandbox.{name}: memory must be at least "
+                f"{caps.min_memory // (1 << 20)}M on {runtime}"
+            )
+        if box.network.mode == "allow" and not (
+            inp.allowlist_supported and caps.internal_networks_isolate
+        ):
+            why = (
+                "its internal networks still route out"
+                if not caps.internal_networks_isolate
+                else "the egress proxy is not available"
+            )
+            errors.append(
+                f"sandbox.{name}: network allowlists cannot be enforced on {runtime} "
+                f"({why}); use network: deny or open"
+            )
+        if not caps.label_values_with_equals:
+            for key, value in box.labels.items():
+                if "=" in value:
+                    errors.append(
+                        f'sandbox.{name}: label {key} has "=" in its value, which {runtime} rejects'
+                    )
+        for mount in box.volumes:
+            if mount.type == "volume":
+                volume_users.setdefault(mount.source, []).append(name)
+    if not caps.shared_volumes:
+        for volume, users in volume_users.items():
+            if len(users) > 1:
+                errors.append(
+                    f"volume.{volume} is mounted by {', '.join(f'sandbox.{u}' for u in users)}, "
+                    f"but {runtime} attaches a named volume to one container at a time; "
+                    'mount a host directory instead (volumes: ["./data:/data:ro"])'
+                )
+    if not caps.volume_size:
+        for name, vol in inp.spec.volumes.items():
+            if vol.size is not None:
+                errors.append(f"volume.{name}: size limits are not supported on {runtime}")
+    return errors, warnings
+
+
+def _orphan_warnings(inp: PlanInput, desired: Mapping[Address, Desired]) -> list[str]:
+    if inp.options.remove_orphans or not inp.options.refresh:
+        return []
+    found = [
+        a
+        for a in sorted(set(inp.observed.containers) | set(inp.observed.volumes))
+        if a not in desired and a not in inp.state.records
+    ]
+    names = [str(a) for a in found] + [f"{o.kind} {o.name}" for o in inp.observed.unlabelled]
+    if not names:
+        return []
+    return [
+        f"orphans (labelled with this project, unknown to spec and state): "
+        f"{', '.join(names)}; remove them with --remove-orphans"
+    ]

@@ -1,0 +1,139 @@
+"""Apply progress: plain timestamped lines (no TTY) or a live per-resource view (TTY, rich)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, TextIO
+
+import click
+
+from asbx.apply.executor import Outcome, Status
+from asbx.plan.model import Action, Change
+
+_VERBS = {
+    Action.CREATE: "creating",
+    Action.REPLACE: "replacing",
+    Action.DELETE: "destroying",
+    Action.START: "starting",
+    Action.UPDATE: "updating",
+}
+
+
+def _doing(change: Change, phase: str) -> str:
+    if change.action is Action.REPLACE:
+        return "removing old" if phase == "destroy" else "creating new"
+    if change.verb and change.action is Action.CREATE:
+        return {"build": "building", "pull": "pulling", "capture": "capturing"}[change.verb]
+    if change.record_only:
+        return "recording"
+    return _VERBS.get(change.action, change.action.value)
+
+
+class LineProgress:
+    """One timestamped line per step start/finish; step output indented (verbose) or tailed."""
+
+    def __init__(self, stream: TextIO | None = None, *, show_output: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.show_output = show_output
+        self._lock = threading.Lock()
+        self._tails: dict[str, deque[str]] = {}
+
+    def _line(self, text: str) -> None:
+        with self._lock:
+            self.stream.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+            self.stream.flush()
+
+    def step_started(self, change: Change, phase: str) -> None:
+        self._line(f"{change.address}: {_doing(change, phase)}...")
+
+    def step_output(self, change: Change, stream: str, text: str) -> None:
+        tail = self._tails.setdefault(str(change.address), deque(maxlen=15))
+        for line in text.splitlines():
+            tail.append(line)
+            if self.show_output:
+                self._line(f"{change.address}: | {line}")
+
+    def step_finished(self, change: Change, phase: str, outcome: Outcome[Any]) -> None:
+        if outcome.status is Status.OK:
+            self._line(f"{change.address}: {_doing(change, phase)} done ({outcome.seconds:.1f}s)")
+        elif outcome.status is Status.FAILED:
+            self._line(f"{change.address}: FAILED: {outcome.error}")
+        else:
+            self._line(f"{change.address}: {outcome.status.value}")
+
+    def note(self, message: str) -> None:
+        self._line(message)
+
+    def close(self) -> None:
+        pass
+
+
+class LiveProgress(LineProgress):
+    """A rich live table: one row per resource with status, elapsed time and output tail."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.live import Live
+
+        self._rows: dict[str, list[Any]] = {}
+        self._console = Console(stderr=True)
+        self._live = Live(
+            self._render(), console=self._console, refresh_per_second=8, transient=False
+        )
+        self._live.start()
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 2))
+        now = time.monotonic()
+        for address, (state, started, tail) in self._rows.items():
+            elapsed = f"{now - started:5.1f}s" if started else ""
+            table.add_row(state, address, elapsed, tail[-70:])
+        return table
+
+    def _set(self, change: Change, state: str, tail: str = "", *, started: bool = False) -> None:
+        with self._lock:
+            row = self._rows.setdefault(str(change.address), [state, 0.0, ""])
+            row[0] = state
+            if started:
+                row[1] = time.monotonic()
+            row[2] = tail
+            self._live.update(self._render())
+
+    def step_started(self, change: Change, phase: str) -> None:
+        self._set(change, f"[yellow]⟳[/] {_doing(change, phase)}", started=True)
+
+    def step_output(self, change: Change, stream: str, text: str) -> None:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if lines:
+            self._set(change, self._rows.get(str(change.address), ["…"])[0], lines[-1])
+
+    def step_finished(self, change: Change, phase: str, outcome: Outcome[Any]) -> None:
+        marks = {
+            Status.OK: "[green]✓[/] done",
+            Status.FAILED: "[red]✗[/] failed",
+            Status.SKIPPED: "[dim]- skipped[/]",
+            Status.CANCELLED: "[dim]- cancelled[/]",
+        }
+        self._set(change, marks[outcome.status])
+
+    def note(self, message: str) -> None:
+        self._console.print(message)
+
+    def close(self) -> None:
+        self._live.stop()
+
+
+def make_progress(*, tty: bool, verbose: int) -> LineProgress:
+    if tty and verbose == 0:
+        return LiveProgress()
+    return LineProgress(show_output=verbose > 0)
+
+
+def echo_err(text: str) -> None:
+    click.echo(text, err=True)

@@ -1,0 +1,61 @@
+"""What asbx stores per project and per resource (the runtime cannot hold these)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from asbx.addresses import Address
+
+
+@dataclass(frozen=True)
+class ProjectMeta:
+    """A project's identity in the store: `serial` bumps on every write, `lineage` never changes."""
+
+    name: str
+    lineage: str
+    serial: int
+    salt: str
+    spec_path: str = ""
+
+
+@dataclass(frozen=True)
+class ResourceRecord:
+    """One applied resource: its config hash, the normalised spec it was applied with, and outputs.
+
+    `applied` never holds secrets: env values are salted hashes. `outputs` carries what apply learnt
+    (image id and digest, container name, workspace path, snapshot digest, setup result).
+    `status` is "ok" or "tainted" (setup failed: the next plan replaces it).
+    """
+
+    address: Address
+    config_hash: str
+    hash_version: int
+    applied: Mapping[str, Any] = field(default_factory=dict)
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    dependencies: tuple[Address, ...] = ()
+    status: str = "ok"
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def tainted(self) -> bool:
+        return self.status == "tainted"
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    pid: int
+    host: str
+    started_at: float
+    command: str
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    """Everything the planner needs from the store for one project, read in one go."""
+
+    meta: ProjectMeta
+    records: Mapping[Address, ResourceRecord]
+    activity: Mapping[Address, float] = field(default_factory=dict)

@@ -1,0 +1,207 @@
+"""The pipeline the CLI runs: load -> observe -> plan, then plan -> apply."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asbx.addresses import Address, ResourceKind
+from asbx.apply.applier import ApplyResult, apply_plan
+from asbx.apply.hooks import ApplyHooks
+from asbx.apply.steps import StepContext
+from asbx.observe import observe
+from asbx.plan.hashing import applied_form
+from asbx.plan.model import Plan, PlanOptions
+from asbx.plan.observed import Observed
+from asbx.plan.planner import PlanInput, plan
+from asbx.project import project_name
+from asbx.runtime.base import Runtime
+from asbx.spec.loader import LoadedSpec
+from asbx.state.records import StateSnapshot
+
+if TYPE_CHECKING:
+    from asbx.data.context import ContextDigest
+from asbx.state.store import StateStore
+
+
+@dataclass
+class Session:
+    """One invocation's collaborators: the loaded spec, the runtime, the store, the home dir."""
+
+    loaded: LoadedSpec
+    runtime: Runtime
+    store: StateStore
+    home: Path
+    project: str
+
+    @classmethod
+    def create(
+        cls,
+        loaded: LoadedSpec,
+        runtime: Runtime,
+        store: StateStore,
+        home: Path,
+        override: str | None = None,
+    ) -> Session:
+        name = project_name(loaded.directory, loaded.spec.name, override)
+        store.project(name, str(loaded.path))
+        return cls(loaded, runtime, store, home, name)
+
+    @property
+    def project_dir(self) -> Path:
+        return self.home / "projects" / self.project
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan with the inputs apply needs to carry it out."""
+
+    plan: Plan
+    state: StateSnapshot
+    observed: Observed
+    pinned: Mapping[str, str]
+    contexts: Mapping[str, ContextDigest]
+
+
+def spec_digest(loaded: LoadedSpec) -> str:
+    """A digest of the spec file and what it reads (Dockerfiles), for stale-plan detection."""
+    h = hashlib.sha256(loaded.path.read_bytes())
+    for name in sorted(loaded.dockerfiles):
+        h.update(name.encode() + b"\0" + loaded.dockerfiles[name].encode())
+    return "sha256:" + h.hexdigest()
+
+
+def make_plan(session: Session, options: PlanOptions) -> Planned:
+    """Observe (one call per kind) and plan; nothing is changed."""
+    state = session.store.snapshot(session.project)
+    archives = _archives(session.home) if options.refresh else ()
+    observed = (
+        observe(session.runtime, session.project, archives) if options.refresh else Observed()
+    )
+    contexts, details = context_digests(session, state)
+    pinned = _pinned(session)
+    allowlist = _allowlist_supported()
+    result = plan(
+        PlanInput(
+            project=session.project,
+            spec=session.loaded.spec,
+            graph=session.loaded.graph,
+            state=state,
+            observed=observed,
+            options=options,
+            capabilities=session.runtime.capabilities,
+            context_digests={n: c.digest for n, c in contexts.items()},
+            context_details=details,
+            pinned=pinned,
+            spec_digest=spec_digest(session.loaded),
+            runtime=session.runtime.name,
+            now=time.time(),
+            allowlist_supported=allowlist,
+        )
+    )
+    return Planned(result, state, observed, pinned, contexts)
+
+
+def run_apply(
+    session: Session,
+    planned: Planned,
+    *,
+    parallelism: int,
+    hooks: ApplyHooks,
+    cancel: threading.Event | None = None,
+) -> ApplyResult:
+    """Carry out `planned.plan`; each finished step is recorded as it finishes."""
+    salt = planned.state.meta.salt
+    applied = {a: applied_form(spec, salt) for a, spec in session.loaded.graph.resources.items()}
+    opts = planned.plan.options
+    ctx = StepContext(
+        project=session.project,
+        loaded=session.loaded,
+        runtime=session.runtime,
+        store=session.store,
+        home=session.home,
+        applied=applied,
+        records=planned.state.records,
+        pinned=planned.pinned,
+        context_digests={n: c.digest for n, c in planned.contexts.items()},
+        drop_workspaces=opts.destroy_workspaces if opts.destroy else opts.allow_data_loss,
+        drop_archives=opts.destroy_snapshots if opts.destroy else opts.allow_data_loss,
+        egress=_egress(session),
+    )
+    deps: dict[Address, tuple[Address, ...]] = {
+        a: tuple(session.loaded.graph.dependencies(a)) for a in session.loaded.graph.resources
+    }
+    for address, record in planned.state.records.items():
+        deps.setdefault(address, record.dependencies)
+    return apply_plan(planned.plan, ctx, deps, parallelism=parallelism, hooks=hooks, cancel=cancel)
+
+
+def context_digests(
+    session: Session, state: StateSnapshot
+) -> tuple[dict[str, ContextDigest], dict[str, str]]:
+    """Digest of every build context (stat-cached), and a description of what changed."""
+    from asbx.data.context import context_digest, describe_context_change
+
+    contexts: dict[str, ContextDigest] = {}
+    details: dict[str, str] = {}
+    cache_dir = session.project_dir / "contexts"
+    for name, image in session.loaded.spec.images.items():
+        build = image.build
+        if build is None:
+            continue
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        root = session.loaded.resolve(build.context)
+        contexts[name] = context_digest(
+            root,
+            dockerfile=None
+            if build.inline is not None
+            else root / (build.dockerfile or "Dockerfile"),
+            inline=build.inline,
+            args=dict(build.args),
+            target=build.target,
+            platform=image.platform,
+            cache=cache_dir / f"{name}.cache",
+        )
+        manifest = cache_dir / f"{name}.applied.json"
+        if Address(ResourceKind.IMAGE, name) in state.records and manifest.is_file():
+            old = json.loads(manifest.read_text(encoding="utf-8"))
+            if old.get("digest") != contexts[name].digest:
+                details[name] = "context changed: " + describe_context_change(
+                    old.get("files", {}), contexts[name].files
+                )
+    return contexts, details
+
+
+def remember_contexts(session: Session, planned: Planned, built: set[str]) -> None:
+    """After a build, keep its context's file manifest to explain the next change."""
+    cache_dir = session.project_dir / "contexts"
+    for name in built & planned.contexts.keys():
+        context = planned.contexts[name]
+        (cache_dir / f"{name}.applied.json").write_text(
+            json.dumps({"digest": context.digest, "files": dict(context.files)}), encoding="utf-8"
+        )
+
+
+def _archives(home: Path) -> list[str]:
+    root = home / "snapshots" / "sha256"
+    if not root.is_dir():
+        return []
+    return ["sha256:" + p.name.removesuffix(".tar.zst") for p in root.glob("*.tar.zst")]
+
+
+def _pinned(session: Session) -> dict[str, str]:
+    return {}
+
+
+def _allowlist_supported() -> bool:
+    return False
+
+
+def _egress(session: Session) -> object | None:
+    return None

@@ -1,0 +1,322 @@
+"""Table-driven planner scenarios: (spec, state, observed) -> actions and reasons."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tests.unit.plan.world import EMPTY_STATE, World, actions, spec
+
+from asbx.addresses import Address
+from asbx.plan.hashing import HASH_VERSION
+from asbx.plan.model import Action, PlanOptions, Reason
+from asbx.runtime.base import LABEL_HASH, Capabilities, ContainerState
+from asbx.state.records import StateSnapshot
+
+BASE = """
+version: 1
+images:
+  base:
+    ref: localhost/asbx/busybox:latest
+volumes:
+  cache: {}
+sandboxes:
+  web:
+    image: base
+    memory: 1G
+    volumes: ["cache:/cache"]
+  worker:
+    image: base
+    depends_on: [web]
+snapshots:
+  snap:
+    sandbox: web
+"""
+
+
+def converged(world_of, text: str = BASE) -> World:  # type: ignore[no-untyped-def]
+    world = world_of(text)
+    world.apply(world.plan())
+    assert world.plan().pending == ()
+    return world
+
+
+def test_first_plan_creates_everything_in_dependency_order(world_of) -> None:  # type: ignore[no-untyped-def]
+    result = world_of(BASE).plan()
+    assert actions(result) == {
+        "image.base": ("create", "new"),
+        "volume.cache": ("create", "new"),
+        "sandbox.web": ("create", "new"),
+        "sandbox.worker": ("create", "new"),
+        "snapshot.snap": ("create", "new"),
+    }
+    order = [str(c.address) for c in result.changes]
+    assert order.index("image.base") < order.index("sandbox.web") < order.index("snapshot.snap")
+    assert order.index("sandbox.web") < order.index("sandbox.worker")
+    assert result.summary() == "Plan: 5 to add, 0 to change, 0 to replace, 0 to destroy."
+
+
+def test_nothing_changed_is_empty(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    assert world.plan().pending == ()
+    assert world.plan().summary() == "Plan: 0 to add, 0 to change, 0 to replace, 0 to destroy."
+
+
+def test_memory_change_forces_replacement_with_field_diff(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    world.loaded = spec(BASE.replace("memory: 1G", "memory: 2G"), tmp_path)
+    result = world.plan()
+    assert actions(result)["sandbox.web"] == ("replace", "spec_changed")
+    change = next(c for c in result.changes if str(c.address) == "sandbox.web")
+    assert [(f.path, f.before, f.after, f.forces_replacement) for f in change.fields] == [
+        ("memory", "1G", "2G", True)
+    ]
+    # the snapshot of web is recaptured because its source is recreated; worker is untouched
+    assert actions(result)["snapshot.snap"] == ("create", "dependency_replaced")
+    assert "sandbox.worker" not in actions(result)
+
+
+def test_each_sandbox_field_replaces_or_updates(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cases = {
+        "cpus: 2": "replace",
+        "command: [sleep, '100']": "replace",
+        "env: {A: b}": "replace",
+        "workdir: /srv": "replace",
+        "user: '1000'": "replace",
+        "network: open": "replace",
+        "labels: {team: x}": "replace",
+        "setup: [echo hi]": "replace",
+        "lifecycle: {idle_timeout: 30m}": "update",
+        "workspace: {from: .}": "update",
+    }
+    for line, expected in cases.items():
+        world = converged(world_of)
+        world.loaded = spec(
+            BASE.replace("    memory: 1G\n", f"    memory: 1G\n    {line}\n"), tmp_path
+        )
+        result = world.plan()
+        assert actions(result)["sandbox.web"][0] == expected, line
+        if expected == "update":
+            change = next(c for c in result.changes if str(c.address) == "sandbox.web")
+            assert change.record_only
+            assert change.fields
+
+
+def test_env_values_are_sensitive_in_diffs(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("    memory: 1G\n", "    memory: 1G\n    env: {TOKEN: s3cr3t-one}\n")
+    world = converged(world_of, text)
+    world.loaded = spec(text.replace("TOKEN: s3cr3t-one", "TOKEN: s3cr3t-two"), tmp_path)
+    change = next(c for c in world.plan().changes if str(c.address) == "sandbox.web")
+    assert change.action is Action.REPLACE
+    assert [(f.path, f.sensitive) for f in change.fields] == [("env.TOKEN", True)]
+    assert "s3cr3t" not in repr(world.state.records)
+    assert "s3cr3t" not in repr(change)
+
+
+def test_image_change_cascades_to_sandboxes(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    world.loaded = spec(BASE.replace("busybox:latest", "busybox:1.36"), tmp_path)
+    result = actions(world.plan())
+    assert result["image.base"] == ("create", "spec_changed")
+    assert result["sandbox.web"] == ("replace", "dependency_replaced")
+    assert result["sandbox.worker"] == ("replace", "dependency_replaced")
+
+
+def test_build_context_digest_change_cascades(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("    ref: localhost/asbx/busybox:latest", "    build: {context: ctx}")
+    world = world_of(text, files=["ctx/Dockerfile"])
+    world.apply(world.plan(context_digests={"base": "sha256:aaa"}))
+    assert world.plan(context_digests={"base": "sha256:aaa"}).pending == ()
+    result = world.plan(
+        context_digests={"base": "sha256:bbb"},
+        context_details={"base": "context changed: 1 file changed (app.py)"},
+    )
+    change = next(c for c in result.changes if str(c.address) == "image.base")
+    assert (change.action, change.verb, change.detail) == (
+        Action.CREATE,
+        "build",
+        "context changed: 1 file changed (app.py)",
+    )
+    assert actions(result)["sandbox.web"] == ("replace", "dependency_replaced")
+
+
+def test_resource_added_and_removed(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    world.loaded = spec(
+        BASE.replace(
+            "  worker:\n    image: base\n    depends_on: [web]\n", "  extra:\n    image: base\n"
+        ),
+        tmp_path,
+    )
+    result = world.plan()
+    assert actions(result)["sandbox.extra"] == ("create", "new")
+    assert actions(result)["sandbox.worker"] == ("delete", "not_in_spec")
+    order = [str(c.address) for c in result.changes if c.action.mutates]
+    assert order[0] == "sandbox.worker", "deletes run before creates"
+
+
+def test_container_deleted_out_of_band_is_recreated(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    del world.containers[Address.parse("sandbox.worker")]
+    assert actions(world.plan()) == {"sandbox.worker": ("create", "missing")}
+
+
+def test_stopped_container_is_started(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    address = Address.parse("sandbox.worker")
+    world.containers[address] = dataclasses.replace(
+        world.containers[address], state=ContainerState.STOPPED
+    )
+    result = world.plan()
+    assert actions(result) == {"sandbox.worker": ("start", "stopped")}
+    assert result.changes[-1].action.symbol == ">" or any(
+        c.action.symbol == ">" for c in result.changes
+    )
+
+
+def test_labels_edited_out_of_band_mean_drift(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    address = Address.parse("sandbox.web")
+    live = world.containers[address]
+    world.containers[address] = dataclasses.replace(
+        live, labels={**live.labels, LABEL_HASH: "sha256:someone-else"}
+    )
+    assert actions(world.plan())["sandbox.web"] == ("replace", "drifted")
+
+
+def test_orphans_are_warned_and_removed_only_when_asked(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    stray = Address.parse("sandbox.stray")
+    world.containers[stray] = dataclasses.replace(
+        world.containers[Address.parse("sandbox.web")],
+        name="proj-stray",
+        labels={"dev.asbx.project": "proj", "dev.asbx.address": "sandbox.stray"},
+    )
+    plain = world.plan()
+    assert "sandbox.stray" not in actions(plain)
+    assert any("sandbox.stray" in w and "--remove-orphans" in w for w in plain.warnings)
+    removing = world.plan(PlanOptions(remove_orphans=True))
+    assert actions(removing)["sandbox.stray"] == ("delete", "orphan")
+
+
+def test_state_lost_adopts_instead_of_recreating(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    world.state = StateSnapshot(EMPTY_STATE.meta, {})
+    world.archives.clear()
+    result = world.plan()
+    acts = actions(result)
+    assert acts["sandbox.web"] == ("update", "adopted")
+    assert acts["volume.cache"] == ("update", "adopted")
+    assert acts["image.base"] == ("create", "new") or acts["image.base"][1] == "adopted"
+    assert all(
+        not c.runtime_change
+        for c in result.changes
+        if c.address.kind.value in ("sandbox", "volume")
+    )
+    world.apply(result)
+    assert all(c.reason is not Reason.ADOPTED for c in world.plan().changes)
+
+
+def test_hash_version_upgrade_refreshes_records_without_replacing(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    old = {
+        a: dataclasses.replace(r, config_hash="sha256:old-scheme", hash_version=HASH_VERSION - 1)
+        for a, r in world.state.records.items()
+    }
+    for address, container in list(world.containers.items()):
+        world.containers[address] = dataclasses.replace(
+            container, labels={**container.labels, LABEL_HASH: "sha256:old-scheme"}
+        )
+    world.state = StateSnapshot(world.state.meta, old)
+    result = world.plan()
+    assert not result.has_runtime_changes
+    assert result.pending == ()
+    assert result.state_only == len(old)
+
+
+def test_volume_changes_and_deletes_hold_data(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    world.loaded = spec(BASE.replace("  cache: {}", "  cache: {labels: {a: b}}"), tmp_path)
+    result = world.plan()
+    volume = next(c for c in result.changes if str(c.address) == "volume.cache")
+    assert (volume.action, volume.holds_data) == (Action.REPLACE, True)
+    assert actions(result)["sandbox.web"] == ("replace", "dependency_replaced")
+    assert [str(c.address) for c in result.data_loss()] == ["volume.cache"]
+
+
+def test_destroy_keeps_volumes_and_snapshots_unless_asked(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    plain = actions(world.plan(PlanOptions(destroy=True)))
+    assert set(plain) == {"sandbox.web", "sandbox.worker", "image.base"}
+    full = actions(
+        world.plan(PlanOptions(destroy=True, destroy_volumes=True, destroy_snapshots=True))
+    )
+    assert {"volume.cache", "snapshot.snap"} <= set(full)
+    order = [
+        str(c.address) for c in world.plan(PlanOptions(destroy=True)).changes if c.action.mutates
+    ]
+    assert order.index("sandbox.worker") < order.index("sandbox.web")
+
+
+def test_target_limits_to_dependencies(world_of) -> None:  # type: ignore[no-untyped-def]
+    result = world_of(BASE).plan(PlanOptions(targets=frozenset({Address.parse("sandbox.web")})))
+    assert set(actions(result)) == {"image.base", "volume.cache", "sandbox.web"}
+
+
+def test_replace_request_and_taint(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    web = Address.parse("sandbox.web")
+    forced = world.plan(PlanOptions(replace=frozenset({web})))
+    assert actions(forced)["sandbox.web"] == ("replace", "requested")
+    world.state = StateSnapshot(
+        world.state.meta,
+        {
+            **world.state.records,
+            web: dataclasses.replace(world.state.records[web], status="tainted"),
+        },
+    )
+    assert actions(world.plan())["sandbox.web"] == ("replace", "tainted")
+
+
+def test_expired_sandbox_is_replaced(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("    memory: 1G\n", "    memory: 1G\n    lifecycle: {max_lifetime: 1h}\n")
+    world = converged(world_of, text)
+    world.now += 3601
+    assert actions(world.plan())["sandbox.web"] == ("replace", "expired")
+
+
+def test_snapshot_retaken_marks_restored_sandboxes_outdated(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE + "  clone:\n    image: base\n    workspace: {snapshot: snap}\n"
+    text = (
+        text.replace("snapshots:\n  snap:\n    sandbox: web\n", "")
+        + "snapshots:\n  snap:\n    sandbox: web\n"
+    )
+    world = converged(world_of, text)
+    world.loaded = spec(text.replace("memory: 1G", "memory: 2G"), tmp_path)
+    result = world.plan()
+    clone = next(c for c in result.changes if str(c.address) == "sandbox.clone")
+    assert clone.action is Action.NOOP
+    assert any("outdated" in n for n in clone.notes)
+
+
+def test_capabilities_become_plan_errors(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace(
+        "  worker:\n    image: base\n",
+        '  worker:\n    image: base\n    volumes: ["cache:/c"]\n    cpus: 0.5\n    memory: 100M\n',
+    )
+    apple = Capabilities(
+        fractional_cpus=False,
+        min_memory=200 << 20,
+        shared_volumes=False,
+        internal_networks_isolate=False,
+    )
+    result = world_of(text).plan(caps=apple, runtime="apple")
+    assert any("volume.cache is mounted by sandbox.web, sandbox.worker" in e for e in result.errors)
+    assert any("memory must be at least 200M" in e for e in result.errors)
+    assert any("rounded up to 1" in w for w in result.warnings)
+
+
+def test_allowlist_rejected_until_supported(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("    memory: 1G\n", "    memory: 1G\n    network: {allow: [pypi.org]}\n")
+    result = world_of(text).plan(allowlist_supported=False)
+    assert any("allowlists cannot be enforced" in e for e in result.errors)
