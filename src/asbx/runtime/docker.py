@@ -1,0 +1,68 @@
+"""Docker: the shared OCI CLI backend with docker's line-JSON output and its daemon."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from asbx.errors import RuntimeUnavailableError
+from asbx.runtime.base import Capabilities, ObservedImage, ObservedNetwork
+from asbx.runtime.command import CommandResult
+from asbx.runtime.oci_cli import (
+    OciCliRuntime,
+    first_error,
+    label_filters,
+    parse_image,
+    parse_network,
+)
+
+CAPABILITIES = Capabilities(
+    fractional_cpus=True,
+    shared_volumes=True,
+    volume_size=False,
+    label_filter=True,
+    # True when dockerd manages iptables (its default); with --iptables=false it is not.
+    internal_networks_isolate=True,
+)
+
+
+class DockerRuntime(OciCliRuntime):
+    """`docker` (20.10+ CLI and daemon): `{{json .}}` lines, labels as `k=v,...` strings."""
+
+    name = "docker"
+    capabilities = CAPABILITIES
+    default_executable = "docker"
+    json_format = "{{json .}}"
+    ps_extra = ("--no-trunc",)
+    pull_flag = "--pull"
+
+    def parse_version(self, data: Any) -> str:
+        server = data.get("Server") if isinstance(data, dict) else None
+        return str((server or {}).get("Version") or super().parse_version(data))
+
+    def list_images(self) -> list[ObservedImage]:
+        """Two calls (ids, then one `image inspect`): `docker images` JSON has no labels."""
+        ids = self._run(["image", "ls", "-q", "--no-trunc"]).stdout.split()
+        items = self._inspect_items("image", list(dict.fromkeys(ids)))
+        return [image for image in map(parse_image, items) if image is not None]
+
+    def list_networks(self, labels: Mapping[str, str]) -> list[ObservedNetwork]:
+        """Two calls: `network ls` JSON has no subnets or gateways."""
+        ids = self._run(["network", "ls", "-q", "--no-trunc", *label_filters(labels)]).stdout
+        items = self._inspect_items("network", ids.split())
+        return [network for network in map(parse_network, items) if network is not None]
+
+    def unavailable(self, result: CommandResult) -> RuntimeUnavailableError:
+        if result.returncode == 127:
+            return RuntimeUnavailableError(
+                f"docker is not installed (no `{self.executable}` on PATH)",
+                hint="install Docker Engine or Docker Desktop, or choose another runtime with"
+                     " --runtime")
+        error = first_error(result)
+        if "permission denied" in error.lower():
+            return RuntimeUnavailableError(f"docker is not usable: {error}",
+                                           hint="add your user to the `docker` group")
+        fix = ("start Docker Desktop" if sys.platform == "darwin"
+               else "start dockerd (`sudo systemctl start docker`) or Docker Desktop")
+        return RuntimeUnavailableError(f"the Docker daemon is not running: {error}", hint=fix)
