@@ -106,6 +106,7 @@ class StateStore:
 
     def put(self, project: str, record: ResourceRecord) -> None:
         """Write one record and bump the serial, in one transaction."""
+        self.project(project)
         now = time.time()
         with self._write() as db:
             existing = db.execute(
@@ -143,6 +144,7 @@ class StateStore:
 
     # activity (does not bump the serial: it is not a change a saved plan depends on)
     def touch(self, project: str, address: Address, at: float | None = None) -> None:
+        self.project(project)
         with self._write() as db:
             db.execute(
                 "INSERT OR REPLACE INTO activity VALUES (?, ?, ?)",
