@@ -15,6 +15,7 @@ from asbx.addresses import Address, ResourceKind
 from asbx.apply.applier import ApplyResult, apply_plan
 from asbx.apply.hooks import ApplyHooks
 from asbx.apply.steps import StepContext
+from asbx.errors import AsbxError
 from asbx.observe import observe
 from asbx.plan.hashing import applied_form
 from asbx.plan.model import Plan, PlanOptions
@@ -80,10 +81,8 @@ def spec_digest(loaded: LoadedSpec) -> str:
 def make_plan(session: Session, options: PlanOptions) -> Planned:
     """Observe (one call per kind) and plan; nothing is changed."""
     state = session.store.snapshot(session.project)
-    archives = _archives(session.home) if options.refresh else ()
-    observed = (
-        observe(session.runtime, session.project, archives) if options.refresh else Observed()
-    )
+    archives = _archives(session.home) if options.refresh else []
+    observed = _observe(session, archives) if options.refresh else Observed()
     contexts, details = context_digests(session, state)
     pinned = _pinned(session)
     allowlist = _allowlist_supported()
@@ -106,6 +105,15 @@ def make_plan(session: Session, options: PlanOptions) -> Planned:
         )
     )
     return Planned(result, state, observed, pinned, contexts)
+
+
+def _observe(session: Session, archives: list[str]) -> Observed:
+    """Observe; if the runtime fails, let its check() explain why (missing, stopped, ...)."""
+    try:
+        return observe(session.runtime, session.project, archives)
+    except AsbxError:
+        session.runtime.check()
+        raise
 
 
 def run_apply(
@@ -146,15 +154,17 @@ def context_digests(
     session: Session, state: StateSnapshot
 ) -> tuple[dict[str, ContextDigest], dict[str, str]]:
     """Digest of every build context (stat-cached), and a description of what changed."""
-    from asbx.data.context import context_digest, describe_context_change
-
     contexts: dict[str, ContextDigest] = {}
     details: dict[str, str] = {}
+    builds = {n: i for n, i in session.loaded.spec.images.items() if i.build is not None}
+    if not builds:
+        return contexts, details
+    from asbx.data.context import context_digest, describe_context_change
+
     cache_dir = session.project_dir / "contexts"
-    for name, image in session.loaded.spec.images.items():
+    for name, image in builds.items():
         build = image.build
-        if build is None:
-            continue
+        assert build is not None
         cache_dir.mkdir(parents=True, exist_ok=True)
         root = session.loaded.resolve(build.context)
         contexts[name] = context_digest(

@@ -49,9 +49,16 @@ class AppContext:
     def runtime(self) -> Runtime:
         """The selected runtime (--runtime, ASBX_RUNTIME, else detected)."""
         if self._runtime is None:
-            from asbx.runtime.detect import select_runtime
+            import click
 
-            self._runtime = select_runtime(self.runtime_name, verbose=self.verbose)
+            from asbx.runtime.command import SubprocessRunner
+            from asbx.runtime.detect import create_runtime
+
+            def trace(line: str) -> None:
+                click.echo(click.style(line, dim=True) if self.color else line, err=True)
+
+            runner = SubprocessRunner(trace=trace if self.verbose >= 2 else None)
+            self._runtime = create_runtime(self.runtime_name, runner)
         return self._runtime
 
     def store(self) -> StateStore:
