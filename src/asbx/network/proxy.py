@@ -1,0 +1,646 @@
+"""The egress proxy: HTTP CONNECT tunnels and plain-HTTP forwarding, each checked by a HostPolicy.
+
+Run as `python -m asbx.network.proxy --listen HOST:PORT --allow ENTRY... --log F --state F`.
+A request's host is checked before anything is resolved (so DNS cannot carry data out for
+unlisted names), names are resolved here (the sandbox has no DNS), every resolved address is
+checked, and the connection goes to the checked address itself, never re-resolved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import errno
+import ipaddress
+import json
+import os
+import re
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+from urllib.parse import urlsplit
+
+from asbx.network.policy import HostPolicy, IPAddress
+
+Resolver = Callable[[str, int], Sequence[IPAddress]]
+"""Resolves (host name, port) to addresses; raises OSError when the name does not resolve."""
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_ADDRESS_IN_USE = 3
+
+# Dropped from forwarded requests. Transfer-Encoding is hop-by-hop too, but bodies are relayed
+# byte for byte (never re-framed), so the header describing their framing must stay.
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authenticate",
+                        "proxy-authorization", "te", "trailer", "upgrade"})
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_AUTHORITY = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]/@\s]+)):(?P<port>\d{1,5})$")
+_VERSIONS = ("HTTP/1.0", "HTTP/1.1")
+_SAFE_LOG_TEXT = re.compile(r"[A-Za-z0-9.:_\[\]*/-]+")
+_REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+@dataclass(frozen=True)
+class ProxyLimits:
+    """Bounds that keep one misbehaving client from exhausting the proxy."""
+
+    max_header_bytes: int = 32 * 1024
+    header_timeout: float = 15.0  # whole request head, against slow clients
+    connect_timeout: float = 10.0  # per upstream address tried
+    idle_timeout: float = 300.0  # a tunnel with no traffic either way is closed
+    max_connections: int = 64
+
+
+def system_resolver(host: str, port: int) -> list[IPAddress]:
+    """The host's resolver (getaddrinfo), addresses deduplicated in the order given."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0])) for info in infos))
+
+
+class _Reply(Exception):
+    """Ends a request with an HTTP status and a one-line reason."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RequestHead:
+    method: str
+    target: str
+    version: str
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class _Record:
+    """What the log line of one request says."""
+
+    client: str
+    started: float
+    verdict: str = "error"
+    method: str = "-"
+    target: str = "-"
+    address: str = "-"
+    status: int = 0
+    reason: str = ""
+    sent: int = 0
+    received: int = 0
+
+    def line(self) -> str:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ms = int((time.monotonic() - self.started) * 1000)
+        text = (f"{stamp} {self.verdict} {_log_text(self.method)} {_log_text(self.target)} "
+                f"status={self.status} addr={self.address} client={self.client} "
+                f"sent={self.sent} received={self.received} ms={ms}")
+        return text + (f" reason={json.dumps(self.reason)}" if self.reason else "")
+
+
+class RequestLog:
+    """One line per request, appended to a file (or a stream) from any thread."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    @classmethod
+    def to_file(cls, path: Path) -> RequestLog:
+        return cls(path.open("a", encoding="utf-8", buffering=1))
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._stream not in (sys.stderr, sys.stdout):
+            self._stream.close()
+
+
+class EgressProxy:
+    """A threaded HTTP proxy enforcing one sandbox's HostPolicy. `bind`, `serve_forever`, `stop`."""
+
+    def __init__(self, policy: HostPolicy, *, host: str, port: int, log: RequestLog,
+                 resolver: Resolver = system_resolver, limits: ProxyLimits | None = None) -> None:
+        self.policy = policy
+        self.log = log
+        self.resolver = resolver
+        self.limits = limits or ProxyLimits()
+        self._requested = (host, port)
+        self._listener: socket.socket | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_w.setblocking(False)
+        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
+        self._lock = threading.Lock()
+        self._live: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._loop_done = threading.Event()  # set whenever serve_forever is not running
+        self._loop_done.set()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) actually listened on; valid after `bind`."""
+        if self._listener is None:
+            raise RuntimeError("the proxy is not bound")
+        host, port = self._listener.getsockname()[:2]
+        return str(host), int(port)
+
+    def bind(self) -> tuple[str, int]:
+        """Listen on the requested address (port 0 picks one); raises OSError."""
+        host, port = self._requested
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            _allow_future_address(listener)
+            listener.bind((host, port))
+            listener.listen(128)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._listener = listener
+        return self.address
+
+    def serve_forever(self) -> None:
+        """Accept connections until `stop` is called; each runs in its own thread."""
+        if self._listener is None:
+            self.bind()
+        assert self._listener is not None
+        self._loop_done.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._listener, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while self._wake_r not in {key.fileobj for key, _ in selector.select()}:
+                    self._accept()
+        finally:
+            self._loop_done.set()
+
+    def stop(self) -> None:
+        """Make `serve_forever` return; safe from a signal handler or another thread."""
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def close(self, grace: float = 2.0) -> None:
+        """Stop accepting, cut live connections and wait (bounded) for their threads."""
+        self.stop()
+        self._loop_done.wait(grace)
+        if self._listener is not None:
+            self._listener.close()
+        with self._lock:
+            live, threads = list(self._live), list(self._threads)
+            for sock in live:  # under the lock: a connection thread closes its sockets only
+                with contextlib.suppress(OSError):  # after taking them out of _live
+                    sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + grace
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        try:
+            client, peer = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        if not self._slots.acquire(blocking=False):
+            self._refuse_busy(client, str(peer[0]))
+            return
+        thread = threading.Thread(target=self._run_connection, args=(client, str(peer[0])),
+                                  name=f"egress-{peer[0]}:{peer[1]}", daemon=True)
+        with self._lock:
+            self._live.add(client)
+            self._threads.add(thread)
+        thread.start()
+
+    def _refuse_busy(self, client: socket.socket, peer: str) -> None:
+        record = _Record(client=peer, started=time.monotonic())
+        reply = _Reply(503, f"too many connections (limit {self.limits.max_connections})")
+        with client:
+            client.settimeout(1.0)
+            _send_reply(client, reply, record, drain=False)  # never stall the accept loop
+        self.log.write(record.line())
+
+    def _run_connection(self, client: socket.socket, peer: str) -> None:
+        record = _Record(client=peer, started=time.monotonic())
+        try:
+            client.settimeout(self.limits.header_timeout)
+            self._serve_request(client, record)
+        except _Reply as reply:
+            _send_reply(client, reply, record)
+        except OSError as exc:
+            record.reason = f"connection error: {exc}"
+        except Exception as exc:  # a bug must not kill the proxy; it is logged instead
+            _send_reply(client, _Reply(500, "internal proxy error"), record)
+            record.reason = f"internal error: {exc!r}"
+        finally:
+            with self._lock:
+                self._live.discard(client)
+                self._threads.discard(threading.current_thread())
+            client.close()
+            self._slots.release()
+            self.log.write(record.line())
+
+    def _serve_request(self, client: socket.socket, record: _Record) -> None:
+        raw, early = read_head(client, self.limits)
+        head = parse_head(raw)
+        record.method, record.target = head.method, head.target
+        host, port = request_target(head)
+        record.target = _join_host_port(host, port)
+        refusal = self.policy.host_refusal(host, port)
+        if refusal is not None:
+            raise _Reply(403, refusal)
+        upstream, address = self._connect(host, port)
+        record.address = str(address)
+        with upstream:
+            self._track(upstream, True)
+            try:
+                self._bridge(client, upstream, head, host, port, early, record)
+            finally:
+                self._track(upstream, False)
+
+    def _bridge(self, client: socket.socket, upstream: socket.socket, head: RequestHead,
+                host: str, port: int, early: bytes, record: _Record) -> None:
+        record.verdict = "allowed"
+        if head.method == "CONNECT":
+            record.status = 200
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            first = early
+        else:
+            first = forward_head(head, host, port) + early
+        upstream.sendall(first)
+        record.sent += len(first)
+        client.settimeout(self.limits.idle_timeout)
+        upstream.settimeout(self.limits.idle_timeout)
+        relay(client, upstream, self.limits.idle_timeout, record)
+
+    def _connect(self, host: str, port: int) -> tuple[socket.socket, IPAddress]:
+        literal = _as_address(host)
+        addresses = [literal] if literal is not None else self._resolve(host, port)
+        refusals = [self.policy.address_refusal(a, literal is None, port) for a in addresses]
+        allowed = [a for a, refusal in zip(addresses, refusals, strict=True) if refusal is None]
+        if not allowed:
+            raise _Reply(403, f"{host} resolves only to refused addresses: {refusals[0]}")
+        failures: list[str] = []
+        timeouts = 0
+        for address in allowed:
+            family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.settimeout(self.limits.connect_timeout)
+            try:
+                sock.connect((str(address), port))
+            except OSError as exc:
+                sock.close()
+                failures.append(f"{address}: {exc.strerror or exc}")
+                timeouts += isinstance(exc, TimeoutError)
+                continue
+            return sock, address
+        status = 504 if timeouts == len(failures) else 502
+        raise _Reply(status, f"cannot connect to {host} port {port} ({'; '.join(failures)})")
+
+    def _resolve(self, host: str, port: int) -> list[IPAddress]:
+        try:
+            addresses = list(self.resolver(host, port))
+        except (OSError, UnicodeError, ValueError) as exc:
+            raise _Reply(502, f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}") \
+                from None
+        if not addresses:
+            raise _Reply(502, f"cannot resolve {host}: no addresses")
+        return addresses
+
+    def _track(self, sock: socket.socket, live: bool) -> None:
+        with self._lock:
+            if live:
+                self._live.add(sock)
+            else:
+                self._live.discard(sock)
+
+
+def read_head(sock: socket.socket, limits: ProxyLimits) -> tuple[bytes, bytes]:
+    """Read a request head (through the blank line); return it and any bytes read past it."""
+    deadline = time.monotonic() + limits.header_timeout
+    buffer = bytearray()
+    while (end := buffer.find(b"\r\n\r\n")) < 0:
+        if len(buffer) > limits.max_header_bytes:
+            raise _Reply(431, f"request headers exceed {limits.max_header_bytes} bytes")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _Reply(408, "request headers not received in time")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            raise _Reply(408, "request headers not received in time") from None
+        if not chunk:
+            raise _Reply(400, "connection closed before the request headers ended")
+        buffer += chunk
+    if end + 4 > limits.max_header_bytes:
+        raise _Reply(431, f"request headers exceed {limits.max_header_bytes} bytes")
+    return bytes(buffer[: end + 4]), bytes(buffer[end + 4 :])
+
+
+def parse_head(raw: bytes) -> RequestHead:
+    """Parse a request line and header fields; raise a 400 reply on anything malformed."""
+    lines = raw.decode("latin-1")[:-4].split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or parts[2] not in _VERSIONS:
+        raise _Reply(400, "malformed request line")
+    headers: list[tuple[str, str]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not _TOKEN.fullmatch(name):
+            raise _Reply(400, "malformed header line")
+        headers.append((name, value.strip(" \t")))
+    return RequestHead(parts[0].upper(), parts[1], parts[2], tuple(headers))
+
+
+def request_target(head: RequestHead) -> tuple[str, int]:
+    """The (host, port) a request wants: CONNECT's authority or an http:// absolute URI's."""
+    if head.method == "CONNECT":
+        match = _AUTHORITY.match(head.target)
+        if not match:
+            raise _Reply(400, "CONNECT needs host:port")
+        host, port = match.group("v6") or match.group("host"), int(match.group("port"))
+    else:
+        url = urlsplit(head.target)
+        if url.scheme.lower() != "http" or not url.hostname:
+            raise _Reply(400, "only CONNECT and http:// absolute URIs are proxied")
+        try:
+            host, port = url.hostname, url.port or 80
+        except ValueError:
+            raise _Reply(400, "bad port in the URI") from None
+    if not 0 < port < 65536:
+        raise _Reply(400, f"port {port} is out of range")
+    return host, port
+
+
+def forward_head(head: RequestHead, host: str, port: int) -> bytes:
+    """The head sent upstream: origin-form target, Host from the URI, hop-by-hop headers dropped."""
+    url = urlsplit(head.target)
+    path = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    named = {v.strip().lower() for n, v in head.headers if n.lower() == "connection"
+             for v in v.split(",")}
+    drop = HOP_BY_HOP | named | {"host"}
+    authority = _join_host_port(host, port) if port != 80 else _join_host_port(host, None)
+    lines = [f"{head.method} {path} {head.version}", f"Host: {authority}"]
+    lines += [f"{name}: {value}" for name, value in head.headers if name.lower() not in drop]
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def relay(client: socket.socket, upstream: socket.socket, idle_timeout: float,
+          record: _Record) -> None:
+    """Copy bytes both ways until both sides have closed, or nothing moves for idle_timeout."""
+    peers = {client: upstream, upstream: client}
+    with selectors.DefaultSelector() as selector:
+        for sock in peers:
+            selector.register(sock, selectors.EVENT_READ)
+        while peers:
+            events = selector.select(idle_timeout)
+            if not events:
+                record.reason = f"idle for {idle_timeout:g}s"
+                return
+            for key, _ in events:
+                source = key.fileobj
+                assert isinstance(source, socket.socket)
+                data = source.recv(65536)
+                target = peers[source]
+                if not data:
+                    selector.unregister(source)
+                    del peers[source]
+                    with contextlib.suppress(OSError):
+                        target.shutdown(socket.SHUT_WR)
+                    continue
+                target.sendall(data)
+                if source is client:
+                    record.sent += len(data)
+                    continue
+                if record.received == 0 and record.method != "CONNECT":
+                    record.status = _response_status(data)
+                record.received += len(data)
+
+
+def _send_reply(client: socket.socket, reply: _Reply, record: _Record, *,
+                drain: bool = True) -> None:
+    """Answer with the status and one line of reason; `drain` reads what the client still
+    sends (at most 1 s, 1 MiB) so that closing with unread input does not reset the answer away."""
+    record.verdict = "denied" if reply.status == 403 else "error"
+    record.status = reply.status
+    record.reason = reply.reason
+    body = f"asbx egress proxy: {reply.reason}\n".encode()
+    head = (f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    with contextlib.suppress(OSError):
+        client.sendall(head + body)
+        client.shutdown(socket.SHUT_WR)
+        deadline, budget = time.monotonic() + 1.0, 1 << 20
+        while drain and budget > 0 and (remaining := deadline - time.monotonic()) > 0:
+            client.settimeout(remaining)
+            data = client.recv(65536)
+            if not data:
+                break
+            budget -= len(data)
+
+
+def _response_status(data: bytes) -> int:
+    """The status code in a response's first bytes, for the log (responses are relayed as is)."""
+    parts = data[:16].split(b" ")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def _allow_future_address(listener: socket.socket) -> None:
+    """Let the proxy bind a gateway address whose bridge does not exist yet (Linux IP_FREEBIND).
+
+    Podman creates an internal network's bridge only when its first container starts; the
+    proxy is started before that and must already be listening when the sandbox comes up.
+    """
+    if sys.platform != "linux":
+        return
+    if listener.family == socket.AF_INET:
+        option = (socket.IPPROTO_IP, getattr(socket, "IP_FREEBIND", 15))
+    else:
+        option = (socket.IPPROTO_IPV6, 78)  # IPV6_FREEBIND
+    with contextlib.suppress(OSError):
+        listener.setsockopt(*option, 1)
+
+
+def _as_address(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _join_host_port(host: str, port: int | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
+
+
+def _log_text(text: str) -> str:
+    return text if _SAFE_LOG_TEXT.fullmatch(text) else json.dumps(text)
+
+
+# --- the process: python -m asbx.network.proxy ---------------------------------------------
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """HOST:PORT or [V6]:PORT with an IP address for HOST; raise ValueError."""
+    match = _AUTHORITY.match(text)
+    if not match:
+        raise ValueError(f'"{text}" is not HOST:PORT')
+    host = match.group("v6") or match.group("host")
+    ipaddress.ip_address(host)
+    port = int(match.group("port"))
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range")
+    return host, port
+
+
+def load_policy_file(path: Path) -> HostPolicy:
+    """A policy file is JSON: {"allow": ["host", "*.suffix", "10.0.0.0/8", ...]}."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    allow = data.get("allow") if isinstance(data, dict) else None
+    if not isinstance(allow, list) or not all(isinstance(item, str) for item in allow):
+        raise ValueError(f'{path}: expected {{"allow": [hosts]}}')
+    return HostPolicy(allow)
+
+
+def write_state(path: Path, pid: int, address: tuple[str, int], policy: HostPolicy) -> None:
+    """Write the JSON state the manager reads back (atomically: temp file, then rename)."""
+    state = {"pid": pid, "host": address[0], "port": address[1], "allow": list(policy.entries)}
+    temp = path.with_name(f".{path.name}.{pid}.tmp")
+    temp.write_text(json.dumps(state) + "\n", encoding="utf-8")
+    os.replace(temp, path)
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m asbx.network.proxy",
+                                     description="asbx's egress proxy for one sandbox")
+    parser.add_argument("--listen", required=True, help="HOST:PORT to listen on (port 0: any)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--allow", action="append", help="an allowlist entry (repeatable)")
+    source.add_argument("--policy-file", type=Path, help='JSON file: {"allow": [...]}')
+    parser.add_argument("--log", type=Path, help="request log (default: stderr)")
+    parser.add_argument("--pidfile", type=Path, help="write the pid here")
+    parser.add_argument("--state", type=Path, help="write {pid, host, port, allow} JSON here")
+    parser.add_argument("--daemon", action="store_true",
+                        help="detach once listening (exit 0 only when ready)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the proxy; returns 0 after SIGTERM, 2 on bad arguments, 3 if the port is taken."""
+    args = _arguments(argv)
+    try:
+        host, port = parse_listen(args.listen)
+        policy = HostPolicy(args.allow) if args.allow else load_policy_file(args.policy_file)
+    except (OSError, ValueError) as exc:
+        print(f"asbx egress proxy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    log = RequestLog.to_file(args.log) if args.log else RequestLog(sys.stderr)
+    proxy = EgressProxy(policy, host=host, port=port, log=log)
+    try:
+        address = proxy.bind()
+    except OSError as exc:
+        print(f"asbx egress proxy: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+        proxy.close()
+        log.close()
+        return EXIT_ADDRESS_IN_USE if exc.errno == errno.EADDRINUSE else EXIT_ERROR
+    ready_fd = None
+    if args.daemon:
+        child, ready_fd = _fork_daemon(args.log)
+        if child:  # the launching parent: exit 0 only once the daemon has written its state
+            return _wait_ready(ready_fd)
+    _write_files(args, address, policy)
+    if ready_fd is not None:
+        os.write(ready_fd, b"1")
+        os.close(ready_fd)
+    return _serve(proxy, args, log)
+
+
+def _serve(proxy: EgressProxy, args: argparse.Namespace, log: RequestLog) -> int:
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        proxy.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        proxy.serve_forever()
+    finally:
+        proxy.close()
+        _remove_own_files(args)
+        log.close()
+    return 0
+
+
+def _fork_daemon(log_path: Path | None) -> tuple[int, int]:
+    """Fork a detached daemon: the parent gets (child pid, readiness pipe to read), the child
+    gets (0, the pipe to write "1" to once its state file is written)."""
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(ready_w)
+        return pid, ready_r
+    os.close(ready_r)
+    os.setsid()
+    os.chdir("/")
+    _redirect_stdio(log_path)
+    return 0, ready_w
+
+
+def _wait_ready(ready_fd: int) -> int:
+    with os.fdopen(ready_fd, "rb") as ready:
+        return 0 if ready.read(1) == b"1" else EXIT_ERROR
+
+
+def _redirect_stdio(log_path: Path | None) -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    out = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600) if log_path else null
+    os.dup2(null, 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    for fd in {null, out}:
+        os.close(fd)
+
+
+def _write_files(args: argparse.Namespace, address: tuple[str, int], policy: HostPolicy) -> None:
+    pid = os.getpid()
+    if args.pidfile:
+        args.pidfile.write_text(f"{pid}\n", encoding="utf-8")
+    if args.state:
+        write_state(args.state, pid, address, policy)
+
+
+def _remove_own_files(args: argparse.Namespace) -> None:
+    """Remove the pid and state files, unless another proxy has replaced them since."""
+    for path in (args.pidfile, args.state):
+        if path is None:
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            text = path.read_text(encoding="utf-8")
+            pid = json.loads(text)["pid"] if text.lstrip().startswith("{") else int(text)
+            if pid == os.getpid():
+                path.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
