@@ -54,9 +54,10 @@ def diagnostic_for(error: ErrorDetails, data: Any, smap: SourceMap) -> Diagnosti
     loc = _existing_prefix(tuple(p for p in raw_loc if p != "[key]"), data)
     cause = (error.get("ctx") or {}).get("error")
     if isinstance(cause, LocatedValueError):
-        return _located(cause, loc, smap)
-    pos = smap.key_pos(loc) if is_key else smap.value_pos(loc)
-    return Diagnostic(_message(error, kind), pos, dotted(loc))
+        return _located(cause, loc, smap, is_key=is_key)
+    if is_key:  # a bad mapping key: point at it, name the mapping that holds it
+        return Diagnostic(_message(error, kind), smap.key_pos(loc), dotted(loc[:-1]))
+    return Diagnostic(_message(error, kind), smap.value_pos(loc), dotted(loc))
 
 
 def _unknown_key(loc: Loc, smap: SourceMap) -> Diagnostic:
@@ -74,11 +75,11 @@ def _missing_key(loc: Loc, smap: SourceMap) -> Diagnostic:
                       dotted(parent), hint=_MISSING_HINTS.get(pattern))
 
 
-def _located(cause: LocatedValueError, loc: Loc, smap: SourceMap) -> Diagnostic:
+def _located(cause: LocatedValueError, loc: Loc, smap: SourceMap, *, is_key: bool) -> Diagnostic:
     """A LocatedValueError: point at the key or value it names below `loc`."""
     target = (*loc, *cause.at)
-    pos = smap.key_pos(target) if cause.key else smap.value_pos(target)
-    shown = target[:-1] if cause.key and cause.at else target
+    pos = smap.key_pos(target) if cause.key or is_key else smap.value_pos(target)
+    shown = target[:-1] if (cause.key and cause.at) or (is_key and not cause.at) else target
     return Diagnostic(str(cause), pos, dotted(shown), hint=cause.hint)
 
 

@@ -103,7 +103,7 @@ def load_spec_text(
     spec = _validate(data, smap, env, diags)
     if spec is None:
         raise SpecError(diags.sorted())
-    diags.extend(check_spec(spec, smap))
+    diags.extend(check_spec(spec, smap, _declared_names(data)))
     spec = _merge_env_files(spec, path.parent, smap, diags)
     dockerfiles = _read_dockerfiles(spec, path.parent, smap, diags)
     _check_paths(spec, path.parent, smap, diags)
@@ -173,12 +173,47 @@ def _strip_extensions(node: Any, path: tuple[str | int, ...]) -> Any:
 
 def _validate(data: dict[str, Any], smap: SourceMap, env: Mapping[str, str],
               diags: Diagnostics) -> Spec | None:
+    """The model of `data`; on errors, the model of the entries without errors (or None).
+
+    The partial model lets the cross-reference checks run too, so one pass reports every
+    problem; the errors already recorded in `diags` still make the load fail.
+    """
+    context = {"env": dict(env)}
     try:
-        return Spec.model_validate(data, context={"env": dict(env)})
+        return Spec.model_validate(data, context=context)
     except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            diags.items.append(translate.diagnostic_for(error, data, smap))
+        errors = exc.errors(include_url=False)
+    for error in errors:
+        diags.items.append(translate.diagnostic_for(error, data, smap))
+    pruned = _without_failed_entries(data, [tuple(e["loc"]) for e in errors])
+    if pruned is None:
         return None
+    try:
+        return Spec.model_validate(pruned, context=context)
+    except ValidationError:
+        return None
+
+
+def _without_failed_entries(data: dict[str, Any],
+                            locs: list[tuple[str | int, ...]]) -> dict[str, Any] | None:
+    """`data` minus the resources (and optional top-level keys) that failed validation."""
+    pruned = {k: dict(v) if k in NAMED_SECTIONS and isinstance(v, dict) else v
+              for k, v in data.items()}
+    for loc in locs:
+        section = str(loc[0])
+        if len(loc) >= 2 and isinstance(pruned.get(section), dict):
+            pruned[section].pop(loc[1], None)
+        elif len(loc) == 1 and section not in ("version", *NAMED_SECTIONS):
+            pruned.pop(section, None)  # `name:` or an unknown top-level key
+        else:
+            return None  # version or a whole section is wrong: nothing sensible to cross-check
+    return pruned
+
+
+def _declared_names(data: dict[str, Any]) -> dict[str, list[str]]:
+    """The resource names each section of the raw data declares, valid or not."""
+    return {section: [str(k) for k in entries] if isinstance(entries, dict) else []
+            for section in NAMED_SECTIONS for entries in [data.get(section)]}
 
 
 def _merge_env_files(spec: Spec, directory: Path, smap: SourceMap, diags: Diagnostics) -> Spec:

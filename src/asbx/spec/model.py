@@ -487,9 +487,20 @@ class LifecycleSpec(_Model):
     )
 
 
+def _coerce_command(value: Any) -> Any:
+    """A string runs through `/bin/sh -c`; a list is the argv itself."""
+    if isinstance(value, str):
+        return ("/bin/sh", "-c", value)
+    if not isinstance(value, list | tuple):
+        raise ValueError("a command is a string (run with /bin/sh -c) or a list of strings")
+    if not value:
+        raise ValueError("a command list needs at least the program to run")
+    return value
+
+
 Command = Annotated[
     tuple[str, ...],
-    BeforeValidator(lambda v: ("/bin/sh", "-c", v) if isinstance(v, str) else v),
+    BeforeValidator(_coerce_command),
     WithJsonSchema(
         {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
     ),

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 
 from asbx.diagnostics import Diagnostics, did_you_mean
-from asbx.spec.model import LifecycleSpec, Spec
+from asbx.spec.model import LifecycleSpec, SandboxSpec, Spec
 from asbx.spec.values import format_size
 from asbx.spec.yaml_source import SourceMap, dotted
 
 MIN_MEMORY = 6 * 1024 * 1024
+SECTIONS = ("images", "volumes", "snapshots", "sandboxes")
 _REF_RE = re.compile(
     r"(?:[a-zA-Z0-9.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
 )
+Loc = tuple[str | int, ...]
 
 
 def is_image_reference(text: str) -> bool:
@@ -21,21 +25,41 @@ def is_image_reference(text: str) -> bool:
     return bool(_REF_RE.fullmatch(text)) and len(text) <= 255
 
 
-def check_spec(spec: Spec, smap: SourceMap) -> Diagnostics:
-    """Every cross-reference and combination problem of `spec`, positioned via `smap`."""
-    diags = Diagnostics()
-    _check_images(spec, smap, diags)
-    _check_snapshots(spec, smap, diags)
-    for name in spec.sandboxes:
-        _check_sandbox(spec, name, smap, diags)
-    _check_host_ports(spec, smap, diags)
-    return diags
+@dataclass(frozen=True)
+class _Context:
+    spec: Spec
+    smap: SourceMap
+    declared: Mapping[str, Collection[str]]
+    diags: Diagnostics
+
+    def known(self, section: str, name: str) -> bool:
+        return name in self.declared[section]
+
+    def names(self, section: str, *, without: str | None = None) -> list[str]:
+        return [n for n in self.declared[section] if n != without]
 
 
-def _missing(
-    diags: Diagnostics, smap: SourceMap, path: tuple[str | int, ...], what: str, name: str,
-    choices: list[str], *, other: bool = False,
-) -> None:
+def check_spec(
+    spec: Spec, smap: SourceMap, declared: Mapping[str, Collection[str]] | None = None
+) -> Diagnostics:
+    """Every cross-reference and combination problem of `spec`, positioned via `smap`.
+
+    `declared` names the resources of each section the file declares; the loader passes it
+    when `spec` is a partial spec (entries with errors left out), so references to those
+    entries are not reported as unknown a second time.
+    """
+    names = {section: list(getattr(spec, section)) for section in SECTIONS}
+    ctx = _Context(spec, smap, {**names, **(declared or {})}, Diagnostics())
+    _check_images(ctx)
+    _check_snapshots(ctx)
+    for name, box in spec.sandboxes.items():
+        _check_sandbox(ctx, name, box)
+    _check_host_ports(ctx)
+    return ctx.diags
+
+
+def _missing(ctx: _Context, path: Loc, what: str, name: str, choices: list[str],
+             *, other: bool = False) -> None:
     hint = did_you_mean(name, choices)
     section = "sandboxes" if what == "sandbox" else f"{what}s"
     if hint is None and choices:
@@ -43,88 +67,98 @@ def _missing(
     elif hint is None:
         hint = (f"no other {section} are declared" if other
                 else f"no {section} are declared; add one under {section}:")
-    diags.add(f'unknown {what} "{name}"', pos=smap.value_pos(path), path=dotted(path), hint=hint)
+    ctx.diags.add(f'unknown {what} "{name}"', pos=ctx.smap.value_pos(path), path=dotted(path),
+                  hint=hint)
 
 
-def _check_images(spec: Spec, smap: SourceMap, diags: Diagnostics) -> None:
-    for name, image in spec.images.items():
+def _error(ctx: _Context, path: Loc, message: str, hint: str | None = None) -> None:
+    ctx.diags.add(message, pos=ctx.smap.value_pos(path), path=dotted(path), hint=hint)
+
+
+def _check_images(ctx: _Context) -> None:
+    for name, image in ctx.spec.images.items():
         if image.ref is not None and not is_image_reference(image.ref):
-            path = ("images", name, "ref")
-            diags.add(f'"{image.ref}" is not a valid image reference',
-                      pos=smap.value_pos(path), path=dotted(path),
-                      hint="e.g. docker.io/library/python:3.12-slim")
+            _error(ctx, ("images", name, "ref"), f'"{image.ref}" is not a valid image reference',
+                   hint="e.g. docker.io/library/python:3.12-slim")
 
 
-def _check_snapshots(spec: Spec, smap: SourceMap, diags: Diagnostics) -> None:
-    for name, snap in spec.snapshots.items():
-        if snap.sandbox not in spec.sandboxes:
-            _missing(diags, smap, ("snapshots", name, "sandbox"), "sandbox", snap.sandbox,
-                     list(spec.sandboxes))
+def _check_snapshots(ctx: _Context) -> None:
+    for name, snap in ctx.spec.snapshots.items():
+        if not ctx.known("sandboxes", snap.sandbox):
+            _missing(ctx, ("snapshots", name, "sandbox"), "sandbox", snap.sandbox,
+                     ctx.names("sandboxes"))
 
 
-def _check_sandbox(spec: Spec, name: str, smap: SourceMap, diags: Diagnostics) -> None:
-    box = spec.sandboxes[name]
-    base: tuple[str | int, ...] = ("sandboxes", name)
-    if box.image not in spec.images:
-        hint = did_you_mean(box.image, spec.images)
-        looks_like_key = "/" not in box.image and ":" not in box.image and "@" not in box.image
-        if not is_image_reference(box.image) or (hint and looks_like_key):
-            path = (*base, "image")
-            message = (f'unknown image "{box.image}"' if hint
-                       else f'"{box.image}" is neither an images: key nor a valid image reference')
-            diags.add(message, pos=smap.value_pos(path), path=dotted(path), hint=hint)
+def _check_sandbox(ctx: _Context, name: str, box: SandboxSpec) -> None:
+    base: Loc = ("sandboxes", name)
+    _check_image_use(ctx, base, box.image)
+    _check_mounts(ctx, base, box)
+    snapshot = box.workspace.snapshot if box.workspace else None
+    if snapshot and not ctx.known("snapshots", snapshot):
+        _missing(ctx, (*base, "workspace", "snapshot"), "snapshot", snapshot,
+                 ctx.names("snapshots"))
+    _check_depends_on(ctx, base, name, box)
+    if box.ports and box.network.mode == "deny":
+        _error(ctx, (*base, "ports"), "ports cannot be published with network: deny "
+               "(the sandbox has no network interface)", hint="set network: open, or remove ports")
+    if box.memory is not None and box.memory < MIN_MEMORY:
+        _error(ctx, (*base, "memory"), f"memory must be at least {format_size(MIN_MEMORY)}, "
+               f"not {format_size(box.memory)}",
+               hint="e.g. 512M or 2G (a plain number means bytes)")
+    _check_lifecycle(ctx, base, box.lifecycle)
+
+
+def _check_image_use(ctx: _Context, base: Loc, image: str) -> None:
+    if ctx.known("images", image):
+        return
+    hint = did_you_mean(image, ctx.names("images"))
+    looks_like_key = not any(mark in image for mark in "/:@")
+    if hint and looks_like_key:
+        _error(ctx, (*base, "image"), f'unknown image "{image}"', hint=hint)
+    elif not is_image_reference(image):
+        _error(ctx, (*base, "image"),
+               f'"{image}" is neither an images: key nor a valid image reference',
+               hint=hint or "e.g. docker.io/library/busybox:1.36, or a key declared under images:")
+
+
+def _check_mounts(ctx: _Context, base: Loc, box: SandboxSpec) -> None:
     targets: dict[str, int] = {}
     for index, mount in enumerate(box.volumes):
         path = (*base, "volumes", index)
-        if mount.type == "volume" and mount.source not in spec.volumes:
-            _missing(diags, smap, path, "volume", mount.source, list(spec.volumes))
+        if mount.type == "volume" and not ctx.known("volumes", mount.source):
+            _missing(ctx, path, "volume", mount.source, ctx.names("volumes"))
         if mount.target in targets:
-            diags.add(f'mount target "{mount.target}" is used twice '
-                      f"(also volumes[{targets[mount.target]}])",
-                      pos=smap.value_pos(path), path=dotted(path))
+            _error(ctx, path, f'mount target "{mount.target}" is used twice '
+                   f"(also volumes[{targets[mount.target]}])")
         targets.setdefault(mount.target, index)
-    if box.workspace and box.workspace.snapshot and box.workspace.snapshot not in spec.snapshots:
-        _missing(diags, smap, (*base, "workspace", "snapshot"), "snapshot",
-                 box.workspace.snapshot, list(spec.snapshots))
+
+
+def _check_depends_on(ctx: _Context, base: Loc, name: str, box: SandboxSpec) -> None:
     for index, dep in enumerate(box.depends_on):
         path = (*base, "depends_on", index)
         if dep == name:
-            diags.add(f'sandbox "{name}" cannot depend on itself', pos=smap.value_pos(path),
-                      path=dotted(path))
-        elif dep not in spec.sandboxes:
-            _missing(diags, smap, path, "sandbox", dep, [s for s in spec.sandboxes if s != name],
-                     other=True)
-    if box.ports and box.network.mode == "deny":
-        path = (*base, "ports")
-        diags.add("ports cannot be published with network: deny (the sandbox has no network "
-                  "interface)", pos=smap.value_pos(path), path=dotted(path),
-                  hint="set network: open, or remove ports")
-    if box.memory is not None and box.memory < MIN_MEMORY:
-        path = (*base, "memory")
-        diags.add(f"memory must be at least {format_size(MIN_MEMORY)}, not "
-                  f"{format_size(box.memory)}", pos=smap.value_pos(path), path=dotted(path),
-                  hint="e.g. 512M or 2G (a plain number means bytes)")
-    _check_lifecycle(box.lifecycle, base, smap, diags)
+            _error(ctx, path, f'sandbox "{name}" cannot depend on itself',
+                   hint="remove it from depends_on")
+        elif not ctx.known("sandboxes", dep):
+            _missing(ctx, path, "sandbox", dep, ctx.names("sandboxes", without=name), other=True)
 
 
-def _check_lifecycle(lifecycle: LifecycleSpec | None, base: tuple[str | int, ...],
-                     smap: SourceMap, diags: Diagnostics) -> None:
+def _check_lifecycle(ctx: _Context, base: Loc, lifecycle: LifecycleSpec | None) -> None:
     if lifecycle is None:
         return
     if (lifecycle.idle_timeout and lifecycle.max_lifetime
             and lifecycle.idle_timeout >= lifecycle.max_lifetime):
-        path = (*base, "lifecycle", "idle_timeout")
-        diags.add("idle_timeout must be shorter than max_lifetime", pos=smap.value_pos(path),
-                  path=dotted(path))
+        _error(ctx, (*base, "lifecycle", "idle_timeout"),
+               "idle_timeout must be shorter than max_lifetime")
 
 
-def _check_host_ports(spec: Spec, smap: SourceMap, diags: Diagnostics) -> None:
+def _check_host_ports(ctx: _Context) -> None:
     seen: dict[tuple[str, int, str], str] = {}
-    for name, box in spec.sandboxes.items():
+    for name, box in ctx.spec.sandboxes.items():
         for index, port in enumerate(box.ports):
             key = (port.host_ip, port.host, port.protocol)
             if key in seen:
-                path = ("sandboxes", name, "ports", index)
-                diags.add(f"host port {port.host}/{port.protocol} is already published by "
-                          f"sandbox {seen[key]}", pos=smap.value_pos(path), path=dotted(path))
+                _error(ctx, ("sandboxes", name, "ports", index),
+                       f"host port {port.host}/{port.protocol} is already published by "
+                       f"sandbox {seen[key]}", hint="publish a different host port")
             seen.setdefault(key, name)

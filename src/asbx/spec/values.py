@@ -37,9 +37,12 @@ class LocatedValueError(ValueError):
 def check_name(value: str) -> str:
     """A resource name: lowercase letters, digits, `_` and `-`, starting alphanumeric, ≤ 63."""
     if not NAME_RE.fullmatch(value):
-        raise ValueError(
-            f'"{value}" is not a valid name (lowercase letters, digits, "_" and "-", '
-            "starting with a letter or digit, at most 63 characters)"
+        fixed = re.sub(r"[^a-z0-9_-]+", "-", value.lower()).lstrip("_-")[:63]
+        suggestion = f'e.g. "{fixed}"' if fixed and NAME_RE.fullmatch(fixed) else None
+        raise LocatedValueError(
+            f'"{value}" is not a valid name',
+            hint="use lowercase letters, digits, _ and -, starting with a letter or digit, "
+            f"at most 63 characters{f' ({suggestion})' if suggestion else ''}",
         )
     return value
 
@@ -148,8 +151,10 @@ def check_host_pattern(value: str) -> str:
         pass
     host = text[2:] if text.startswith("*.") else text
     if "*" in host or not _HOST_RE.fullmatch(host) or len(host) > 253:
-        raise ValueError(
-            f'"{value}" is not a host pattern (use a hostname like api.github.com, '
-            '"*.example.com", an IP address or a CIDR like 10.0.0.0/8)'
-        )
+        bare = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text).split("/")[0].split(":")[0]
+        hint = (f'did you mean "{bare}"? (a host only: no scheme, port or path)'
+                if bare != text and _HOST_RE.fullmatch(bare.removeprefix("*."))
+                else 'use a host name (api.github.com), a wildcard ("*.example.com"), '
+                "an IP address or a CIDR (10.0.0.0/8)")
+        raise LocatedValueError(f'"{value}" is not a host pattern', hint=hint)
     return text.rstrip(".")

@@ -11,7 +11,9 @@ from asbx.diagnostics import Diagnostics, SourcePos
 
 MAX_SPEC_BYTES = 1024 * 1024  # PyYAML reads ~1 MiB/s; real specs are a few KiB
 MAX_NODES = 100_000
+MAX_DEPTH = 64
 MERGE_TAG = "tag:yaml.org,2002:merge"
+COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
 Path = tuple[str | int, ...]
 
 
@@ -53,14 +55,21 @@ def decode_text(raw: bytes, file: str) -> str:
                   pos=SourcePos(file, 1, 1))
         raise YamlReadError(diags)
     if b"\x00" in raw:
-        diags.add("file is binary (contains NUL bytes), not YAML", pos=SourcePos(file, 1, 1))
+        diags.add("file is binary (contains NUL bytes), not YAML",
+                  pos=_byte_pos(raw, raw.index(b"\x00"), file))
         raise YamlReadError(diags)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        diags.add("file is not valid UTF-8 text", pos=SourcePos(file, line, 1))
+        diags.add(f"file is not valid UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                  pos=_byte_pos(raw, exc.start, file), hint="save the file as UTF-8")
         raise YamlReadError(diags) from None
+
+
+def _byte_pos(raw: bytes, offset: int, file: str) -> SourcePos:
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[line_start:offset].decode("utf-8", errors="replace")) + 1
+    return SourcePos(file, raw.count(b"\n", 0, offset) + 1, column)
 
 
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
@@ -70,9 +79,10 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         raise YamlReadError(_yaml_error(exc, file)) from None
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         diags = Diagnostics()
-        diags.add(f"invalid YAML: {exc}", pos=SourcePos(file, 1, 1))
+        problem = "document is nested too deeply" if isinstance(exc, RecursionError) else exc
+        diags.add(f"invalid YAML: {problem}", pos=SourcePos(file, 1, 1))
         raise YamlReadError(diags) from None
     finally:
         loader.dispose()
@@ -107,7 +117,13 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> Diagnostics:
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or "syntax error"
     context = f" ({exc.context})" if exc.context else ""
-    diags.add(f"invalid YAML: {problem}{context}", pos=_pos(mark, file))
+    started = exc.context_mark
+    if problem.startswith("but found another document"):
+        problem, context = "found a second document (after ---); a spec is one document", ""
+    elif exc.context and started is not None and mark is not None and started.line != mark.line:
+        context = f" ({exc.context} started at line {started.line + 1})"
+    hint = "indent with spaces; YAML does not allow tabs" if "'\\t'" in problem else None
+    diags.add(f"invalid YAML: {problem}{context}", pos=_pos(mark, file), hint=hint)
     return diags
 
 
@@ -126,12 +142,23 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         if not self._count(node):
             return None
-        self.smap.values.setdefault(path, _pos(node.start_mark, self.smap.file))
+        pos = _pos(node.start_mark, self.smap.file)
+        self.smap.values.setdefault(path, pos)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if len(path) > MAX_DEPTH:
+            self.diags.add(f"values are nested more than {MAX_DEPTH} levels deep", pos=pos,
+                           path=dotted(path[:1]), hint="is an alias (*name) used inside itself?"
+                           if self.aliased else None)
+            return None
+        if node.tag not in COLLECTION_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            self.diags.add(f'invalid value: unsupported YAML tag "{tag}"', pos=pos,
+                           path=dotted(path))
+            return None
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
-        return self._scalar(node, path)
+        return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
 
     def _count(self, node: yaml.Node) -> bool:
         """Count one more value read; False (and one diagnostic) once there are too many."""
