@@ -1,0 +1,1 @@
+"""The data path: workspaces, content-addressed snapshot archives and build-context digests."""
