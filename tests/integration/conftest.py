@@ -1,4 +1,4 @@
-"""Fixtures for real-runtime tests of the asbx CLI: an isolated ASBX_HOME, a unique project, cleanup."""
+"""Real-runtime fixtures for the asbx CLI: an isolated ASBX_HOME, a unique project, cleanup."""
 
 from __future__ import annotations
 

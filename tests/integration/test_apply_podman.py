@@ -112,7 +112,7 @@ def test_concurrent_applies_one_runs_one_gets_the_lock_message(project: Project)
     first = project.popen("apply", "-y")
     time.sleep(1.5)
     second = project.asbx("apply", "-y")
-    out, err = first.communicate(timeout=120)
+    _out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
     assert second.returncode == 1
     assert f"project {project.name} is locked by pid {first.pid}" in second.stderr

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+
 from tests.unit.plan.world import World, spec
 
 

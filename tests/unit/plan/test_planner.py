@@ -5,13 +5,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from tests.unit.plan.world import EMPTY_STATE, World, actions, spec
-
 from asbx.addresses import Address
 from asbx.plan.hashing import HASH_VERSION
 from asbx.plan.model import Action, PlanOptions, Reason
 from asbx.runtime.base import LABEL_HASH, Capabilities, ContainerState
 from asbx.state.records import StateSnapshot
+from tests.unit.plan.world import EMPTY_STATE, World, actions, spec
 
 BASE = """
 version: 1

@@ -9,9 +9,9 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.unit.plan.world import World, spec
 
 from asbx.plan.model import PlanOptions
+from tests.unit.plan.world import World, spec
 
 names = st.sampled_from(["a", "b", "c", "d", "e", "web", "db-1", "x_2"])
 
