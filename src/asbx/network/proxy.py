@@ -506,7 +506,8 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not match:
         raise ValueError(f'"{text}" is not HOST:PORT')
     host = match.group("v6") or match.group("host")
-    ipaddress.ip_address(host)
+    if _as_address(host) is None:
+        raise ValueError(f'"{text}": the proxy listens on an IP address, not "{host}"')
     port = int(match.group("port"))
     if port > 65535:
         raise ValueError(f"port {port} is out of range")

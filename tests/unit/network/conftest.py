@@ -14,6 +14,7 @@ import pytest
 
 from asbx.network.policy import HostPolicy, IPAddress
 from asbx.network.proxy import EgressProxy, ProxyLimits, RequestLog
+from asbx.runtime.command import RecordingRunner, SubprocessRunner
 
 
 @dataclass
@@ -121,3 +122,9 @@ def _exchange(port: int, data: bytes) -> bytes:
 def exchange() -> Exchange:
     """Send bytes to 127.0.0.1:port and read until the other side closes."""
     return _exchange
+
+
+@pytest.fixture
+def runner() -> RecordingRunner:
+    """The project's real command runner, recording what it ran."""
+    return RecordingRunner(SubprocessRunner())
