@@ -535,9 +535,14 @@ class AppleRuntime:
         limit = self._timeout if timeout is _Default.TIMEOUT else timeout
         request = CommandRequest(argv=(self.executable, *args), stdin=stdin, timeout=limit)
         try:
-            return self._runner(request, on_output)
+            result = self._runner(request, on_output)
         except FileNotFoundError as exc:
             raise _missing_cli(self.executable) from exc
+        # The runner reports an executable it could not start as 127/126 "<argv0>: <reason>".
+        if (result.returncode in (126, 127) and not result.stdout
+                and result.stderr.startswith(f"{self.executable}: ")):
+            raise _missing_cli(self.executable)
+        return result
 
     def _run(self, args: Sequence[str], *, stdin: bytes | None = None,
              timeout: float | _Default | None = _Default.TIMEOUT,
@@ -563,8 +568,6 @@ class AppleRuntime:
     def check(self) -> str:
         """`container --version` (>= 0.6), then `container system status` (running)."""
         result = self._call(["--version"], timeout=30)
-        if result.returncode == 127 and not result.stdout:
-            raise _missing_cli(self.executable)
         version = parse_version(result.stdout + result.stderr) if result.returncode == 0 else None
         if version is None:
             raise RuntimeUnavailableError(
@@ -622,11 +625,19 @@ class AppleRuntime:
         return image
 
     def inspect_image(self, ref: str) -> ObservedImage | None:
-        """None when missing (1.x: `image not found`, exit 1; older: `[]`)."""
+        """None when missing: 1.x says `image not found` (exit 1); 0.12 prints what it found
+        (`[]`) and then fails; older releases print `[]` and exit 0."""
+        result = self._call(["image", "inspect", ref])
+        if result.returncode != 0 and not result.stdout.strip().startswith("["):
+            failure = command_failure(result)
+            if isinstance(failure, NotFoundError):
+                return None
+            raise failure
         try:
-            images = parse_images(self._json(["image", "inspect", ref]))
-        except NotFoundError:
-            return None
+            images = parse_images(json.loads(result.stdout or "[]"))
+        except json.JSONDecodeError as exc:
+            raise RuntimeCommandError(result.argv, result.returncode, result.stdout,
+                                      result.stderr) from exc
         return images[0] if images else None
 
     def remove_image(self, ref: str) -> None:
