@@ -32,7 +32,10 @@ _KIND_NAMES = {bool: "true/false", dict: "a mapping", list: "a list", type(None)
 
 def _strict_str(value: Any) -> Any:
     """Accept strings and numbers (as their text); refuse booleans, mappings and lists."""
-    if isinstance(value, bool | dict | list):
+    if isinstance(value, bool):
+        raise LocatedValueError("expected a string, got true/false",
+                                hint='quote it if you mean the text, e.g. "yes"')
+    if isinstance(value, dict | list):
         raise ValueError(f"expected a string, got {_KIND_NAMES[type(value)]}")
     if isinstance(value, int | float):
         return str(value)

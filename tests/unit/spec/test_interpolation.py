@@ -1,0 +1,180 @@
+"""Compose-style interpolation: every form, `$$`, nesting, errors, and `.env` precedence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asbx.errors import SpecError
+from asbx.spec.interpolation import (
+    InterpolationError,
+    interpolate,
+    interpolate_tree,
+    read_dotenv,
+)
+from asbx.spec.loader import load_spec
+
+ENV = {"SET": "value", "EMPTY": "", "USER": "ada", "TAG": "3.12"}
+
+
+@pytest.mark.parametrize(
+    ("text", "result"),
+    [
+        ("plain", "plain"),
+        ("$SET", "value"),
+        ("${SET}", "value"),
+        ("$UNSET", ""),
+        ("${UNSET}", ""),
+        ("a-${SET}-b", "a-value-b"),
+        ("$SET.$USER", "value.ada"),
+        ("${SET}${USER}", "valueada"),
+        # ${VAR:-default}: default when unset OR empty
+        ("${UNSET:-d}", "d"),
+        ("${EMPTY:-d}", "d"),
+        ("${SET:-d}", "value"),
+        # ${VAR-default}: default only when unset
+        ("${UNSET-d}", "d"),
+        ("${EMPTY-d}", ""),
+        ("${SET-d}", "value"),
+        # ${VAR:+replacement} / ${VAR+replacement}
+        ("${SET:+r}", "r"),
+        ("${EMPTY:+r}", ""),
+        ("${EMPTY+r}", "r"),
+        ("${UNSET+r}", ""),
+        # required forms pass through when set
+        ("${SET:?msg}", "value"),
+        ("${SET?msg}", "value"),
+        ("${EMPTY?msg}", ""),
+        # $$ is a literal dollar, and is not re-interpolated
+        ("$$", "$"),
+        ("$$SET", "$SET"),
+        ("cost: $$5", "cost: $5"),
+        ("$${SET}", "${SET}"),
+        # nested defaults, evaluated lazily
+        ("${UNSET:-${SET}}", "value"),
+        ("${UNSET:-${ALSO_UNSET:-deep}}", "deep"),
+        ("${SET:-${MISSING:?never evaluated}}", "value"),
+        ("python:${TAG:-3.11}-slim", "python:3.12-slim"),
+        ("${UNSET:-a b c}", "a b c"),
+        ("${UNSET:-}", ""),
+        ("${UNSET:-{braces}}", "{braces}"),
+    ],
+)
+def test_interpolation_forms(text: str, result: str) -> None:
+    assert interpolate(text, ENV) == result
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("${UNSET:?set it first}", "required variable UNSET is missing: set it first"),
+        ("${EMPTY:?set it first}", "required variable EMPTY is missing: set it first"),
+        ("${UNSET?}", "required variable UNSET is missing: it must be set"),
+        ("${UNSET:?need ${SET}}", "required variable UNSET is missing: need value"),
+        ("${", 'invalid interpolation "${" (use ${VAR}, or $$ for a literal $)'),
+        ("x ${ y", 'invalid interpolation "${ y" (use ${VAR}, or $$ for a literal $)'),
+        ("${SET", 'invalid interpolation "${SET" (use ${VAR}, or $$ for a literal $)'),
+        ("${}", 'invalid interpolation "${}" (use ${VAR} or ${VAR:-default})'),
+        ("${1X}", 'invalid interpolation "${1X}" (use ${VAR} or ${VAR:-default})'),
+        ("${A B}", 'invalid interpolation "${A B}" (use ${VAR} or ${VAR:-default})'),
+        ("${SET:x}", 'invalid interpolation "${SET:x}" (use ${VAR} or ${VAR:-default})'),
+        ("costs $5", 'invalid interpolation "$5" (use ${VAR}, or $$ for a literal $)'),
+        ("trailing $", 'invalid interpolation "$" (use ${VAR}, or $$ for a literal $)'),
+    ],
+)
+def test_interpolation_errors(text: str, message: str) -> None:
+    with pytest.raises(InterpolationError) as caught:
+        interpolate(text, ENV)
+    assert str(caught.value) == message
+
+
+def test_interpolate_tree_touches_values_not_keys_and_reports_paths() -> None:
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    data = {"$SET": ["$SET", {"k": "${BAD"}], "n": 5, "t": True}
+    result = interpolate_tree(data, ENV, lambda path, msg: errors.append((path, msg)))
+    assert result == {"$SET": ["value", {"k": "${BAD"}], "n": 5, "t": True}
+    assert errors == [(("$SET", 1, "k"),
+                       'invalid interpolation "${BAD" (use ${VAR}, or $$ for a literal $)')]
+
+
+def test_read_dotenv_formats(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "# comment\n"
+        "PLAIN=value\n"
+        "export EXPORTED=yes\n"
+        "SPACED = padded \n"
+        "DOUBLE=\"a # not a comment\"\n"
+        "SINGLE='b'\n"
+        "TRAILING=c # a comment\n"
+        "EMPTY=\n"
+        "not a line\n"
+        "1BAD=x\n"
+        "EQUALS=a=b\n",
+        encoding="utf-8",
+    )
+    assert read_dotenv(dotenv) == {
+        "PLAIN": "value", "EXPORTED": "yes", "SPACED": "padded", "DOUBLE": "a # not a comment",
+        "SINGLE": "b", "TRAILING": "c", "EMPTY": "", "EQUALS": "a=b",
+    }
+
+
+def _project(tmp_path: Path, env_line: str, dotenv: str | None) -> Path:
+    spec = tmp_path / "sandboxes.yaml"
+    spec.write_text(
+        "version: 1\nsandboxes:\n  web:\n    image: busybox\n"
+        f"    env:\n      {env_line}\n",
+        encoding="utf-8",
+    )
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(dotenv, encoding="utf-8")
+    return spec
+
+
+def test_dotenv_beside_the_spec_supplies_variables(tmp_path: Path) -> None:
+    spec = _project(tmp_path, "TOKEN: ${TOKEN}", "TOKEN=from-dotenv\n")
+    assert load_spec(spec, environ={}).spec.sandboxes["web"].env == {"TOKEN": "from-dotenv"}
+
+
+def test_the_environment_wins_over_dotenv(tmp_path: Path) -> None:
+    spec = _project(tmp_path, "TOKEN: ${TOKEN}", "TOKEN=from-dotenv\n")
+    loaded = load_spec(spec, environ={"TOKEN": "from-env"})
+    assert loaded.spec.sandboxes["web"].env == {"TOKEN": "from-env"}
+
+
+def test_an_empty_environment_value_still_wins_over_dotenv(tmp_path: Path) -> None:
+    spec = _project(tmp_path, "TOKEN: ${TOKEN-unset}", "TOKEN=from-dotenv\n")
+    assert load_spec(spec, environ={"TOKEN": ""}).spec.sandboxes["web"].env == {"TOKEN": ""}
+
+
+def test_a_required_variable_is_satisfied_by_dotenv(tmp_path: Path) -> None:
+    spec = _project(tmp_path, "TOKEN: ${TOKEN:?set TOKEN}", "TOKEN=t\n")
+    assert load_spec(spec, environ={}).spec.sandboxes["web"].env == {"TOKEN": "t"}
+
+
+def test_an_unreadable_dotenv_is_a_positioned_spec_error(tmp_path: Path) -> None:
+    spec = _project(tmp_path, "TOKEN: x", None)
+    (tmp_path / ".env").write_bytes(b"TOKEN=\xff\xfe\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec, environ={})
+    assert [str(d) for d in caught.value.diagnostics] == [
+        '.env:1:1: cannot read ".env": it is not UTF-8 text'
+    ]
+
+
+def test_interpolation_applies_to_every_string_value(tmp_path: Path) -> None:
+    spec = tmp_path / "sandboxes.yaml"
+    spec.write_text(
+        "version: 1\n"
+        "sandboxes:\n"
+        "  web:\n"
+        "    image: docker.io/library/python:${PY:-3.12}-slim\n"
+        "    memory: ${MEM}\n"
+        "    setup: ['echo $$HOME']\n",
+        encoding="utf-8",
+    )
+    box = load_spec(spec, environ={"MEM": "1G"}).spec.sandboxes["web"]
+    assert box.image == "docker.io/library/python:3.12-slim"
+    assert box.memory == 1 << 30
+    assert box.setup == (("/bin/sh", "-c", "echo $HOME"),)
