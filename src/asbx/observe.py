@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from asbx.addresses import Address
@@ -23,11 +24,17 @@ def observe(
 ) -> Observed:
     """Containers, images and volumes of `project` (3 runtime calls) plus snapshot archives."""
     labels = {LABEL_PROJECT: project}
-    containers, bad_containers = _by_address(runtime.list_containers(labels), "container")
-    volumes, bad_volumes = _by_address(runtime.list_volumes(labels), "volume")
+    # The three listings are independent: run them side by side (still one call per kind).
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        listed_containers = pool.submit(runtime.list_containers, labels)
+        listed_volumes = pool.submit(runtime.list_volumes, labels)
+        listed_images = pool.submit(runtime.list_images) if images else None
+        containers, bad_containers = _by_address(listed_containers.result(), "container")
+        volumes, bad_volumes = _by_address(listed_volumes.result(), "volume")
+        image_list = tuple(listed_images.result()) if listed_images else ()
     return Observed(
         containers=containers,
-        images=tuple(runtime.list_images()) if images else (),
+        images=image_list,
         volumes=volumes,
         archives=frozenset(archives),
         unlabelled=tuple(bad_containers + bad_volumes),
