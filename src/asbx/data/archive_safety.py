@@ -342,6 +342,8 @@ class DirectorySink:
         self.made.add(path)
 
     def _create(self, path: str, make: _Maker[_T]) -> _T:
+        if path.startswith("/") or ".." in path.split("/"):  # the checker refused these already
+            raise DataError(f"archive entry {path!r} is not a relative path inside the tree")
         try:
             return make(self.root / path)
         except FileExistsError:

@@ -1,0 +1,233 @@
+"""Build-context digests: Dockerfile, args and the files a build sees, hashed with a stat cache."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from asbx.data.ignore import IgnoreRules, dockerignore_file, dockerignore_rules, read_ignore_file
+from asbx.errors import DataError
+
+DIGEST_VERSION = 1
+CACHE_VERSION = 1
+# A file whose mtime is this close to the scan is hashed but not cached: a write landing in the
+# same timestamp tick as our read would leave size and mtime unchanged (git's "racy clean").
+# Two seconds covers filesystems with 1-2 s timestamps (HFS+, FAT, ext3).
+RACY_WINDOW_NS = 2_000_000_000
+_NO_ARGS: Mapping[str, str] = MappingProxyType({})
+_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class ContextDigest:
+    """The digest of a build's inputs, and each kept file's fingerprint by relative path.
+
+    A fingerprint is "<mode> sha256:<hex of content>" for a file (mode in octal, e.g. 0755) and
+    "link sha256:<hex of target>" for a symlink. Directories are represented by their files,
+    so an empty directory or a directory's mode alone does not change the digest.
+    `hashed_files`/`cached_files` say how many contents were read versus taken from the cache.
+    """
+
+    digest: str
+    files: Mapping[str, str]
+    hashed_files: int = field(default=0, compare=False)
+    cached_files: int = field(default=0, compare=False)
+
+
+def context_digest(
+    context: Path,
+    *,
+    dockerfile: Path | None = None,
+    inline: str | None = None,
+    args: Mapping[str, str] = _NO_ARGS,
+    target: str | None = None,
+    platform: str | None = None,
+    cache: Path | None = None,
+) -> ContextDigest:
+    """sha256 over the Dockerfile text, build args, target, platform and the context's kept files.
+
+    The Dockerfile is `inline` text, else `dockerfile` (relative to `context` unless absolute),
+    else `context/Dockerfile`. Files are those `.dockerignore` keeps, with Docker's rules (see
+    `asbx.data.ignore.dockerignore_rules`); `<Dockerfile>.dockerignore` wins over it, as in
+    BuildKit. With `cache` (a JSON file), unchanged files (same size, mtime, ctime and inode)
+    are not read again.
+    """
+    if not context.is_dir():
+        raise DataError(f"build context {context} is not a directory")
+    dockerfile_path: Path | None = None
+    if inline is not None:
+        text = inline.encode("utf-8")
+    else:
+        dockerfile_path = context / (dockerfile or Path("Dockerfile"))
+        text = _read_dockerfile(dockerfile_path)
+    rules = dockerignore_rules(read_ignore_file(dockerignore_file(context, dockerfile_path)))
+    stat_cache = _StatCache(cache, context)
+    files = {rel: stat_cache.fingerprint(rel, path, st) for rel, path, st in _kept(context, rules)}
+    stat_cache.save()
+    header = {
+        "version": DIGEST_VERSION,
+        "dockerfile": hashlib.sha256(text).hexdigest(),
+        "args": dict(sorted(args.items())),
+        "target": target,
+        "platform": platform,
+    }
+    return ContextDigest(
+        digest=_combine(header, files),
+        files=MappingProxyType(files),
+        hashed_files=stat_cache.hashed,
+        cached_files=stat_cache.hits,
+    )
+
+
+def describe_context_change(old: Mapping[str, str], new: Mapping[str, str], limit: int = 3) -> str:
+    """Say which files differ, e.g. "3 files changed (a.py, b.py, c.py)" or
+    "2 files added, 1 removed (x, y, z)"; more than `limit` names end in "+N more"."""
+    changed = sorted(path for path in old.keys() & new.keys() if old[path] != new[path])
+    added = sorted(new.keys() - old.keys())
+    removed = sorted(old.keys() - new.keys())
+    counts = [(len(changed), "changed"), (len(added), "added"), (len(removed), "removed")]
+    parts = [f"{count} {verb}" for count, verb in counts if count]
+    if not parts:
+        return "no files changed"
+    total = len(changed) + len(added) + len(removed)
+    first_count = next(count for count, _ in counts if count)
+    noun = "file" if first_count == 1 else "files"
+    parts[0] = parts[0].replace(" ", f" {noun} ", 1)
+    names = [*changed, *added, *removed]
+    shown = ", ".join(names[:limit])
+    if total > limit:
+        shown += f", +{total - limit} more"
+    return f"{', '.join(parts)} ({shown})"
+
+
+def _read_dockerfile(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"Dockerfile {path} does not exist") from None
+    except OSError as exc:
+        raise DataError(f"cannot read Dockerfile {path}: {exc.strerror}") from None
+
+
+def _kept(context: Path, rules: IgnoreRules) -> Iterator[tuple[str, str, os.stat_result]]:
+    """(relative path, absolute path, lstat) of every file and symlink the rules keep."""
+    root = os.fspath(context.absolute())
+    pending = [("", root)]
+    while pending:
+        rel_dir, abs_dir = pending.pop()
+        try:
+            listing = list(os.scandir(abs_dir))
+        except OSError as exc:
+            message = f"cannot read build context directory {abs_dir}: {exc.strerror}"
+            raise DataError(message) from None
+        for entry in listing:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                if not rules.prune(rel):
+                    pending.append((rel, entry.path))
+            elif _is_file_or_link(st) and not rules.excludes(rel):
+                yield rel, entry.path, st
+
+
+def _is_file_or_link(st: os.stat_result) -> bool:
+    return stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)
+
+
+def _combine(header: Mapping[str, object], files: Mapping[str, str]) -> str:
+    sha = hashlib.sha256(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
+    sha.update(b"\n")
+    for rel in sorted(files):
+        sha.update(rel.encode("utf-8", "surrogateescape"))
+        sha.update(b"\0")
+        sha.update(files[rel].encode("ascii"))
+        sha.update(b"\n")
+    return "sha256:" + sha.hexdigest()
+
+
+class _StatCache:
+    """Fingerprints by absolute path, reused while (size, mtime, ctime, inode) are unchanged.
+
+    One cache file may serve several contexts: entries under other roots are kept as they were.
+    """
+
+    def __init__(self, path: Path | None, context: Path) -> None:
+        self.path = path
+        self.prefix = os.fspath(context.absolute()) + os.sep
+        self.old: dict[str, list[object]] = _load_cache(path) if path is not None else {}
+        self.new: dict[str, list[object]] = {}
+        self.hashed = 0
+        self.hits = 0
+        self.racy_before = time.time_ns() - RACY_WINDOW_NS
+
+    def fingerprint(self, rel: str, path: str, st: os.stat_result) -> str:
+        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        cached = self.old.get(path)
+        if cached is not None and cached[:4] == key and isinstance(cached[4], str):
+            self.hits += 1
+            self.new[path] = cached
+            return cached[4]
+        value = _fingerprint(rel, path, st)
+        self.hashed += 1
+        if st.st_mtime_ns < self.racy_before:
+            self.new[path] = [*key, value]
+        return value
+
+    def save(self) -> None:
+        if self.path is None or not self._dirty():
+            return
+        entries = {k: v for k, v in self.old.items() if not k.startswith(self.prefix)}
+        entries.update(self.new)
+        document = {"version": CACHE_VERSION, "entries": entries}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(document, out, separators=(",", ":"))
+            os.replace(name, self.path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+    def _dirty(self) -> bool:
+        if len(self.new) != self.hits:
+            return True
+        return sum(1 for key in self.old if key.startswith(self.prefix)) != self.hits
+
+
+def _load_cache(path: Path) -> dict[str, list[object]]:
+    """The cache's entries; a missing, corrupt or foreign-version cache is simply empty."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(document, dict) or document.get("version") != CACHE_VERSION:
+        return {}
+    entries = document.get("entries")
+    if not isinstance(entries, dict):
+        return {}
+    return {k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 5}
+
+
+def _fingerprint(rel: str, path: str, st: os.stat_result) -> str:
+    if stat.S_ISLNK(st.st_mode):
+        target = os.readlink(path)
+        return "link sha256:" + hashlib.sha256(os.fsencode(target)).hexdigest()
+    try:
+        fd = os.open(path, _OPEN_FILE)
+    except OSError as exc:
+        raise DataError(f"cannot read build context file {rel}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DataError(f"build context file {rel} changed while being read")
+        content = hashlib.file_digest(source, "sha256").hexdigest()
+    return f"{stat.S_IMODE(st.st_mode):04o} sha256:{content}"
