@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -110,10 +111,27 @@ def make_plan(session: Session, options: PlanOptions) -> Planned:
 def _observe(session: Session, archives: list[str]) -> Observed:
     """Observe; if the runtime fails, let its check() explain why (missing, stopped, ...)."""
     try:
-        return observe(session.runtime, session.project, archives)
+        observed = observe(session.runtime, session.project, archives)
     except AsbxError:
         session.runtime.check()
         raise
+    down = _proxies_down(session)
+    return dataclasses.replace(observed, proxies_down=down) if down else observed
+
+
+def _proxies_down(session: Session) -> frozenset[Address]:
+    """Allowlisted sandboxes whose egress proxy is not running (a file check, no runtime call)."""
+    allowlisted = [n for n, b in session.loaded.spec.sandboxes.items() if b.network.mode == "allow"]
+    if not allowlisted:
+        return frozenset()
+    from asbx.apply.egress import run_dir
+    from asbx.network.manager import proxy_status
+
+    return frozenset(
+        Address(ResourceKind.SANDBOX, name)
+        for name in allowlisted
+        if proxy_status(run_dir(session.home, session.project, name)).state != "running"
+    )
 
 
 def run_apply(
@@ -210,8 +228,11 @@ def _pinned(session: Session) -> dict[str, str]:
 
 
 def _allowlist_supported() -> bool:
-    return False
+    """The egress proxy runs on the host (Linux/macOS); the runtime must isolate the network."""
+    return True
 
 
 def _egress(session: Session) -> object | None:
-    return None
+    from asbx.apply.egress import Egress
+
+    return Egress()

@@ -103,6 +103,9 @@ def run_create(ctx: StepContext, change: Change, out: OutputFn) -> None:
         _create_volume(ctx, change)
     elif kind is ResourceKind.SANDBOX:
         if change.action is Action.START:
+            box = ctx.spec_of(change.address)
+            if box.network.mode == "allow":
+                _network_for(ctx, change, box)  # (re)starts its egress proxy
             ctx.runtime.start_container(naming.container_name(ctx.project, change.address.name))
             previous = ctx.records.get(change.address)
             ctx.record(
@@ -241,6 +244,7 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
     restored = _prepare_workspace(ctx, box, workspace)
     container = naming.container_name(ctx.project, name)
     network, extra_env = _network_for(ctx, change, box)
+    dns = NO_DNS if box.network.mode == "allow" else ()
     request = ContainerRequest(
         name=container,
         image=image_ref(ctx, ctx.loaded.graph.image_of(name).name),
@@ -255,6 +259,7 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
         network=network,
         ports=tuple(PortRequest(p.host_ip, p.host, p.container, p.protocol) for p in box.ports),
         hostname=name,
+        dns=dns,
     )
     container_id = ctx.runtime.create_container(request)
     ctx.runtime.start_container(container)
@@ -313,6 +318,11 @@ def _mounts(ctx: StepContext, box: SandboxSpec, workspace: Path) -> tuple[MountR
             source = str(ctx.loaded.resolve(mount.source))
         mounts.append(MountRequest(mount.type, source, mount.target, mount.readonly))
     return tuple(mounts)
+
+
+# Allowlisted sandboxes get a resolver address where nothing listens: every lookup fails, so DNS
+# cannot be used as a tunnel; HTTP clients hand host names to the proxy, which checks them.
+NO_DNS = ("127.0.0.1",)
 
 
 def _network_for(ctx: StepContext, change: Change, box: SandboxSpec) -> tuple[str, dict[str, str]]:
@@ -390,7 +400,12 @@ def _destroy_sandbox(ctx: StepContext, change: Change) -> None:
     name = change.address.name
     with contextlib.suppress(NotFoundError):
         ctx.runtime.remove_container(naming.container_name(ctx.project, name), force=True)
-    if ctx.egress is not None:
+    record = ctx.records.get(change.address)
+    if (
+        ctx.egress is not None
+        and record is not None
+        and isinstance(record.applied.get("network"), dict)
+    ):
         ctx.egress.release(ctx, change)
     if change.action is Action.DELETE and ctx.drop_workspaces:
         workspace = workspace_path(ctx.home, ctx.project, name)

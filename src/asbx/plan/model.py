@@ -54,6 +54,7 @@ class Reason(Enum):
     ORPHAN = "orphan: unknown to spec and state"
     DESTROY = "destroy requested"
     ADOPTED = "found in runtime, not in state"
+    PROXY_DOWN = "egress proxy not running"
     UNCHANGED = "unchanged"
 
 

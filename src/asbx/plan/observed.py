@@ -25,6 +25,7 @@ class Observed:
     volumes: Mapping[Address, ObservedVolume] = field(default_factory=dict)
     archives: frozenset[str] = frozenset()
     unlabelled: tuple[Orphan, ...] = ()
+    proxies_down: frozenset[Address] = frozenset()
 
     def has_image(self, ref: str, image_id: str = "") -> bool:
         """Whether a local image carries `ref` (normalised) or has id `image_id`."""

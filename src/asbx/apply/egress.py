@@ -1,0 +1,61 @@
+"""Allowlist networking at apply time: an internal network per sandbox and its egress proxy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asbx import project as naming
+from asbx.errors import AsbxError
+from asbx.network.manager import ensure_proxy, proxy_env, stop_proxy
+from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT, ObservedNetwork
+from asbx.runtime.command import SubprocessRunner
+
+if TYPE_CHECKING:
+    from asbx.apply.steps import StepContext
+    from asbx.plan.model import Change
+    from asbx.spec.model import SandboxSpec
+
+
+class Egress:
+    """The `egress` hooks of StepContext: prepare before create, release on destroy."""
+
+    def prepare(
+        self, ctx: StepContext, change: Change, box: SandboxSpec
+    ) -> tuple[str, dict[str, str]]:
+        network = self._network(ctx, change)
+        if not network.gateway:
+            raise AsbxError(f"network {network.name} has no gateway address for the egress proxy")
+        handle = ensure_proxy(
+            run_dir(ctx.home, ctx.project, change.address.name),
+            network.gateway,
+            box.network.allow,
+            runner=SubprocessRunner(),
+        )
+        return network.name, proxy_env(handle)
+
+    def release(self, ctx: StepContext, change: Change) -> None:
+        stop_proxy(run_dir(ctx.home, ctx.project, change.address.name))
+        name = naming.network_name(ctx.project, change.address.name)
+        found = ctx.runtime.list_networks(_labels(ctx.project, str(change.address)))
+        if any(n.name == name for n in found):
+            ctx.runtime.remove_network(name)
+
+    def _network(self, ctx: StepContext, change: Change) -> ObservedNetwork:
+        name = naming.network_name(ctx.project, change.address.name)
+        labels = _labels(ctx.project, str(change.address))
+        for network in ctx.runtime.list_networks(labels):
+            if network.name == name:
+                if network.gateway:
+                    return network
+                inspect = getattr(ctx.runtime, "inspect_network", None)
+                return inspect(name) if inspect else network
+        return ctx.runtime.create_network(name, labels, internal=True)
+
+
+def run_dir(home: Path, project: str, sandbox: str) -> Path:
+    return home / "projects" / project / "sandboxes" / sandbox / "proxy"
+
+
+def _labels(project: str, address: str) -> dict[str, str]:
+    return {LABEL_PROJECT: project, LABEL_ADDRESS: address}
