@@ -543,7 +543,11 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--state", type=Path, help="write {pid, host, port, allow} JSON here")
     parser.add_argument("--daemon", action="store_true",
                         help="detach once listening (exit 0 only when ready)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("policy_file", "log", "pidfile", "state"):  # the daemon leaves the cwd
+        if getattr(args, name) is not None:
+            setattr(args, name, getattr(args, name).absolute())
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -636,7 +640,7 @@ def _remove_own_files(args: argparse.Namespace) -> None:
     for path in (args.pidfile, args.state):
         if path is None:
             continue
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             text = path.read_text(encoding="utf-8")
             pid = json.loads(text)["pid"] if text.lstrip().startswith("{") else int(text)
             if pid == os.getpid():
