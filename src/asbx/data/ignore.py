@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import abc
 import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pathspec
+from pathspec import Pattern
 
 from asbx.errors import DataError
 
@@ -15,38 +16,78 @@ ASBXIGNORE = ".asbxignore"
 DOCKERIGNORE = ".dockerignore"
 
 
-class IgnoreRules:
+class IgnoreRules(abc.ABC):
     """Decides which relative paths ("a/b/c", "/"-separated) of a tree are left out.
 
-    `excludes(path, is_dir)` is the whole answer for one path. `prune(dir)` says whether a walker
-    may skip an excluded directory without looking inside: always true under gitignore rules (git
-    cannot re-include a file whose directory is excluded), and under Docker's rules only when no
-    `!` exception could re-include something below it.
+    `excludes(path, is_dir=...)` is the whole answer for one path. `prune(dir)` says whether a
+    walker may skip an excluded directory without looking inside: always under gitignore rules
+    (git cannot re-include a file whose directory is excluded), and under Docker's rules only
+    when no `!` exception could re-include something below it.
     """
 
-    def __init__(self, spec: pathspec.PathSpec[Any], *, dir_suffix: bool, reincludes: bool) -> None:
-        self._spec = spec
-        self._dir_suffix = dir_suffix
-        self._reincludes = reincludes
-        self.empty = len(spec) == 0
-
-    def excludes(self, path: str, *, is_dir: bool = False) -> bool:
-        if self.empty:
-            return False
-        if is_dir and self._dir_suffix:
-            path += "/"
-        return bool(self._spec.match_file(path))
+    @abc.abstractmethod
+    def excludes(self, path: str, *, is_dir: bool = False) -> bool: ...
 
     def prune(self, directory: str) -> bool:
         """True when `directory` is excluded and nothing below it can be re-included."""
-        return self.excludes(directory, is_dir=True) and not self._reincludes
+        return self.excludes(directory, is_dir=True)
+
+
+class _GitRules(IgnoreRules):
+    def __init__(self, spec: pathspec.GitIgnoreSpec) -> None:
+        self._spec = spec
+        self._empty = len(spec) == 0
+
+    def excludes(self, path: str, *, is_dir: bool = False) -> bool:
+        if self._empty:
+            return False
+        return bool(self._spec.match_file(path + "/" if is_dir else path))
+
+
+class _DockerRules(IgnoreRules):
+    """Docker's matcher: the last pattern matching the path *or one of its parents* wins.
+
+    pathspec's gitignore regexes rely on git pruning excluded directories (`/*` matches only
+    top-level names), so the parent check is done here, once per directory and pattern.
+    """
+
+    def __init__(self, patterns: list[tuple[Pattern, bool]]) -> None:
+        self._patterns = patterns  # (pattern, True to exclude / False for a `!` exception)
+        self._reincludes = any(not exclude for _, exclude in patterns)
+        self._ancestry_of: dict[str, tuple[bool, ...]] = {"": (False,) * len(patterns)}
+
+    def excludes(self, path: str, *, is_dir: bool = False) -> bool:
+        if not self._patterns:
+            return False
+        above = self._ancestry(path.rpartition("/")[0])
+        matched = False
+        for (pattern, exclude), parent_hit in zip(self._patterns, above, strict=True):
+            if exclude == matched:
+                continue  # cannot change the answer (Docker skips these too)
+            if parent_hit or pattern.match_file(path) is not None:
+                matched = exclude
+        return matched
+
+    def prune(self, directory: str) -> bool:
+        return not self._reincludes and self.excludes(directory)
+
+    def _ancestry(self, directory: str) -> tuple[bool, ...]:
+        """Per pattern: does it match `directory` or one of its ancestors?"""
+        known = self._ancestry_of.get(directory)
+        if known is None:
+            above = self._ancestry(directory.rpartition("/")[0])
+            known = tuple(
+                hit or pattern.match_file(directory) is not None
+                for (pattern, _), hit in zip(self._patterns, above, strict=True)
+            )
+            self._ancestry_of[directory] = known
+        return known
 
 
 def gitignore_rules(patterns: Iterable[str]) -> IgnoreRules:
     """Rules with git's semantics: patterns without a slash match at any depth, `dir/` only dirs."""
     lines = [line for line in patterns if line.strip()]
-    spec = pathspec.GitIgnoreSpec.from_lines(lines)
-    return IgnoreRules(spec, dir_suffix=True, reincludes=False)
+    return _GitRules(pathspec.GitIgnoreSpec.from_lines(lines))
 
 
 def workspace_rules(source: Path, patterns: Sequence[str] = ()) -> IgnoreRules:
@@ -82,17 +123,16 @@ def dockerignore_rules(lines: Iterable[str]) -> IgnoreRules:
       `doc/x.md`; write `**/*.md` for any depth): each pattern is anchored with a leading `/`;
     - patterns are cleaned like Go's `filepath.Clean` (`./a/`, `a//b/` -> `a`, `a/b`), so a
       trailing `/` does not restrict a pattern to directories;
-    - a pattern matching a directory excludes everything below it, and the last matching
-      pattern wins even below an excluded directory, so `!` can re-include `dir/keep` after `dir`
-      (git cannot): evaluation is last-match-wins over the full path (`pathspec.PathSpec`);
+    - a pattern matching a directory excludes everything below it, and the last pattern that
+      matches a path or one of its parents wins, so `!` can re-include `dir/keep` after `dir`
+      (git cannot);
     - lines starting with `#` are comments and surrounding whitespace is trimmed.
     Known gaps: `.` and `/` (which Docker keeps as literal patterns) and patterns that climb out
     of the context with `..` are ignored, as they match no file of the context.
     """
-    patterns = [anchored for line in lines if (anchored := _docker_pattern(line)) is not None]
-    spec = pathspec.PathSpec.from_lines("gitignore", patterns)
-    reincludes = any(pattern.startswith("!") for pattern in patterns)
-    return IgnoreRules(spec, dir_suffix=False, reincludes=reincludes)
+    anchored = [pattern for line in lines if (pattern := _docker_pattern(line)) is not None]
+    compiled = pathspec.PathSpec.from_lines("gitignore", anchored).patterns
+    return _DockerRules([(p, bool(p.include)) for p in compiled if p.include is not None])
 
 
 def _docker_pattern(line: str) -> str | None:
