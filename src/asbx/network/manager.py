@@ -20,7 +20,7 @@ from typing import Literal
 
 from asbx.errors import AsbxError
 from asbx.network.policy import HostPolicy
-from asbx.network.proxy import EXIT_ADDRESS_IN_USE
+from asbx.network.proxy import EXIT_ADDRESS_IN_USE, join_host_port
 from asbx.runtime.command import CommandRequest, CommandResult, CommandRunner
 
 STATE_FILE = "proxy.json"
@@ -46,8 +46,7 @@ class ProxyHandle:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"http://{join_host_port(self.host, self.port)}"
 
 
 @dataclass(frozen=True)
@@ -155,8 +154,7 @@ def is_proxy_process(pid: int) -> bool:
 
 def _launch(run_dir: Path, host: str, port: int, runner: CommandRunner,
             timeout: float) -> CommandResult:
-    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    argv = (sys.executable, "-m", _PROXY_MODULE, "--daemon", "--listen", listen,
+    argv = (sys.executable, "-m", _PROXY_MODULE, "--daemon", "--listen", join_host_port(host, port),
             "--policy-file", str(run_dir / POLICY_FILE), "--log", str(run_dir / LOG_FILE),
             "--pidfile", str(run_dir / PID_FILE), "--state", str(run_dir / STATE_FILE))
     return runner(CommandRequest(argv=argv, timeout=timeout))

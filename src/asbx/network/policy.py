@@ -152,7 +152,7 @@ class HostPolicy:
 
     def host_refusal(self, name: str, port: int | None = None) -> str | None:
         """Why a requested host is refused, or None when it may be resolved and tried."""
-        literal = _as_address(name)
+        literal = parse_address(name)
         if literal is not None:
             return self.address_refusal(literal, listed_by_name=False, port=port)
         wanted = normalise_name(name)
@@ -187,7 +187,8 @@ def _is_host_name(text: str) -> bool:
     return checked == text and not set(checked) & {"*", "/", ":"}
 
 
-def _as_address(text: str) -> IPAddress | None:
+def parse_address(text: str) -> IPAddress | None:
+    """The IP address `text` spells (brackets allowed around IPv6), or None for a name."""
     try:
         return ipaddress.ip_address(text.strip().removeprefix("[").removesuffix("]"))
     except ValueError:

@@ -29,7 +29,7 @@ from types import FrameType
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from asbx.network.policy import HostPolicy, IPAddress
+from asbx.network.policy import HostPolicy, IPAddress, parse_address
 
 Resolver = Callable[[str, int], Sequence[IPAddress]]
 """Resolves (host name, port) to addresses; raises OSError when the name does not resolve."""
@@ -262,7 +262,7 @@ class EgressProxy:
         head = parse_head(raw)
         record.method, record.target = head.method, head.target
         host, port = request_target(head)
-        record.target = _join_host_port(host, port)
+        record.target = join_host_port(host, port)
         refusal = self.policy.host_refusal(host, port)
         if refusal is not None:
             raise _Reply(403, refusal)
@@ -291,7 +291,7 @@ class EgressProxy:
         relay(client, upstream, self.limits.idle_timeout, record)
 
     def _connect(self, host: str, port: int) -> tuple[socket.socket, IPAddress]:
-        literal = _as_address(host)
+        literal = parse_address(host)
         addresses = [literal] if literal is not None else self._resolve(host, port)
         refusals = [self.policy.address_refusal(a, literal is None, port) for a in addresses]
         allowed = [a for a, refusal in zip(addresses, refusals, strict=True) if refusal is None]
@@ -397,7 +397,7 @@ def forward_head(head: RequestHead, host: str, port: int) -> bytes:
     named = {v.strip().lower() for n, v in head.headers if n.lower() == "connection"
              for v in v.split(",")}
     drop = HOP_BY_HOP | named | {"host"}
-    authority = _join_host_port(host, port) if port != 80 else _join_host_port(host, None)
+    authority = join_host_port(host, None if port == 80 else port)
     lines = [f"{head.method} {path} {head.version}", f"Host: {authority}"]
     lines += [f"{name}: {value}" for name, value in head.headers if name.lower() not in drop]
     lines.append("Connection: close")
@@ -481,14 +481,8 @@ def _allow_future_address(listener: socket.socket) -> None:
         listener.setsockopt(*option, 1)
 
 
-def _as_address(text: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        return None
-
-
-def _join_host_port(host: str, port: int | None) -> str:
+def join_host_port(host: str, port: int | None) -> str:
+    """`host:port`, with IPv6 hosts in brackets; just the host when port is None."""
     shown = f"[{host}]" if ":" in host else host
     return shown if port is None else f"{shown}:{port}"
 
@@ -506,7 +500,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not match:
         raise ValueError(f'"{text}" is not HOST:PORT')
     host = match.group("v6") or match.group("host")
-    if _as_address(host) is None:
+    if parse_address(host) is None:
         raise ValueError(f'"{text}": the proxy listens on an IP address, not "{host}"')
     port = int(match.group("port"))
     if port > 65535:
