@@ -67,6 +67,7 @@ VOLUME_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
 NETWORK_NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,61}[a-z0-9])?")
 _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _ENV_NAME_RE = re.compile(r"[^\s=#]+")
+_IMAGE_ID_RE = re.compile(r"(sha256:)?[0-9a-f]{64}")
 _USAGE_EXIT = 64
 # Messages the CLI itself prints (as opposed to a process run by `exec`).
 _CLI_ERROR_MARKERS = ("not found", "is not running", "Unknown option", "XPC", "No such container")
@@ -641,13 +642,23 @@ class AppleRuntime:
         return images[0] if images else None
 
     def remove_image(self, ref: str) -> None:
+        """Remove an image by reference, or by id (`sha256:...`: every name it carries)."""
+        names = self._names_of_id(ref) if _IMAGE_ID_RE.fullmatch(ref) else [ref]
         try:
-            self._run(["image", "delete", ref])
+            self._run(["image", "delete", *names])
         except RuntimeCommandError:
             # 1.x says only "failed to delete one or more images"; tell a missing image apart.
-            if self.inspect_image(ref) is None:
+            if all(self.inspect_image(name) is None for name in names):
                 raise NotFoundError(f"image {normalize_image_reference(ref)} not found") from None
             raise
+
+    def _names_of_id(self, image_id: str) -> list[str]:
+        """`image delete` takes references, not digests: find the names an id goes by."""
+        wanted = image_id if image_id.startswith("sha256:") else f"sha256:{image_id}"
+        for image in self.list_images():
+            if image.id == wanted and image.names:
+                return list(image.names)
+        raise NotFoundError(f"image {image_id} not found")
 
     # -- containers
 

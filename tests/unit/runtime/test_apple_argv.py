@@ -241,6 +241,26 @@ def test_remove_image_argv_and_missing_image() -> None:
                                 ["/opt/bin/container", "image", "delete", "nope"]]
 
 
+def test_remove_image_by_id_deletes_every_name_it_carries() -> None:
+    apple, runner = runtime(ok(fixture("1.2.2/image-list.json")), ok())
+
+    apple.remove_image("sha256:" + "7" * 64)
+
+    assert runner.argvs == [
+        ["/opt/bin/container", "image", "list", "--format", "json"],
+        ["/opt/bin/container", "image", "delete", "docker.io/library/demo-agent:latest",
+         "localhost:5000/demo/agent:v1"],
+    ]
+
+
+def test_remove_image_by_unknown_id_is_not_found() -> None:
+    apple, runner = runtime(ok(fixture("0.12.3/image-list.json")))
+
+    with pytest.raises(NotFoundError):
+        apple.remove_image("ab" * 32)
+    assert len(runner.requests) == 1
+
+
 # ----------------------------------------------------------------------------- containers
 
 

@@ -250,7 +250,7 @@ def test_backend_end_to_end_over_the_fake(apple: AppleRuntime, tmp_path: Path) -
         apple.exec("demo-box", ("true",))
     apple.remove_container("demo-box")
     apple.remove_volume("demo-cache")
-    apple.remove_image("demo-base")
+    apple.remove_image(image.id)
     assert apple.list_containers(labels) == []
     assert apple.inspect_image("demo-base") is None
 
