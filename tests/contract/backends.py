@@ -7,17 +7,23 @@ Adding a backend is one entry in BACKENDS, e.g.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
 from asbx.errors import AsbxError, RuntimeUnavailableError
-from asbx.runtime.base import Runtime
-from asbx.runtime.command import SubprocessRunner
+from asbx.runtime.apple import AppleRuntime
+from asbx.runtime.base import OutputCallback, Runtime
+from asbx.runtime.command import CommandRequest, CommandResult, SubprocessRunner
 from asbx.runtime.docker import DockerRuntime
 from asbx.runtime.podman import PodmanRuntime
 from tests.fakes.runtime import FakeRuntime
@@ -73,8 +79,34 @@ def _docker() -> Runtime:
     return DockerRuntime(SubprocessRunner())
 
 
+class _FakeContainerRunner:
+    """Runs tests/fakes/container (Apple's CLI, faked) with a private state dir; the images the
+    suite uses are in its registry catalog, so nothing is fetched."""
+
+    def __init__(self, version: str) -> None:
+        state_dir = tempfile.mkdtemp(prefix="asbx-apple-fake-")
+        weakref.finalize(self, shutil.rmtree, state_dir, True)  # removed along with the runtime
+        base = os.environ.get("ASBX_TEST_BASE_IMAGE", "localhost/asbx/busybox:latest")
+        self._env = {"ASBX_FAKE_CONTAINER_STATE": f"{state_dir}/state.json",
+                     "ASBX_FAKE_CONTAINER_VERSION": version,
+                     "ASBX_FAKE_CONTAINER_REGISTRY_IMAGES":
+                         f"{base},registry.fake.test:5000/asbx/busybox:latest"}
+        self._inner = SubprocessRunner()
+
+    def __call__(self, request: CommandRequest,
+                 on_output: OutputCallback | None = None) -> CommandResult:
+        env = {**request.env, **self._env}
+        return self._inner(dataclasses.replace(request, env=env), on_output)
+
+
+def _apple_fake(version: str) -> Callable[[], Runtime]:
+    fake = str(Path(__file__).parents[1] / "fakes" / "container")
+    return lambda: AppleRuntime(_FakeContainerRunner(version), fake, warn=lambda _: None)
+
+
 BACKENDS: dict[str, Backend] = {
     "fake": Backend(FakeRuntime, real=False, executes=False),
+    "apple-fake": Backend(_apple_fake("1.2.2"), real=False, executes=False),
     "podman": Backend(_podman, checked_by_version(_podman)),
     "docker": Backend(_docker, checked_by_version(_docker)),
 }
