@@ -69,8 +69,10 @@ _VERSION_RE = re.compile(r"(\d+)\.(\d+)\.(\d+)")
 _ENV_NAME_RE = re.compile(r"[^\s=#]+")
 _IMAGE_ID_RE = re.compile(r"(sha256:)?[0-9a-f]{64}")
 _USAGE_EXIT = 64
-# Messages the CLI itself prints (as opposed to a process run by `exec`).
-_CLI_ERROR_MARKERS = ("not found", "is not running", "Unknown option", "XPC", "No such container")
+# Messages `exec` itself prints (as opposed to the process it runs); {name} is the container.
+_EXEC_CLI_ERRORS = ("container {name} not found", "container {name} is not running",
+                    "No such container: {name}", "XPC connection", "XPC timeout",
+                    "Unknown option", "Missing expected argument", "Plugin 'container-")
 
 WarningCallback = Callable[[str], None]
 
@@ -701,7 +703,7 @@ class AppleRuntime:
             result = self._call(full[1:], stdin=stdin, timeout=timeout, on_output=on_output)
         if result.timed_out:
             return ExecResult(124, result.stdout, result.stderr)
-        if result.returncode in (1, _USAGE_EXIT) and _cli_error(result.stderr):
+        if result.returncode in (1, _USAGE_EXIT) and _is_exec_cli_error(result.stderr, name):
             raise command_failure(result)
         return ExecResult(result.returncode, result.stdout, result.stderr)
 
@@ -753,12 +755,11 @@ class AppleRuntime:
 # ----------------------------------------------------------------------------- errors
 
 
-def _cli_error(stderr: str) -> str:
-    """The CLI's own `Error: ...` line, if the output has one about the CLI (not the process)."""
-    for line in reversed(stderr.strip().splitlines()):
-        if line.startswith("Error") and any(marker in line for marker in _CLI_ERROR_MARKERS):
-            return line
-    return ""
+def _is_exec_cli_error(stderr: str, name: str) -> bool:
+    """Did `container exec` itself fail (missing/stopped container, service down, usage)?"""
+    markers = [marker.format(name=name) for marker in _EXEC_CLI_ERRORS]
+    return any(line.startswith("Error: ") and any(marker in line for marker in markers)
+               for line in stderr.splitlines())
 
 
 def command_failure(result: CommandResult) -> AsbxError:

@@ -504,10 +504,26 @@ def test_exec_on_a_missing_container_raises_not_found() -> None:
         apple.exec("p-s", ("true",))
 
 
-def test_exec_process_printing_error_lines_is_still_a_process_result() -> None:
-    apple, _ = runtime(fail("Error: my tool failed\n"))
+@pytest.mark.parametrize("stderr", [
+    "Error: my tool failed\n",
+    "Error: no such container\n",
+    "Error: config.yaml not found\n",
+    "Error: container other is not running\n",
+])
+def test_exec_process_printing_error_lines_is_still_a_process_result(stderr: str) -> None:
+    apple, _ = runtime(fail(stderr))
 
-    assert apple.exec("p-s", ("tool",)).exit_code == 1
+    result = apple.exec("p-s", ("tool",))
+
+    assert (result.exit_code, result.stderr) == (1, stderr)
+
+
+def test_exec_when_the_service_is_down_raises() -> None:
+    apple, _ = runtime(fail('Error: interrupted: "internalError: "failed to exec" (cause: '
+                            '"interrupted: "XPC connection error: Connection invalid"")"'))
+
+    with pytest.raises(RuntimeCommandError, match="XPC connection"):
+        apple.exec("p-s", ("true",))
 
 
 def test_interactive_exec_argv() -> None:
