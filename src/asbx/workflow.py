@@ -16,7 +16,7 @@ from asbx.addresses import Address, ResourceKind
 from asbx.apply.applier import ApplyResult, apply_plan
 from asbx.apply.hooks import ApplyHooks
 from asbx.apply.steps import StepContext
-from asbx.errors import AsbxError
+from asbx.errors import AsbxError, PlanError
 from asbx.observe import observe
 from asbx.plan.hashing import applied_form
 from asbx.plan.model import Plan, PlanOptions
@@ -79,13 +79,17 @@ def spec_digest(loaded: LoadedSpec) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def make_plan(session: Session, options: PlanOptions) -> Planned:
-    """Observe (one call per kind) and plan; nothing is changed."""
+def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -> Planned:
+    """Observe (one call per kind) and plan; nothing is changed.
+
+    With a sandboxes.lock, pulled images are pinned to their locked digests; `locked` makes a
+    missing or out-of-date lock an error instead of a warning (nothing new is resolved).
+    """
     state = session.store.snapshot(session.project)
     archives = _archives(session.home) if options.refresh else []
     observed = _observe(session, archives) if options.refresh else Observed()
     contexts, details = context_digests(session, state)
-    pinned = _pinned(session)
+    lock_problems, pinned = _lock_state(session, {n: c.digest for n, c in contexts.items()}, locked)
     allowlist = _allowlist_supported()
     result = plan(
         PlanInput(
@@ -105,6 +109,9 @@ def make_plan(session: Session, options: PlanOptions) -> Planned:
             allowlist_supported=allowlist,
         )
     )
+    if lock_problems:
+        warning = "sandboxes.lock is out of date: " + "; ".join(lock_problems) + " (run asbx lock)"
+        result = dataclasses.replace(result, warnings=(*result.warnings, warning))
     return Planned(result, state, observed, pinned, contexts)
 
 
@@ -223,8 +230,61 @@ def _archives(home: Path) -> list[str]:
     return ["sha256:" + p.name.removesuffix(".tar.zst") for p in root.glob("*.tar.zst")]
 
 
-def _pinned(session: Session) -> dict[str, str]:
-    return {}
+def _lock_state(
+    session: Session, context_digests: Mapping[str, str], locked: bool
+) -> tuple[list[str], dict[str, str]]:
+    """(problems, pinned digests) from sandboxes.lock; with `locked`, problems are errors."""
+    from asbx.lockfile import lock_path, read_lock, stale_entries
+
+    path = lock_path(session.loaded.path)
+    lock = read_lock(path)
+    if lock is None:
+        if locked:
+            raise PlanError(
+                [f"--locked needs {path.name} beside the spec, and there is none"],
+                hint="create it with `asbx lock` and check it in",
+            )
+        return [], {}
+    problems = stale_entries(lock, session.loaded.graph, context_digests)
+    if locked and problems:
+        raise PlanError(
+            [f"{path.name} is out of date: {p}" for p in problems],
+            hint="run `asbx lock` (or drop --locked)",
+        )
+    return problems, lock.pinned()
+
+
+def resolve_digests(session: Session, names: list[str] | None = None) -> dict[str, str]:
+    """Each pulled image's current registry digest (pulls it; a local-only image is inspected)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asbx.spec.model import ImageSpec
+
+    refs = {
+        a.name: s
+        for a, s in session.loaded.graph.resources.items()
+        if a.kind is ResourceKind.IMAGE
+        and isinstance(s, ImageSpec)
+        and s.ref is not None
+        and (names is None or a.name in names)
+    }
+
+    def resolve(name: str) -> str:
+        spec = refs[name]
+        assert spec.ref is not None
+        try:
+            image = session.runtime.pull(spec.ref, spec.platform)
+        except AsbxError as exc:
+            local = session.runtime.inspect_image(spec.ref)
+            if local is None or not local.digest:
+                raise AsbxError(f"image.{name}: cannot resolve {spec.ref}: {exc.message}") from None
+            image = local
+        if not image.digest:
+            raise AsbxError(f"image.{name}: the runtime reports no digest for {spec.ref}")
+        return image.digest
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(refs, pool.map(resolve, refs), strict=True))
 
 
 def _allowlist_supported() -> bool:

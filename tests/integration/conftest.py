@@ -146,3 +146,14 @@ def project(podman: dict[str, str], tmp_path: Path) -> Iterator[Project]:
     proj = Project(root, home, name, env)
     yield proj
     _cleanup(proj)
+
+
+@pytest.fixture
+def registry(podman: dict[str, str]) -> str:
+    """The loopback registry scripts/test starts (ASBX_TEST_REGISTRY); CI fails without it."""
+    address = os.environ.get("ASBX_TEST_REGISTRY", "")
+    if not address or not os.environ.get("CONTAINERS_REGISTRIES_CONF"):
+        if os.environ.get("CI"):
+            pytest.fail("ASBX_TEST_REGISTRY is not set: run the tests through scripts/test")
+        pytest.skip("no local registry (scripts/test starts one)")
+    return address

@@ -20,6 +20,7 @@ COMMANDS = {
     "apply": "asbx.cli.commands.apply:apply",
     "destroy": "asbx.cli.commands.apply:destroy",
     "state": "asbx.cli.commands.state:state",
+    "lock": "asbx.cli.commands.lock:lock",
 }
 
 

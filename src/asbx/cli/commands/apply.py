@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -35,6 +36,7 @@ from asbx.errors import EXIT_INTERRUPTED, ApplyError, AsbxError, PlanStaleError
     metavar="SECONDS",
     help="Wait this long for another apply to finish.",
 )
+@click.option("--locked", is_flag=True, help="Fail unless sandboxes.lock exists and is current.")
 @click.pass_obj
 def apply(
     app: AppContext,
@@ -48,6 +50,7 @@ def apply(
     auto_approve: bool,
     parallelism: int,
     lock_timeout: float,
+    locked: bool,
 ) -> int:
     """Make the runtime match sandboxes.yaml (or carry out a saved plan)."""
     from asbx.plan.model import PlanOptions
@@ -60,7 +63,9 @@ def apply(
         refresh=refresh,
         pull=pull,
     )
-    return _run(app, options, plan_file, auto_approve, parallelism, lock_timeout, "apply")
+    return _run(
+        app, Run("apply", options, plan_file, auto_approve, parallelism, lock_timeout, locked)
+    )
 
 
 @click.command()
@@ -98,45 +103,49 @@ def destroy(
         destroy_snapshots=snapshots,
         destroy_workspaces=workspaces,
     )
-    return _run(app, options, None, auto_approve, parallelism, lock_timeout, "destroy")
+    return _run(app, Run("destroy", options, None, auto_approve, parallelism, lock_timeout))
 
 
-def _run(
-    app: AppContext,
-    options: Any,
-    plan_file: Path | None,
-    auto_approve: bool,
-    parallelism: int,
-    lock_timeout: float,
-    command: str,
-) -> int:
+@dataclass(frozen=True)
+class Run:
+    """One apply or destroy invocation's choices."""
+
+    command: str
+    options: Any
+    plan_file: Path | None
+    auto_approve: bool
+    parallelism: int
+    lock_timeout: float
+    locked: bool = False
+
+
+def _run(app: AppContext, run: Run) -> int:
     from asbx.apply.applier import check_applicable
     from asbx.render.plan_json import plan_to_json
     from asbx.render.plan_text import render_plan_text
     from asbx.workflow import make_plan
 
     session = app.session()
-    with session.store.locked(session.project, command, lock_timeout) as taken_over:
+    with session.store.locked(session.project, run.command, run.lock_timeout) as taken_over:
         if taken_over is not None:
             click.echo(
                 f"note: took over the lock of pid {taken_over.pid} ({taken_over.command}), "
                 "which is no longer running",
                 err=True,
             )
-        if plan_file is not None:
-            options = _saved_options(plan_file)
-        planned = make_plan(session, options)
-        if plan_file is not None:
-            _check_saved(plan_file, planned.plan)
+        options = _saved_options(run.plan_file) if run.plan_file else run.options
+        planned = make_plan(session, options, locked=run.locked)
+        if run.plan_file is not None:
+            _check_saved(run.plan_file, planned.plan)
         data = plan_to_json(planned.plan)
         if not planned.plan.pending and not planned.plan.state_only and not planned.plan.errors:
             click.echo(render_plan_text(data, color=app.color))
             return 0
         check_applicable(planned.plan)
-        if plan_file is None and not auto_approve:
+        if run.plan_file is None and not run.auto_approve:
             click.echo(render_plan_text(data, color=app.color))
-            _confirm(command)
-        return _execute(app, session, planned, parallelism, command)
+            _confirm(run.command)
+        return _execute(app, session, planned, run.parallelism, run.command)
 
 
 def _confirm(command: str) -> None:

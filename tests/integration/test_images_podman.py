@@ -1,0 +1,146 @@
+"""Reproducible images on real podman: context digests, FROM chains, build args, lock pinning."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Project
+
+pytestmark = pytest.mark.integration
+
+BUILD_SPEC = """
+version: 1
+name: NAME
+images:
+  base:
+    build:
+      context: ./base
+      args: {FLAVOUR: vanilla}
+  app:
+    build: {context: ./app}
+sandboxes:
+  web:
+    image: app
+"""
+
+
+def write_contexts(root: Path) -> None:
+    (root / "base").mkdir()
+    (root / "base" / "Dockerfile").write_text(
+        "FROM localhost/asbx/busybox:latest\nARG FLAVOUR\n"
+        "RUN echo $FLAVOUR > /flavour\nCOPY base.txt /base.txt\n"
+    )
+    (root / "base" / "base.txt").write_text("base v1\n")
+    (root / "app").mkdir()
+    (root / "app" / "Dockerfile").write_text("FROM base\nCOPY app.txt /app.txt\n")
+    (root / "app" / "app.txt").write_text("app v1\n")
+    (root / "app" / "notes.log").write_text("ignored\n")
+    (root / "app" / ".dockerignore").write_text("*.log\n")
+
+
+def changes(project: Project) -> dict[str, tuple[str, str]]:
+    plan = json.loads(project.asbx("plan", "--json", check=True).stdout)
+    return {
+        c["address"]: (c["action"], c["detail"] or c["reason"])
+        for c in plan["changes"]
+        if c["action"] != "noop"
+    }
+
+
+def test_builds_follow_the_context_and_the_from_chain(project: Project) -> None:
+    write_contexts(project.root)
+    project.write(BUILD_SPEC)
+    project.asbx("apply", "-y", check=True)
+    web = f"{project.name}-web"
+    assert (
+        project.podman("exec", web, "cat", "/app.txt", "/base.txt", "/flavour").stdout
+        == "app v1\nbase v1\nvanilla\n"
+    )
+    assert changes(project) == {}
+
+    (project.root / "app" / "notes.log").write_text("still ignored, edited\n")
+    assert changes(project) == {}, "a .dockerignore'd file never triggers a rebuild"
+
+    (project.root / "app" / "app.txt").write_text("app v2\n")
+    planned = changes(project)
+    assert planned["image.app"][0] == "create"
+    assert "app.txt" in planned["image.app"][1]
+    assert planned["sandbox.web"][0] == "replace"
+    assert "image.base" not in planned
+    project.asbx("apply", "-y", check=True)
+    assert project.podman("exec", web, "cat", "/app.txt").stdout == "app v2\n"
+
+    (project.root / "base" / "base.txt").write_text("base v2\n")
+    planned = changes(project)
+    assert {"image.base", "image.app", "sandbox.web"} <= set(planned)
+    project.asbx("apply", "-y", check=True)
+    assert project.podman("exec", web, "cat", "/base.txt").stdout == "base v2\n"
+
+    project.write(BUILD_SPEC.replace("vanilla", "chocolate"))
+    planned = changes(project)
+    assert planned["image.base"][0] == "create"
+    project.asbx("apply", "-y", check=True)
+    assert project.podman("exec", web, "cat", "/flavour").stdout == "chocolate\n"
+    assert changes(project) == {}
+
+
+def push(project: Project, source: str, target: str) -> str:
+    """Push `source` to `target` in the registry; return the pushed manifest digest."""
+    digest_file = project.root / f"digest-{uuid.uuid4().hex[:6]}"
+    result = project.podman(
+        "push", "--tls-verify=false", "--digestfile", str(digest_file), source, target
+    )
+    assert result.returncode == 0, result.stderr
+    return digest_file.read_text().strip()
+
+
+def test_lock_pins_digests_until_relocked(project: Project, registry: str, tmp_path: Path) -> None:
+    ref = f"{registry}/asbx-it/{project.name}:v1"
+    first = push(project, "localhost/asbx/busybox:latest", ref)
+    project.write(f"version: 1\nname: NAME\nsandboxes:\n  web:\n    image: {ref}\n")
+    project.asbx("lock", check=True)
+    lock = json.loads((project.root / "sandboxes.lock").read_text())
+    (entry,) = lock["images"].values()
+    assert entry == {"ref": ref, "digest": first}
+    assert project.asbx("lock", "--check").returncode == 0
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(
+        "FROM localhost/asbx/busybox:latest\nRUN echo second > /marker\n"
+    )
+    tag = f"localhost/asbx-it/{project.name}-second:latest"
+    built = project.podman("build", "-q", "-t", tag, str(tmp_path / "ctx"))
+    assert built.returncode == 0, built.stderr
+    second = push(project, tag, ref)
+    assert second != first
+    # As if someone else pushed it: no local copy, so the next pull fetches it from the registry.
+    image_id = project.podman("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
+    project.podman("rmi", "-f", image_id)
+
+    project.asbx("apply", "-y", "--locked", check=True)
+    marker = project.podman("exec", f"{project.name}-web", "cat", "/marker")
+    assert marker.returncode != 0, "apply --locked must use the pinned (first) image"
+    check = project.asbx("lock", "--check")
+    assert check.returncode == 1
+    assert "now resolves to" in check.stderr
+
+    project.asbx("lock", check=True)
+    assert second in (project.root / "sandboxes.lock").read_text()
+    plan = project.asbx("plan", "--json", check=True)
+    web = next(c for c in json.loads(plan.stdout)["changes"] if c["address"] == "sandbox.web")
+    assert web["action"] == "replace"
+    project.asbx("apply", "-y", "--locked", check=True)
+    assert project.podman("exec", f"{project.name}-web", "cat", "/marker").stdout == "second\n"
+
+
+def test_apply_locked_without_a_lock_fails_clearly(project: Project) -> None:
+    project.write(
+        "version: 1\nname: NAME\nsandboxes:\n  web:\n    image: localhost/asbx/busybox:latest\n"
+    )
+    result = project.asbx("apply", "-y", "--locked")
+    assert result.returncode == 1
+    assert "--locked needs sandboxes.lock beside the spec" in result.stderr
