@@ -320,9 +320,9 @@ def _mounts(ctx: StepContext, box: SandboxSpec, workspace: Path) -> tuple[MountR
     return tuple(mounts)
 
 
-# Allowlisted sandboxes get a resolver address where nothing listens: every lookup fails, so DNS
+# Allowlisted sandboxes get no resolver at all (`--dns none`: an empty resolv.conf), so DNS
 # cannot be used as a tunnel; HTTP clients hand host names to the proxy, which checks them.
-NO_DNS = ("127.0.0.1",)
+NO_DNS = ("none",)
 
 
 def _network_for(ctx: StepContext, change: Change, box: SandboxSpec) -> tuple[str, dict[str, str]]:
