@@ -132,6 +132,8 @@ def test_documented_container_errors(cli: Cli, base: str) -> None:
 
     assert 'exists: "container already exists: web"' in cli("create", "--name", "web",
                                                             base).stderr
+    assert 'exists: "container with id web already exists"' in cli("run", "-d", "--name",
+                                                                   "web", base).stderr
     exec_stopped = cli("exec", "web", "true")
     assert exec_stopped.returncode == 1
     assert 'invalidState: "container web is not running"' in exec_stopped.stderr
@@ -190,17 +192,21 @@ def test_inspect_missing_differs_by_era(tmp_path: Path) -> None:
     assert (old("inspect", "a").returncode, old("inspect", "a").stdout.strip()) == (0, "[]")
 
 
-def test_json_shapes_follow_the_era(tmp_path: Path) -> None:
-    for version, check in (("1.2.2", lambda item: item["status"]["state"] == "stopped"),
-                           ("0.12.3", lambda item: item["status"] == "stopped")):
-        cli = make_cli(tmp_path / version, version)
-        context = tmp_path / version / "ctx"
-        context.mkdir(parents=True)
-        (context / "Dockerfile").write_text("FROM scratch\n")
-        cli("build", "-t", "base", str(context))
-        cli("create", "--name", "box", "base")
-        [item] = json.loads(cli("list", "--all", "--format", "json").stdout)
-        assert check(item), item
+@pytest.mark.parametrize(("version", "status"), [("1.2.2", {"state": "stopped", "networks": []}),
+                                                 ("0.12.3", "stopped")])
+def test_json_shapes_follow_the_era(tmp_path: Path, version: str, status: object) -> None:
+    cli = make_cli(tmp_path, version)
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    cli("build", "-t", "base", str(context))
+    cli("create", "--name", "box", "base")
+
+    [item] = json.loads(cli("list", "--all", "--format", "json").stdout)
+
+    assert item["status"] == status
+    assert item["configuration"]["id"] == "box"
+    assert ("creationDate" in item["configuration"]) is (version == "1.2.2")
 
 
 # ----------------------------------------------------------------------------- the backend over it
