@@ -134,7 +134,8 @@ def test_internal_network_create_list_remove(ctx: Ctx) -> None:
 def test_container_lifecycle_create_start_stop_remove(ctx: Ctx, tmp_path: Path) -> None:
     volume = ctx.name("cache")
     ctx.runtime.create_volume(volume, ctx.labels)
-    request = ctx.sandbox(cpus=0.5, memory=64 * MIB, network="none", mounts=(
+    memory = max(64 * MIB, ctx.runtime.capabilities.min_memory)
+    request = ctx.sandbox(cpus=1, memory=memory, network="none", mounts=(
         MountRequest("bind", str(tmp_path), "/workspace"),
         MountRequest("volume", volume, "/cache")))
 

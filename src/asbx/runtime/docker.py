@@ -43,13 +43,13 @@ class DockerRuntime(OciCliRuntime):
 
     def list_images(self) -> list[ObservedImage]:
         """Two calls (ids, then one `image inspect`): `docker images` JSON has no labels."""
-        ids = self._run(["image", "ls", "-q", "--no-trunc"]).stdout.split()
+        ids = self._listing(["image", "ls", "-q", "--no-trunc"]).stdout.split()
         items = self._inspect_items("image", list(dict.fromkeys(ids)))
         return [image for image in map(parse_image, items) if image is not None]
 
     def list_networks(self, labels: Mapping[str, str]) -> list[ObservedNetwork]:
         """Two calls: `network ls` JSON has no subnets or gateways."""
-        ids = self._run(["network", "ls", "-q", "--no-trunc", *label_filters(labels)]).stdout
+        ids = self._listing(["network", "ls", "-q", "--no-trunc", *label_filters(labels)]).stdout
         items = self._inspect_items("network", ids.split())
         return [network for network in map(parse_network, items) if network is not None]
 

@@ -38,6 +38,7 @@ from asbx.runtime.base import (
 from asbx.runtime.command import TIMEOUT_EXIT_CODE, CommandRequest, CommandResult, CommandRunner
 
 DEFAULT_TIMEOUT = 300.0  # any ordinary call (not build, pull or exec) that takes longer is stuck
+LIST_ATTEMPTS = 3
 EXEC_MARKER = "ASBX_EXEC_ID"  # env var that lets a timed-out exec's processes be found and killed
 
 # The CLIs' own words for a missing object (podman 4, docker 20-28), matched case-insensitively.
@@ -88,15 +89,27 @@ class OciCliRuntime:
              timeout: float | None = None, on_output: OutputCallback | None = None
              ) -> CommandResult:
         """Run and raise on failure: NotFoundError (naming `missing`) or RuntimeCommandError."""
-        result = self._call(args, timeout=timeout or self._timeout, on_output=on_output)
+        limit = timeout or self._timeout
+        return self._checked(self._call(args, timeout=limit, on_output=on_output), limit, missing)
+
+    def _checked(self, result: CommandResult, timeout: float, missing: str | None = None
+                 ) -> CommandResult:
         if result.timed_out:
-            raise RuntimeTimeoutError(result.argv, timeout or self._timeout,
-                                      result.stdout, result.stderr)
+            raise RuntimeTimeoutError(result.argv, timeout, result.stdout, result.stderr)
         if result.returncode == 127 and not result.stdout:
             raise self.unavailable(result)
         if result.returncode != 0:
             raise self._failure(result, missing)
         return result
+
+    def _listing(self, args: Sequence[str]) -> CommandResult:
+        """A listing call, retried when an object vanished while the runtime listed it
+        (podman 4 then fails the whole `images` or `ps` with "image not known")."""
+        for _attempt in range(LIST_ATTEMPTS):
+            result = self._call(args, timeout=self._timeout)
+            if result.returncode == 0 or result.timed_out or not _NOT_FOUND.search(result.stderr):
+                break
+        return self._checked(result, self._timeout)
 
     def _failure(self, result: CommandResult, missing: str | None) -> AsbxError:
         if missing is not None and _NOT_FOUND.search(result.stderr):
@@ -104,7 +117,7 @@ class OciCliRuntime:
         return RuntimeCommandError(result.argv, result.returncode, result.stdout, result.stderr)
 
     def _items(self, args: Sequence[str]) -> list[dict[str, Any]]:
-        result = self._run([*args, "--format", self.json_format])
+        result = self._listing([*args, "--format", self.json_format])
         try:
             return load_items(result.stdout)
         except ValueError as exc:
