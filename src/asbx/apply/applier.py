@@ -109,17 +109,17 @@ def apply_plan(
 ) -> ApplyResult:
     """Run the plan's phases through the executor; every finished step is already recorded."""
     check_applicable(plan)
-    hooks = hooks or NullApplyHooks()
+    progress: ApplyHooks = hooks or NullApplyHooks()
     nodes, edges = phases(plan, deps)
     changes = {c.address: c for c in plan.changes if c.action.mutates}
 
     def run(node: Node) -> None:
         address, phase = node
         change = changes[address]
-        hooks.step_started(change, phase)
+        progress.step_started(change, phase)
 
         def output(stream: str, text: str) -> None:
-            hooks.step_output(change, stream, text)
+            progress.step_output(change, stream, text)
 
         (run_destroy if phase == "destroy" else run_create)(ctx, change, output)
 
@@ -130,7 +130,7 @@ def apply_plan(
         def finished(self, outcome: Outcome[Node]) -> None:
             address, phase = outcome.node
             change = changes[address]
-            hooks.step_finished(change, phase, outcome)  # type: ignore[arg-type]
+            progress.step_finished(change, phase, outcome)
             detail = str(outcome.error) if outcome.error else ""
             ctx.store.journal(
                 ctx.project,

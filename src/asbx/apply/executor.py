@@ -34,7 +34,7 @@ class Outcome(Generic[N]):
     seconds: float = 0.0
 
 
-class ExecutorHooks(Protocol[N]):  # type: ignore[misc]
+class ExecutorHooks(Protocol[N]):
     def started(self, node: N) -> None: ...
 
     def finished(self, outcome: Outcome[N]) -> None: ...

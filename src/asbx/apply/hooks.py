@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from asbx.apply.executor import Outcome
 from asbx.plan.model import Change
@@ -13,7 +13,7 @@ class ApplyHooks(Protocol):
 
     def step_output(self, change: Change, stream: str, text: str) -> None: ...
 
-    def step_finished(self, change: Change, phase: str, outcome: Outcome[object]) -> None: ...
+    def step_finished(self, change: Change, phase: str, outcome: Outcome[Any]) -> None: ...
 
     def note(self, message: str) -> None: ...
 
@@ -25,7 +25,7 @@ class NullApplyHooks:
     def step_output(self, change: Change, stream: str, text: str) -> None:
         pass
 
-    def step_finished(self, change: Change, phase: str, outcome: Outcome[object]) -> None:
+    def step_finished(self, change: Change, phase: str, outcome: Outcome[Any]) -> None:
         pass
 
     def note(self, message: str) -> None:

@@ -20,7 +20,20 @@ COMMANDS = {
     "apply": "asbx.cli.commands.apply:apply",
     "destroy": "asbx.cli.commands.apply:destroy",
     "state": "asbx.cli.commands.state:state",
+    "status": "asbx.cli.commands.status:status",
+    "ps": "asbx.cli.commands.status:status",
+    "exec": "asbx.cli.commands.exec:exec_command",
+    "shell": "asbx.cli.commands.exec:shell",
+    "logs": "asbx.cli.commands.logs:logs",
+    "start": "asbx.cli.commands.lifecycle:start",
+    "stop": "asbx.cli.commands.lifecycle:stop",
+    "reap": "asbx.cli.commands.lifecycle:reap",
+    "graph": "asbx.cli.commands.graph:graph",
+    "init": "asbx.cli.commands.init:init",
+    "completion": "asbx.cli.commands.completion:completion",
     "lock": "asbx.cli.commands.lock:lock",
+    "snapshot": "asbx.cli.commands.snapshot:snapshot",
+    "gc": "asbx.cli.commands.snapshot:gc",
 }
 
 

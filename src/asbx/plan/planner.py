@@ -488,8 +488,8 @@ def _delete_change(
         return Change(address, Action.DELETE, reason, holds_data=drop_workspace, notes=(note,))
     if kind is ResourceKind.IMAGE:
         pulled = record is not None and record.outputs.get("built") is not True
-        note = ("pulled image stays in the runtime; only the record is dropped",) if pulled else ()
-        return Change(address, Action.DELETE, reason, record_only=pulled, notes=note)
+        kept = ("pulled image stays in the runtime; only the record is dropped",) if pulled else ()
+        return Change(address, Action.DELETE, reason, record_only=pulled, notes=kept)
     return Change(address, Action.DELETE, reason, holds_data=kind in DATA_KINDS)
 
 

@@ -22,14 +22,17 @@ _VERBS = {
 }
 
 
+_VERB_DOING = {"build": "building", "pull": "pulling", "capture": "capturing"}
+
+
 def _doing(change: Change, phase: str) -> str:
     if change.action is Action.REPLACE:
         return "removing old" if phase == "destroy" else "creating new"
     if change.verb and change.action is Action.CREATE:
-        return {"build": "building", "pull": "pulling", "capture": "capturing"}[change.verb]
+        return _VERB_DOING.get(change.verb, change.verb)
     if change.record_only:
         return "recording"
-    return _VERBS.get(change.action, change.action.value)
+    return _VERBS.get(change.action, str(change.action.value))
 
 
 class LineProgress:

@@ -168,10 +168,13 @@ class Runtime(Protocol):
     def list_networks(self, labels: Mapping[str, str]) -> list[ObservedNetwork]: ...
 
     # images
-    def pull(self, ref: str, platform: str | None = None,
-             on_output: OutputCallback | None = None) -> ObservedImage: ...
+    def pull(
+        self, ref: str, platform: str | None = None, on_output: OutputCallback | None = None
+    ) -> ObservedImage: ...
 
-    def build(self, request: BuildRequest, on_output: OutputCallback | None = None) -> ObservedImage: ...
+    def build(
+        self, request: BuildRequest, on_output: OutputCallback | None = None
+    ) -> ObservedImage: ...
 
     def inspect_image(self, ref: str) -> ObservedImage | None: ...
 
@@ -207,10 +210,18 @@ class Runtime(Protocol):
         """Run argv in a running container; return its exit code (124 on timeout) and output."""
         ...
 
-    def exec_argv(self, name: str, argv: tuple[str, ...], *, tty: bool, interactive: bool,
-                  env: Mapping[str, str] | None = None, workdir: str | None = None,
-                  user: str | None = None) -> list[str]:
-        """The argv to run for an interactive exec (`asbx shell`), for the CLI to hand the TTY to."""
+    def exec_argv(
+        self,
+        name: str,
+        argv: tuple[str, ...],
+        *,
+        tty: bool,
+        interactive: bool,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+    ) -> list[str]:
+        """The argv of an interactive exec (`asbx shell`); the CLI hands it the TTY."""
         ...
 
     def logs_argv(self, name: str, *, follow: bool, tail: int | None) -> list[str]:
@@ -218,10 +229,14 @@ class Runtime(Protocol):
         ...
 
     # volumes and networks
-    def create_volume(self, name: str, labels: Mapping[str, str], size: int | None = None) -> None: ...
+    def create_volume(
+        self, name: str, labels: Mapping[str, str], size: int | None = None
+    ) -> None: ...
 
     def remove_volume(self, name: str) -> None: ...
 
-    def create_network(self, name: str, labels: Mapping[str, str], internal: bool) -> ObservedNetwork: ...
+    def create_network(
+        self, name: str, labels: Mapping[str, str], internal: bool
+    ) -> ObservedNetwork: ...
 
     def remove_network(self, name: str) -> None: ...

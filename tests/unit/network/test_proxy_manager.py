@@ -97,7 +97,16 @@ def test_taken_sticky_port_falls_back_to_a_free_one(run_dir: Path, runner: Any) 
     first = ensure_proxy(run_dir, "127.0.0.1", ["api.example.com"], runner=runner)
     kill_hard(first.pid)
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", first.port))
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        deadline = time.monotonic() + 5
+        while True:  # the killed proxy's socket may take a moment to go away under load
+            try:
+                squatter.bind(("127.0.0.1", first.port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
         squatter.listen()
         second = ensure_proxy(run_dir, "127.0.0.1", ["api.example.com"], runner=runner)
         assert second.port != first.port

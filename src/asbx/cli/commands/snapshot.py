@@ -1,0 +1,226 @@
+"""`asbx snapshot ls|export|import|rm` and `asbx gc`: the project's workspace archives."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from asbx.addresses import Address, ResourceKind
+from asbx.cli.context import AppContext
+from asbx.errors import AsbxError, NotFoundError
+
+if TYPE_CHECKING:
+    from asbx.state.store import StateStore
+    from asbx.workflow import Session
+
+
+@click.group()
+def snapshot() -> None:
+    """List, export, import and remove workspace snapshots."""
+
+
+@snapshot.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def snapshot_ls(app: AppContext, as_json: bool) -> int:
+    """The project's snapshots: digest, size, files, age, source, and who restores from it."""
+    from asbx.data.snapshots import SnapshotStore
+
+    session = app.session()
+    records = session.store.snapshot(session.project).records
+    archives = SnapshotStore(session.home / "snapshots")
+    rows = []
+    for name in sorted(set(session.loaded.spec.snapshots) | _recorded_names(records)):
+        record = records.get(Address(ResourceKind.SNAPSHOT, name))
+        digest = str(record.outputs.get("digest", "")) if record else ""
+        present = bool(digest) and archives.path_of(digest).is_file()
+        users = sorted(
+            s
+            for s, box in session.loaded.spec.sandboxes.items()
+            if box.workspace is not None and box.workspace.snapshot == name
+        )
+        rows.append(
+            {
+                "name": name,
+                "digest": digest,
+                "present": present,
+                "size": record.outputs.get("size") if record else None,
+                "files": record.outputs.get("files") if record else None,
+                "source": record.outputs.get("source", "") if record else "",
+                "captured_at": record.updated_at if record else None,
+                "used_by": [f"sandbox.{u}" for u in users],
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        click.echo("no snapshots")
+    for row in rows:
+        digest = str(row["digest"])[:19] or "(not captured)"
+        if row["digest"] and not row["present"]:
+            digest += " (archive missing)"
+        size = _human(row["size"]) if isinstance(row["size"], int) else "-"
+        captured = row["captured_at"]
+        age = _age(float(captured)) if isinstance(captured, float) else "-"
+        used = ", ".join(row["used_by"]) or "-"  # type: ignore[arg-type]
+        click.echo(f"{row['name']:<20} {digest:<32} {size:>9} {age:>8}  used by: {used}")
+    return 0
+
+
+@snapshot.command("export")
+@click.argument("name")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite FILE.")
+@click.pass_obj
+def snapshot_export(app: AppContext, name: str, file: Path, force: bool) -> int:
+    """Write snapshot NAME's archive (a .tar.zst) to FILE, verifying its digest."""
+    from asbx.data.snapshots import SnapshotStore
+
+    session = app.session()
+    digest = _digest_of(session, name)
+    SnapshotStore(session.home / "snapshots").export(digest, file, overwrite=force)
+    click.echo(f"exported snapshot.{name} ({digest}) to {file}")
+    return 0
+
+
+@snapshot.command("import")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.argument("name")
+@click.pass_obj
+def snapshot_import(app: AppContext, file: Path, name: str) -> int:
+    """Check FILE like any archive (no escaping paths, links or devices) and use it as NAME."""
+    from asbx.data.snapshots import SnapshotStore
+    from asbx.plan.hashing import HASH_VERSION
+    from asbx.plan.observed import Observed
+    from asbx.plan.planner import PlanInput, desired_resources
+    from asbx.state.records import ResourceRecord
+
+    session = app.session()
+    address = Address(ResourceKind.SNAPSHOT, name)
+    if address not in session.loaded.graph.resources:
+        raise NotFoundError(
+            f"snapshot.{name} is not declared in {session.loaded.path.name}",
+            hint=f"declare it under snapshots: first ({name}: {{sandbox: ...}})",
+        )
+    info = SnapshotStore(session.home / "snapshots").import_archive(file)
+    state = session.store.snapshot(session.project)
+    desired = desired_resources(
+        PlanInput(
+            project=session.project,
+            spec=session.loaded.spec,
+            graph=session.loaded.graph,
+            state=state,
+            observed=Observed(),
+        )
+    )[address]
+    session.store.put(
+        session.project,
+        ResourceRecord(
+            address,
+            desired.config_hash,
+            HASH_VERSION,
+            desired.applied,
+            {
+                "digest": info.digest,
+                "size": info.size,
+                "content_bytes": info.content_bytes,
+                "files": info.files,
+                "source": f"import {file.name}",
+            },
+            tuple(session.loaded.graph.dependencies(address)),
+            created_at=time.time(),
+        ),
+    )
+    click.echo(f"imported {file} as snapshot.{name} ({info.digest}, {info.files} files)")
+    return 0
+
+
+@snapshot.command("rm")
+@click.argument("name")
+@click.option("--force", is_flag=True, required=True, help="Really delete it (its data is lost).")
+@click.pass_obj
+def snapshot_rm(app: AppContext, name: str, force: bool) -> int:
+    """Forget snapshot NAME and delete its archive unless another record uses it."""
+    from asbx.data.snapshots import SnapshotStore
+
+    session = app.session()
+    digest = _digest_of(session, name)
+    session.store.delete(session.project, Address(ResourceKind.SNAPSHOT, name))
+    if digest not in _referenced(session.store):
+        SnapshotStore(session.home / "snapshots").remove(digest)
+        click.echo(f"removed snapshot.{name} and its archive {digest}")
+    else:
+        click.echo(f"removed snapshot.{name}; its archive is still used elsewhere")
+    if name in session.loaded.spec.snapshots:
+        click.echo(f"note: snapshot.{name} is still in the spec; the next apply captures it again")
+    return 0
+
+
+@click.command()
+@click.option("--delete", is_flag=True, help="Delete the unreferenced archives (default: list).")
+@click.pass_obj
+def gc(app: AppContext, delete: bool) -> int:
+    """Find snapshot archives that no project's state references (all projects in ASBX_HOME)."""
+    from asbx.data.snapshots import SnapshotStore
+
+    referenced = _referenced(app.store())
+    found = SnapshotStore(app.home / "snapshots").gc(referenced, dry_run=not delete)
+    for info in found:
+        click.echo(
+            f"{'deleted' if delete else 'unreferenced'}: {info.digest} ({_human(info.size)})"
+        )
+    total = _human(sum(i.size for i in found))
+    if delete:
+        click.echo(f"deleted {len(found)} archive(s), {total}")
+    else:
+        click.echo(f"{len(found)} unreferenced archive(s), {total}; delete them with --delete")
+    return 0
+
+
+def _recorded_names(records: Mapping[Address, object]) -> set[str]:
+    return {a.name for a in records if a.kind is ResourceKind.SNAPSHOT}
+
+
+def _digest_of(session: Session, name: str) -> str:
+    record = session.store.snapshot(session.project).records.get(
+        Address(ResourceKind.SNAPSHOT, name)
+    )
+    if record is None or not record.outputs.get("digest"):
+        raise AsbxError(
+            f"snapshot.{name} has not been captured",
+            hint="run asbx apply (or asbx snapshot import FILE NAME)",
+        )
+    return str(record.outputs["digest"])
+
+
+def _referenced(store: StateStore) -> set[str]:
+    """Every snapshot digest any project's state references."""
+    return {
+        str(r.outputs.get("digest"))
+        for p in store.projects()
+        for a, r in store.snapshot(p.name).records.items()
+        if a.kind is ResourceKind.SNAPSHOT
+    }
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}GiB"
+
+
+def _age(at: float) -> str:
+    seconds = max(0, int(time.time() - at))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
