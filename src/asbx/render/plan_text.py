@@ -18,6 +18,12 @@ def render_plan_text(data: dict[str, Any], *, color: bool) -> str:
         lines.append(_style("error: ", "red", color, bold=True) + problem)
     for warning in data["warnings"]:
         lines.append(_style("warning: ", "yellow", color, bold=True) + warning)
+    for change in data["changes"]:
+        if change["action"] == "noop" and not change["record_only"]:
+            lines.extend(
+                _style(f"note: {change['address']}: {note}", "cyan", color)
+                for note in change["notes"]
+            )
     if lines:
         lines.append("")
     if not changes:

@@ -1,0 +1,116 @@
+"""Workspaces, volumes and snapshots on real podman: restore fidelity, no data loss, digests."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from tests.integration.conftest import Project
+
+pytestmark = pytest.mark.integration
+
+SPEC = """
+version: 1
+name: NAME
+volumes:
+  data: {}
+sandboxes:
+  builder:
+    image: localhost/asbx/busybox:latest
+    workspace: {from: ./src, ignore: ["*.tmp"]}
+    volumes: ["data:/data"]
+    setup:
+      - mkdir -p /workspace/bin && printf '#!/bin/sh\\necho tool\\n' > /workspace/bin/tool
+      - chmod 755 /workspace/bin/tool && ln -sf bin/tool /workspace/tool-link
+      - echo persisted > /data/keep.txt
+  worker-a:
+    image: localhost/asbx/busybox:latest
+    workspace: {snapshot: deps}
+  worker-b:
+    image: localhost/asbx/busybox:latest
+    workspace: {snapshot: deps}
+snapshots:
+  deps: {sandbox: builder}
+"""
+
+
+def listing(project: Project, sandbox: str) -> str:
+    script = "cd /workspace && find . | sort | while read f; do stat -c '%n %a %F' \"$f\"; done"
+    return project.podman("exec", f"{project.name}-{sandbox}", "sh", "-c", script).stdout
+
+
+def archives(project: Project) -> list[str]:
+    folder = project.home / "snapshots" / "sha256"
+    return sorted(p.name for p in folder.glob("*.tar.zst")) if folder.is_dir() else []
+
+
+def test_workers_restored_from_a_snapshot_see_exactly_the_builders_workspace(
+    project: Project,
+) -> None:
+    (project.root / "src").mkdir()
+    (project.root / "src" / "README").write_text("hello\n")
+    (project.root / "src" / "scratch.tmp").write_text("ignored\n")
+    project.write(SPEC)
+    project.asbx("apply", "-y", check=True)
+    builder = listing(project, "builder")
+    assert "./bin/tool 755 regular file" in builder
+    assert "./tool-link 777 symbolic link" in builder
+    assert "scratch.tmp" not in builder
+    for worker in ("worker-a", "worker-b"):
+        assert listing(project, worker) == builder
+        run = project.podman("exec", f"{project.name}-{worker}", "/workspace/tool-link")
+        assert run.stdout == "tool\n"
+    assert len(archives(project)) == 1
+
+    again = project.asbx("apply", "-y", "--replace", "snapshot.deps", check=True)
+    assert "Apply complete" in again.stderr + again.stdout
+    assert len(archives(project)) == 1, "an unchanged workspace gives the same archive"
+    (project.workspace("builder") / "README").write_text("hello, changed\n")
+    project.asbx("apply", "-y", "--replace", "snapshot.deps", check=True)
+    assert len(archives(project)) == 2
+    plan = project.asbx("plan", check=True).stdout
+    assert "outdated: snapshot.deps was retaken" in plan
+    ls = json.loads(project.asbx("snapshot", "ls", "--json", check=True).stdout)
+    assert ls[0]["used_by"] == ["sandbox.worker-a", "sandbox.worker-b"]
+
+
+def test_volume_data_survives_replacement_and_destroy(project: Project) -> None:
+    (project.root / "src").mkdir()
+    project.write(SPEC)
+    project.asbx("apply", "-y", check=True)
+    project.write(
+        SPEC.replace('    volumes: ["data:/data"]', '    volumes: ["data:/data"]\n    memory: 300M')
+    )
+    project.asbx("apply", "-y", check=True)
+    keep = project.podman("exec", f"{project.name}-builder", "cat", "/data/keep.txt")
+    assert keep.stdout == "persisted\n"
+    project.asbx("destroy", "-y", check=True)
+    project.asbx("apply", "-y", check=True)
+    keep = project.podman("exec", f"{project.name}-builder", "cat", "/data/keep.txt")
+    assert keep.stdout == "persisted\n"
+
+
+def test_import_refuses_a_traversal_archive_and_writes_nothing(
+    project: Project, tmp_path: Path
+) -> None:
+    (project.root / "src").mkdir()
+    project.write(SPEC)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        payload = b"gotcha\n"
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    evil = tmp_path / "evil.tar.zst"
+    evil.write_bytes(zstandard.ZstdCompressor().compress(raw.getvalue()))
+    result = project.asbx("snapshot", "import", str(evil), "deps")
+    assert result.returncode == 1
+    assert ".." in result.stderr
+    assert not (project.home / "snapshots" / "escaped.txt").exists()
+    assert not (tmp_path / "escaped.txt").exists()
+    assert archives(project) == []
