@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 
-from asbx.errors import RuntimeUnavailableError
+from asbx.errors import AsbxError, RuntimeUnavailableError
 from asbx.runtime.base import Capabilities
 from asbx.runtime.command import CommandResult
 from asbx.runtime.oci_cli import OciCliRuntime, first_error
@@ -36,3 +37,13 @@ class PodmanRuntime(OciCliRuntime):
         fix = ("start its machine: `podman machine init` once, then `podman machine start`"
                if sys.platform == "darwin" else "check that `podman info` works")
         return RuntimeUnavailableError(f"podman is not working: {first_error(result)}", hint=fix)
+
+    def create_volume(self, name: str, labels: Mapping[str, str], size: int | None = None
+                      ) -> None:
+        # podman 4's `volume create --label` splits its value at commas (a CSV flag), so
+        # `team=a,b` would silently become two labels.
+        for key, value in labels.items():
+            if "," in value:
+                raise AsbxError(f"podman cannot store the comma in label {key}={value!r} of "
+                                f"volume {name!r}", hint="use a value without commas")
+        super().create_volume(name, labels, size)
