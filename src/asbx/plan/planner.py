@@ -526,7 +526,7 @@ def _apply_order(inp: PlanInput, changes: Mapping[Address, Change]) -> list[Chan
 def _check_capabilities(inp: PlanInput) -> tuple[list[str], list[str]]:
     caps, errors, warnings = inp.capabilities, [], []
     runtime = inp.runtime or "this runtime"
-    volume_users: dict[str, list[str]] = {}
+    volume_users: dict[str, dict[str, None]] = {}
     for name, box in inp.spec.sandboxes.items():
         if box.cpus is not None and not caps.fractional_cpus and box.cpus != int(box.cpus):
             warnings.append(
@@ -558,7 +558,7 @@ def _check_capabilities(inp: PlanInput) -> tuple[list[str], list[str]]:
                     )
         for mount in box.volumes:
             if mount.type == "volume":
-                volume_users.setdefault(mount.source, []).append(name)
+                volume_users.setdefault(mount.source, {})[name] = None
     if not caps.shared_volumes:
         for volume, users in volume_users.items():
             if len(users) > 1:
