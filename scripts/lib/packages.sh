@@ -1,7 +1,7 @@
 # Install the Debian packages the tests need, only those missing (apt-get update only then).
 
 ASBX_APT_PACKAGES=(podman runc catatonit busybox-static docker.io docker-registry iptables
-                   util-linux python3)
+                   iproute2 procps util-linux python3)
 
 missing_packages() {
   local pkg
