@@ -74,9 +74,14 @@ def _byte_pos(raw: bytes, offset: int, file: str) -> SourcePos:
 
 def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     """Parse one YAML document into plain data and a source map; raise YamlReadError."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # raised for control characters before parsing
+        raise YamlReadError(_reader_error(exc, text, file)) from None
     try:
         node = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:
+        raise YamlReadError(_reader_error(exc, text, file)) from None
     except yaml.MarkedYAMLError as exc:
         raise YamlReadError(_yaml_error(exc, file)) from None
     except (yaml.YAMLError, RecursionError) as exc:
@@ -110,6 +115,18 @@ def _pos(mark: yaml.Mark | None, file: str) -> SourcePos:
     if mark is None:
         return SourcePos(file, 1, 1)
     return SourcePos(file, mark.line + 1, mark.column + 1)
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> Diagnostics:
+    diags = Diagnostics()
+    offset = min(max(exc.position, 0), len(text))
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    char = exc.character if isinstance(exc.character, int) else 0
+    diags.add(f"invalid YAML: control character U+{char:04X} is not allowed",
+              pos=SourcePos(file, line, column),
+              hint="remove it, or write it as an escape inside double quotes, e.g. \"\\x01\"")
+    return diags
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> Diagnostics:

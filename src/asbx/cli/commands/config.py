@@ -10,11 +10,15 @@ from asbx.cli.context import AppContext
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of YAML.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON with the values as they are (no $ escaping).")
 @click.pass_obj
 def config(app: AppContext, as_json: bool) -> int:
-    """Print the spec as asbx understands it (defaults filled, variables substituted)."""
-    from asbx.spec.normalise import normalised_spec
+    """Print the spec as asbx understands it (defaults filled, variables substituted).
+
+    The YAML output is itself a valid sandboxes.yaml: a `$` in a value is printed as `$$`.
+    """
+    from asbx.spec.normalise import escape_dollars, normalised_spec
 
     data = normalised_spec(app.load().spec)
     if as_json:
@@ -22,5 +26,6 @@ def config(app: AppContext, as_json: bool) -> int:
     else:
         import yaml
 
-        click.echo(yaml.safe_dump(data, sort_keys=False, default_flow_style=False), nl=False)
+        text = yaml.safe_dump(escape_dollars(data), sort_keys=False, default_flow_style=False)
+        click.echo(text, nl=False)
     return 0
