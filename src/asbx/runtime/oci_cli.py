@@ -79,10 +79,11 @@ class OciCliRuntime:
         return [self.executable, *self.global_args, *args]
 
     def _call(self, args: Sequence[str], *, stdin: bytes | None = None,
-              timeout: float | None = None, on_output: OutputCallback | None = None,
-              env: Mapping[str, str] | None = None) -> CommandResult:
-        request = CommandRequest(argv=tuple(self.argv(*args)), stdin=stdin,
-                                 env=dict(env or {}), timeout=timeout)
+              timeout: float | None = None, on_output: OutputCallback | None = None
+              ) -> CommandResult:
+        """Run one command; a timeout of None or infinity means no limit."""
+        limit = None if timeout is None or math.isinf(timeout) else timeout
+        request = CommandRequest(argv=tuple(self.argv(*args)), stdin=stdin, timeout=limit)
         return self._runner(request, on_output)
 
     def _run(self, args: Sequence[str], *, missing: str | None = None,
@@ -211,7 +212,10 @@ class OciCliRuntime:
     def create_container(self, request: ContainerRequest) -> str:
         with env_args(request.env) as env:
             args = create_args(request, env)
-            result = self._run(args, missing=f"a network or image for {request.name!r}")
+            result = self._call(args, timeout=self._timeout)
+        if result.returncode != 0 and not result.timed_out and _NOT_FOUND.search(result.stderr):
+            raise NotFoundError(f"cannot create {request.name!r}: {first_error(result)}")
+        self._checked(result, self._timeout)
         return result.stdout.strip().splitlines()[-1]
 
     def start_container(self, name: str) -> None:

@@ -202,7 +202,7 @@ def test_pull_then_inspect(kind: str, runner: ScriptedRunner) -> None:
     make(kind, runner).pull("127.0.0.1:5000/demo:v1", platform="linux/amd64")
     assert args_of(runner) == [["pull", "--platform", "linux/amd64", "127.0.0.1:5000/demo:v1"],
                                ["image", "inspect", "127.0.0.1:5000/demo:v1"]]
-    assert runner.requests[0].timeout == float("inf")
+    assert runner.requests[0].timeout is None, "a pull may take as long as it takes"
 
 
 def test_build_argv_reads_the_image_id_from_the_iidfile(kind: str, runner: ScriptedRunner,

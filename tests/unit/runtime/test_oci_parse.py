@@ -300,3 +300,14 @@ def test_parse_time(value: object, expected: datetime | None) -> None:
 ])
 def test_repository(ref: str, repo: str) -> None:
     assert repository(ref) == repo
+
+
+def test_create_with_a_missing_network_or_image_says_which_in_the_clis_words() -> None:
+    from asbx.runtime.base import ContainerRequest
+
+    runner = ScriptedRunner()
+    runner.on("create", returncode=125, stderr="Error: unable to find network with name or ID "
+              "lab: network not found\n")
+    request = ContainerRequest(name="web", image="i", command=(), network="lab")
+    with pytest.raises(NotFoundError, match="cannot create 'web': .*network not found"):
+        PodmanRuntime(runner).create_container(request)
