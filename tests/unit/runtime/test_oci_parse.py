@@ -309,5 +309,5 @@ def test_create_with_a_missing_network_or_image_says_which_in_the_clis_words() -
     runner.on("create", returncode=125, stderr="Error: unable to find network with name or ID "
               "lab: network not found\n")
     request = ContainerRequest(name="web", image="i", command=(), network="lab")
-    with pytest.raises(NotFoundError, match="cannot create 'web': .*network not found"):
+    with pytest.raises(NotFoundError, match=r"cannot create 'web': .*network not found"):
         PodmanRuntime(runner).create_container(request)
