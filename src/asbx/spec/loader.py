@@ -70,7 +70,7 @@ def find_spec(start: Path, explicit: Path | None = None) -> Path:
 def load_spec(path: Path, environ: Mapping[str, str] | None = None) -> LoadedSpec:
     """Load and check the spec at `path`; every problem is reported in one SpecError."""
     path = path.absolute()
-    display = _display_name(path)
+    display = display_name(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -114,7 +114,9 @@ def load_spec_text(
     return LoadedSpec(spec, path, smap, graph, dockerfiles, tuple(diags.warnings))
 
 
-def _display_name(path: Path) -> str:
+def display_name(path: Path) -> str:
+    """How diagnostics name a spec file: relative to the cwd when below it, else absolute."""
+    path = path.absolute()
     try:
         relative = os.path.relpath(path)
     except ValueError:

@@ -68,14 +68,16 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"},
+                {"type": "string", "pattern": r"^(\d+[dD])?(\d+[hH])?(\d+[mM])?(\d+[sS])?$"},
                 {"type": "integer", "minimum": 1},
             ],
             "examples": ["90s", "30m", "8h", "7d"],
         }
     ),
 ]
-Text = Annotated[str, BeforeValidator(_strict_str)]
+Text = Annotated[
+    str, BeforeValidator(_strict_str), WithJsonSchema({"type": ["string", "number"]})
+]
 Cpus = Annotated[
     float,
     BeforeValidator(values.parse_cpus),
@@ -103,7 +105,17 @@ def _no_reserved_labels(labels: dict[str, str]) -> dict[str, str]:
     return labels
 
 
-Labels = Annotated[StrMap, AfterValidator(_no_reserved_labels)]
+Labels = Annotated[
+    StrMap,
+    AfterValidator(_no_reserved_labels),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "additionalProperties": {"type": ["string", "number"]},
+            "propertyNames": {"not": {"pattern": "^dev\\.asbx\\."}},
+        }
+    ),
+]
 
 
 class _Model(BaseModel):
@@ -149,6 +161,7 @@ EnvMap = Annotated[
                 {
                     "type": "object",
                     "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+                    "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_.]*$"},
                 },
                 {"type": "array", "items": {"type": "string"}},
             ]
@@ -475,13 +488,13 @@ class LifecycleSpec(_Model):
     """Lifecycle timers enforced by `asbx reap` (and reported by `plan`)."""
 
     idle_timeout: Duration | None = Field(
-        None, description="Stop the sandbox after this long without exec/shell activity."
+        None, description="Stop the sandbox after this long without exec/shell activity (30m)."
     )
     max_lifetime: Duration | None = Field(
-        None, description="Delete the sandbox this long after it was created."
+        None, description="Delete the sandbox this long after it was created (e.g. 8h)."
     )
     auto_delete: Duration | None = Field(
-        None, description="Delete the sandbox after it has been stopped this long."
+        None, description="Delete the sandbox after it has been stopped this long (e.g. 7d)."
     )
     delete_workspace: bool = Field(
         False,
@@ -519,15 +532,28 @@ class SandboxSpec(_Model):
         description="Main process (default: a keep-alive). A string runs with /bin/sh -c.",
     )
     cpus: Cpus | None = Field(None, description="CPU limit, e.g. 2 or 0.5.")
-    memory: Size | None = Field(None, description="Memory limit, e.g. 512M or 2G.")
-    env: EnvMap = Field(default_factory=dict, description="Environment variables.")
-    env_file: tuple[str, ...] = Field(
-        (), description="Files of KEY=VALUE lines (relative to the spec) merged under env."
+    memory: Size | None = Field(
+        None, description="Memory limit: 512M, 2G, 1.5GiB (binary units) or a number of bytes."
     )
+    env: EnvMap = Field(
+        default_factory=dict,
+        description="Environment variables: a mapping or a list of KEY=VALUE; a key without "
+        "a value takes the host's value (left out when the host has none).",
+    )
+    env_file: Annotated[
+        tuple[str, ...],
+        WithJsonSchema(
+            {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+        ),
+    ] = Field((), description="Files of KEY=VALUE lines (relative to the spec) merged under env.")
     workdir: str = Field("/workspace", description="Working directory of commands.")
     user: str | None = Field(None, description="User (name or uid[:gid]) to run as.")
     network: Network = Field(default_factory=NetworkPolicy)
-    volumes: tuple[Mount, ...] = Field((), description="Volumes and host directories to mount.")
+    volumes: tuple[Mount, ...] = Field(
+        (),
+        description="Mounts: NAME:/path[:ro] for a volumes: key, ./dir:/path[:ro] for a host "
+        "directory (relative to the spec), or the long form {volume|bind, target, readonly}.",
+    )
     workspace: WorkspaceSpec | None = Field(
         None, description="Seed /workspace from a host directory or a snapshot."
     )
@@ -535,8 +561,14 @@ class SandboxSpec(_Model):
         (), description="Commands run once, in order, after the sandbox first starts."
     )
     lifecycle: LifecycleSpec | None = Field(None, description="Idle, lifetime and delete timers.")
-    ports: tuple[Port, ...] = Field((), description="Ports published on the host.")
-    depends_on: tuple[Name, ...] = Field((), description="Sandboxes created before this one.")
+    ports: tuple[Port, ...] = Field(
+        (),
+        description="Ports published on the host, bound to 127.0.0.1 unless an address is "
+        "given; needs network: open or allow.",
+    )
+    depends_on: tuple[Name, ...] = Field(
+        (), description="Sandboxes created (and set up) before this one."
+    )
     labels: Labels = Field(default_factory=dict, description="Labels set on the container.")
 
     @field_validator("env_file", mode="before")
@@ -570,10 +602,18 @@ class Spec(_Model):
         None, description="Project name (default: the directory name plus a short path hash)."
     )
     images: dict[Name, ImageSpec] = Field(
-        default_factory=dict, description="Images to pull or build."
+        default_factory=dict,
+        description="Images by name: pulled (ref) or built (build); sandboxes name them in image.",
     )
-    volumes: dict[Name, VolumeSpec] = Field(default_factory=dict, description="Named volumes.")
+    volumes: dict[Name, VolumeSpec] = Field(
+        default_factory=dict,
+        description="Named volumes, kept across sandbox replacement and destroy unless asked.",
+    )
     snapshots: dict[Name, SnapshotSpec] = Field(
-        default_factory=dict, description="Workspace snapshots."
+        default_factory=dict,
+        description="Snapshots by name: archives of a sandbox's /workspace after its setup ran.",
     )
-    sandboxes: dict[Name, SandboxSpec] = Field(default_factory=dict, description="Sandboxes.")
+    sandboxes: dict[Name, SandboxSpec] = Field(
+        default_factory=dict,
+        description="Sandboxes by name: long-lived containers with a host-backed /workspace.",
+    )

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from asbx.cli.context import AppContext
-from asbx.errors import AsbxError, SpecError
+from asbx.errors import AsbxError
 
 
 @click.command()
@@ -17,24 +17,20 @@ def validate(app: AppContext, files: tuple[Path, ...]) -> int:
     """Check spec files (default: the project's) and report every problem."""
     from asbx.cli.report import report_error
     from asbx.render.diagnostics import render_diagnostics
-    from asbx.spec.loader import find_spec, load_spec
+    from asbx.spec.loader import display_name, find_spec, load_spec
 
     paths = [find_spec(Path.cwd(), f) for f in files] or [app.spec_path()]
     failed = 0
     for path in paths:
         try:
             loaded = load_spec(path)
-        except SpecError as exc:
-            failed += 1
-            report_error(exc, None)
-            continue
-        except AsbxError as exc:
+        except AsbxError as exc:  # SpecError included: every diagnostic, then the count
             failed += 1
             report_error(exc, None)
             continue
         if loaded.warnings:
             click.echo(render_diagnostics(loaded.warnings, color=app.color), err=True)
-        click.echo(f"{path}: valid ({len(loaded.graph.resources)} resources)")
+        click.echo(f"{display_name(path)}: valid ({len(loaded.graph.resources)} resources)")
     if failed:
         raise click.exceptions.Exit(1)
     return 0
