@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -428,11 +429,18 @@ def _coerce_port(value: Any) -> Any:
         host, container = _port_number(match["host"], value), _port_number(match["ctr"], value)
         spec: dict[str, Any] = {"host": host, "container": container}
         if match["ip"]:
-            spec["host_ip"] = match["ip"].strip("[]")
+            spec["host_ip"] = _host_ip(match["ip"].strip("[]"), value)
         if match["proto"]:
             spec["protocol"] = match["proto"]
         return spec
     return value
+
+
+def _host_ip(text: str, value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValueError(f'"{value}": {text} is not an IP address') from None
 
 
 def _port_number(text: str, value: str) -> int:
