@@ -10,7 +10,7 @@ import yaml
 from asbx.diagnostics import Diagnostics, SourcePos
 
 MAX_SPEC_BYTES = 1024 * 1024  # PyYAML reads ~1 MiB/s; real specs are a few KiB
-MAX_NODES = 100_000
+MAX_NODES = 50_000  # ~1500 sandboxes of 30 values; a bomb stops after ~0.15 s of CPU
 MAX_DEPTH = 64
 MERGE_TAG = "tag:yaml.org,2002:merge"
 COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
