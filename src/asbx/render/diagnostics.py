@@ -21,10 +21,10 @@ def render_diagnostics(
 
 def _block(diag: Diagnostic, color: bool, cache: dict[str, list[str]],
            source_dir: Path | None) -> str:
-    label = "error" if diag.severity is Severity.ERROR else "warning"
+    label = "error:" if diag.severity is Severity.ERROR else "warning:"
     fg = "red" if diag.severity is Severity.ERROR else "yellow"
-    lines = [click.style(f"{label}:", fg=fg, bold=True) * color + (f"{label}:" if not color else "")
-             + " " + diag.headline()]
+    shown = click.style(label, fg=fg, bold=True) if color else label
+    lines = [f"{shown} {diag.headline()}"]
     snippet = _snippet(diag, cache, source_dir)
     if snippet:
         lines.extend(snippet)
