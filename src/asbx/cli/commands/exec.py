@@ -75,7 +75,7 @@ def exec_command(
     session.store.touch(session.project, address)
     if detach:
         return _detach(session, address, container.name, command, variables, workdir, user)
-    stdin = None if no_stdin or sys.stdin.isatty() else sys.stdin.buffer.read()
+    stdin = None if no_stdin or _terminal_or_closed() else sys.stdin.buffer.read()
     started = time.monotonic()
     try:
         result = session.runtime.exec(container.name, command, env=variables, workdir=workdir,
@@ -88,6 +88,10 @@ def exec_command(
         click.echo(f"asbx: the command ran past --timeout {timeout:g}s and was killed "
                    f"(exit {TIMEOUT_EXIT_CODE})", err=True)
     return result.exit_code
+
+
+def _terminal_or_closed() -> bool:
+    return sys.stdin is None or sys.stdin.closed or sys.stdin.isatty()
 
 
 def parse_env(values: Sequence[str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ def status(app: AppContext, as_json: bool) -> int:
     """Show every resource of the project: live state, limits, age, activity, deadlines.
 
     One runtime listing per kind (containers, images, volumes), whatever the project's size.
+    Also available as `asbx ps`.
     """
     from asbx.cli.commands.targets import open_session
     from asbx.observe import observe
