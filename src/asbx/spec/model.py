@@ -566,7 +566,10 @@ class SandboxSpec(_Model):
         None, description="Seed /workspace from a host directory or a snapshot."
     )
     setup: tuple[Command, ...] = Field(
-        (), description="Commands run once, in order, after the sandbox first starts."
+        (),
+        description="Commands run in order, in the workdir, each time the sandbox's container "
+        "is created (first apply, and again after a replacement). /workspace persists across "
+        "replacement, so write steps that tolerate an earlier run (mkdir -p, ln -sf).",
     )
     lifecycle: LifecycleSpec | None = Field(None, description="Idle, lifetime and delete timers.")
     ports: tuple[Port, ...] = Field(
