@@ -15,9 +15,9 @@ from typing import Any
 from asbx import project as naming
 from asbx.addresses import Address, ResourceKind
 from asbx.errors import AsbxError, NotFoundError
+from asbx.images import pin_reference
 from asbx.plan.hashing import HASH_VERSION
 from asbx.plan.model import Action, Change
-from asbx.plan.observed import pin_reference
 from asbx.runtime.base import (
     LABEL_ADDRESS,
     LABEL_HASH,

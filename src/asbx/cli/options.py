@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from asbx.addresses import Address
+
+if TYPE_CHECKING:
+    from asbx.plan.model import PlanOptions
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,6 +23,17 @@ def parse_addresses(values: tuple[str, ...], option: str) -> frozenset[Address]:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint=option) from None
     return frozenset(out)
+
+
+def plan_options(targets: tuple[str, ...], replace: tuple[str, ...], **flags: bool) -> PlanOptions:
+    """PlanOptions from the shared planning flags (addresses parsed, errors as usage errors)."""
+    from asbx.plan.model import PlanOptions
+
+    return PlanOptions(
+        targets=parse_addresses(targets, "--target"),
+        replace=parse_addresses(replace, "--replace"),
+        **flags,
+    )
 
 
 def planning_options(func: F) -> F:

@@ -8,9 +8,10 @@ from typing import Any
 
 from asbx.addresses import Address, ResourceKind
 from asbx.graph import ResourceGraph, stable_topological_order
+from asbx.images import pin_reference
 from asbx.plan import hashing
 from asbx.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
-from asbx.plan.observed import Observed, pin_reference
+from asbx.plan.observed import Observed
 from asbx.runtime.base import Capabilities, ContainerState
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, Spec, VolumeSpec
 from asbx.state.records import ResourceRecord, StateSnapshot

@@ -23,6 +23,7 @@ from asbx.errors import (
     RuntimeTimeoutError,
     RuntimeUnavailableError,
 )
+from asbx.images import normalise_ref
 from asbx.runtime.base import (
     BuildRequest,
     Capabilities,
@@ -120,19 +121,7 @@ def parse_version(text: str) -> tuple[int, int, int] | None:
     return int(match[1]), int(match[2]), int(match[3])
 
 
-def normalize_image_reference(ref: str) -> str:
-    """The form Apple stores and prints: `foo` -> `docker.io/library/foo:latest`."""
-    name, _, digest = ref.partition("@")
-    first, _, rest = name.partition("/")
-    if not rest:
-        name = f"docker.io/library/{name}"
-    elif "." not in first and ":" not in first and first != "localhost":
-        name = f"docker.io/{name}"
-    if digest:
-        return f"{name}@{digest}"
-    if ":" not in name.rsplit("/", 1)[-1]:
-        name += ":latest"
-    return name
+normalize_image_reference = normalise_ref  # the form Apple stores and prints
 
 
 # ----------------------------------------------------------------------------- argv pieces

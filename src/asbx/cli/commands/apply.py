@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from asbx.cli.context import AppContext
-from asbx.cli.options import parse_addresses, planning_options
+from asbx.cli.options import parse_addresses, plan_options, planning_options
 from asbx.errors import EXIT_INTERRUPTED, ApplyError, AsbxError, PlanStaleError
 
 
@@ -53,11 +53,9 @@ def apply(
     locked: bool,
 ) -> int:
     """Make the runtime match sandboxes.yaml (or carry out a saved plan)."""
-    from asbx.plan.model import PlanOptions
-
-    options = PlanOptions(
-        targets=parse_addresses(targets, "--target"),
-        replace=parse_addresses(replace, "--replace"),
+    options = plan_options(
+        targets,
+        replace,
         remove_orphans=remove_orphans,
         allow_data_loss=allow_data_loss,
         refresh=refresh,

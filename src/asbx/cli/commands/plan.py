@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from asbx.cli.context import AppContext
-from asbx.cli.options import parse_addresses, planning_options
+from asbx.cli.options import plan_options, planning_options
 from asbx.errors import EXIT_CHANGES
 
 
@@ -39,14 +39,13 @@ def plan(
     detailed_exitcode: bool,
 ) -> int:
     """Show the changes that `asbx apply` would make. Changes nothing."""
-    from asbx.plan.model import PlanOptions
     from asbx.render.plan_json import plan_to_json
     from asbx.render.plan_text import render_plan_text
     from asbx.workflow import make_plan
 
-    options = PlanOptions(
-        targets=parse_addresses(targets, "--target"),
-        replace=parse_addresses(replace, "--replace"),
+    options = plan_options(
+        targets,
+        replace,
         destroy=destroy,
         remove_orphans=remove_orphans,
         allow_data_loss=allow_data_loss,
