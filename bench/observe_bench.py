@@ -47,14 +47,19 @@ def remove(runtime: Runtime, project: str) -> None:
 Run = tuple[float, int, tuple[int, int, int], list[float]]
 
 
-def observe_once(runtime: Runtime, recorder: RecordingRunner, project: str) -> Run:
-    """(seconds, runtime processes, objects found, seconds of each process)."""
+def observe_once(runtime: Runtime, recorder: RecordingRunner, project: str,
+                 concurrent: bool = False) -> Run:
+    """(seconds, runtime processes, objects found, seconds of each process); `concurrent` runs
+    the three listings at once, as asbx.observe does."""
     recorder.clear()
     labels = {LABEL_PROJECT: project}
     started = time.perf_counter()
-    containers = runtime.list_containers(labels)
-    images = runtime.list_images()
-    volumes = runtime.list_volumes(labels)
+    with ThreadPoolExecutor(max_workers=3 if concurrent else 1) as pool:
+        listed_containers = pool.submit(runtime.list_containers, labels)
+        listed_images = pool.submit(runtime.list_images)
+        listed_volumes = pool.submit(runtime.list_volumes, labels)
+        containers, images = listed_containers.result(), listed_images.result()
+        volumes = listed_volumes.result()
     elapsed = time.perf_counter() - started
     found = (len(containers), len(images), len(volumes))
     return elapsed, recorder.count, found, [result.duration for result in recorder.results]
@@ -78,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"set up {args.sandboxes} running sandboxes + volumes "
               f"in {time.perf_counter() - setup:.1f}s")
         runs = [observe_once(runtime, recorder, project) for _ in range(args.rounds)]
+        together = [observe_once(runtime, recorder, project, concurrent=True)[0] * 1000
+                    for _ in range(args.rounds)]
     finally:
         remove(runtime, project)
     times = sorted(run[0] * 1000 for run in runs)
@@ -87,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"runtime processes per observation: {sorted(calls)}")
     print(f"observation time over {args.rounds} rounds: median {statistics.median(times):.0f} ms,"
           f" min {times[0]:.0f} ms, max {times[-1]:.0f} ms")
+    print(f"the three at once (as asbx.observe runs them): median "
+          f"{statistics.median(together):.0f} ms")
     if calls == {3}:
         per_call = [statistics.median(run[3][i] * 1000 for run in runs) for i in range(3)]
         print("median per process: ps {:.0f} ms, images {:.0f} ms, volume ls {:.0f} ms".format(
