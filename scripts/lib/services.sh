@@ -69,13 +69,24 @@ start_dockerd() {
     --pidfile "$pidfile" -H "$OWN_DOCKER_HOST" --storage-driver overlay2 \
     --exec-opt native.cgroupdriver=cgroupfs \
     >>"$DOCKER_DIR/dockerd.log" 2>&1 </dev/null 8>&- 9>&- &
-  local waited
-  for waited in $(seq 1 60); do
-    docker_answers "$OWN_DOCKER_HOST" && { info "dockerd: ready after ${waited}s"; return 0; }
-    sleep 1
-  done
-  tail -n 20 "$DOCKER_DIR/dockerd.log" >&2
+  local started=$SECONDS
+  if await 60 "$DOCKER_DIR/dockerd.log" docker_answers "$OWN_DOCKER_HOST"; then
+    info "dockerd: ready after $((SECONDS - started))s"
+    return 0
+  fi
   need "dockerd did not start within 60s"
+  return 1
+}
+
+# Run `command...` every 0.2s until it succeeds, for up to $1 seconds; then show the log $2.
+await() {
+  local seconds=$1 log=$2 i
+  shift 2
+  for i in $(seq 1 $((seconds * 5))); do
+    "$@" && return 0
+    sleep 0.2
+  done
+  tail -n 20 "$log" >&2
   return 1
 }
 
@@ -114,13 +125,11 @@ YAML
   setsid docker-registry serve "$config" >>"$REGISTRY_DIR/registry.log" 2>&1 </dev/null 8>&- 9>&- &
   echo $! >"$REGISTRY_DIR/registry.pid"
   echo "$port" >"$REGISTRY_DIR/port"
-  local tries
-  for tries in $(seq 1 50); do
-    port_answers "$port" && { info "registry: 127.0.0.1:$port (pid $!)"; return 0; }
-    sleep 0.2
-  done
-  tail -n 20 "$REGISTRY_DIR/registry.log" >&2
-  need "docker-registry did not start"
+  if await 10 "$REGISTRY_DIR/registry.log" port_answers "$port"; then
+    info "registry: 127.0.0.1:$port (pid $(cat "$REGISTRY_DIR/registry.pid"))"
+    return 0
+  fi
+  need "docker-registry did not start within 10s"
   return 1
 }
 
