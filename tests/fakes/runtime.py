@@ -225,7 +225,7 @@ class FakeRuntime:
             digest = self._resolve_remote(ref)
             if on_output is not None:
                 on_output("stderr", f"Trying to pull {ref}...\n")
-            return self._store_image(ref, _digest("image", ref, digest), digest, {})
+            return self._store_image(ref, _digest("image", digest), digest, {})
 
     def build(self, request: BuildRequest, on_output: OutputCallback | None = None
               ) -> ObservedImage:
@@ -298,7 +298,7 @@ class FakeRuntime:
             digest = self._resolve_remote(ref)
         except RuntimeCommandError:
             raise NotFoundError(f"image {ref!r} not found in {self.name}") from None
-        return self._store_image(ref, _digest("image", ref, digest), digest, {})
+        return self._store_image(ref, _digest("image", digest), digest, {})
 
     def start_container(self, name: str) -> None:
         self._record("start_container", name)

@@ -199,3 +199,12 @@ def test_observing_500_sandboxes_is_three_calls_and_fast() -> None:
     assert (len(containers), len(images), len(volumes)) == (500, 1, 500)
     assert fake.count() == 3
     assert elapsed < 0.2
+
+
+def test_one_manifest_pulled_under_two_names_is_one_image() -> None:
+    fake = FakeRuntime()
+    digest = fake.publish("a.test/app:1")
+    fake.publish("b.test/app:1", digest)
+    first, second = fake.pull("a.test/app:1"), fake.pull("b.test/app:1")
+    assert first.id == second.id
+    assert set(fake.images[first.id].names) == {"a.test/app:1", "b.test/app:1"}
