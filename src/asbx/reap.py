@@ -237,6 +237,11 @@ def _delete(project: _Project, decision: Decision, container: ObservedContainer)
         return
     with contextlib.suppress(NotFoundError):
         project.runtime.remove_container(container.name, force=True)
+    record = project.store.snapshot(project.name).records.get(decision.address)
+    if record is not None and isinstance(record.applied.get("network"), dict):
+        from asbx.apply.egress import release_egress
+
+        release_egress(project.runtime, project.home, project.name, decision.address.name)
     if decision.remove_workspace:
         workspace = workspace_path(project.home, project.name, decision.address.name)
         remove_workspace(workspace, home=project.home)

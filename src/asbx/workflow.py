@@ -52,7 +52,9 @@ class Session:
         override: str | None = None,
     ) -> Session:
         name = project_name(loaded.directory, loaded.spec.name, override)
-        store.project(name, str(loaded.path))
+        spec_path = str(loaded.path.resolve())
+        if store.project(name, spec_path).spec_path != spec_path:
+            store.set_spec_path(name, spec_path)  # `reap` finds the spec here
         return cls(loaded, runtime, store, home, name)
 
     @property

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from asbx import project as naming
 from asbx.errors import AsbxError
 from asbx.network.manager import ensure_proxy, proxy_env, stop_proxy
-from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT, ObservedNetwork
+from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT, ObservedNetwork, Runtime
 from asbx.runtime.command import SubprocessRunner
 
 if TYPE_CHECKING:
@@ -35,11 +35,7 @@ class Egress:
         return network.name, proxy_env(handle)
 
     def release(self, ctx: StepContext, change: Change) -> None:
-        stop_proxy(run_dir(ctx.home, ctx.project, change.address.name))
-        name = naming.network_name(ctx.project, change.address.name)
-        found = ctx.runtime.list_networks(_labels(ctx.project, str(change.address)))
-        if any(n.name == name for n in found):
-            ctx.runtime.remove_network(name)
+        release_egress(ctx.runtime, ctx.home, ctx.project, change.address.name)
 
     def _network(self, ctx: StepContext, change: Change) -> ObservedNetwork:
         name = naming.network_name(ctx.project, change.address.name)
@@ -51,6 +47,15 @@ class Egress:
                 inspect = getattr(ctx.runtime, "inspect_network", None)
                 return inspect(name) if inspect else network
         return ctx.runtime.create_network(name, labels, internal=True)
+
+
+def release_egress(runtime: Runtime, home: Path, project: str, sandbox: str) -> None:
+    """Stop a sandbox's egress proxy and remove its network (after its container is gone)."""
+    stop_proxy(run_dir(home, project, sandbox))
+    name = naming.network_name(project, sandbox)
+    found = runtime.list_networks(_labels(project, f"sandbox.{sandbox}"))
+    if any(n.name == name for n in found):
+        runtime.remove_network(name)
 
 
 def run_dir(home: Path, project: str, sandbox: str) -> Path:

@@ -107,6 +107,7 @@ def run_create(ctx: StepContext, change: Change, out: OutputFn) -> None:
             if box.network.mode == "allow":
                 _network_for(ctx, change, box)  # (re)starts its egress proxy
             ctx.runtime.start_container(naming.container_name(ctx.project, change.address.name))
+            ctx.store.touch(ctx.project, change.address)  # a fresh start is not idle
             previous = ctx.records.get(change.address)
             ctx.record(
                 change,

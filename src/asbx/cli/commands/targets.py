@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shlex
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,25 +104,13 @@ def started(session: Session, address: Address) -> None:
 
 
 def run_attached(app: AppContext, argv: Sequence[str]) -> int:
-    """Run argv on this terminal (inherited stdin/stdout/stderr) and return its exit code.
+    """Run argv on this terminal (see runtime.command.run_attached); -vv traces it."""
+    from asbx.runtime.command import run_attached as spawn
 
-    Used where the user needs the terminal itself (`shell`, `logs -f`), which the command
-    runner's pipes cannot give. No shell: argv is spawned as a list. This process ignores
-    ^C while it waits (the child gets it and decides), as a shell does for its foreground job.
-    """
     if app.verbose >= 2:
         click.echo(f"$ {shlex.join(argv)}", err=True)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        try:
-            pid = os.posix_spawnp(argv[0], list(argv), dict(os.environ),
-                                  setsigdef=(signal.SIGINT,))
-        except FileNotFoundError:
-            raise RuntimeUnavailableError(f"{argv[0]} is not installed",
-                                          hint="install it, or choose another with --runtime"
-                                          ) from None
-        _, status = os.waitpid(pid, 0)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+        return spawn(argv)
+    except FileNotFoundError:
+        raise RuntimeUnavailableError(f"{argv[0]} is not installed",
+                                      hint="install it, or choose another with --runtime") from None
