@@ -57,6 +57,9 @@ def test_allowlisted_sandbox_reaches_only_listed_hosts_through_its_proxy(project
     project.asbx("apply", "-y", check=True)
     state = proxy_state(project)
     gateway, port = str(state["host"]), int(str(state["port"]))
+    inspect = json.loads(project.podman("network", "inspect", f"asbx-{project.name}-agent").stdout)
+    assert inspect[0]["internal"] is True
+    assert inspect[0]["dns_enabled"] is False, "podman's DNS would forward names: a way out"
     env = sandbox_sh(project, "env")
     assert f"HTTP_PROXY=http://{gateway}:{port}" in env
     server = ThreadingHTTPServer((gateway, 0), Hello)

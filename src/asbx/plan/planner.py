@@ -540,13 +540,9 @@ def _check_capabilities(inp: PlanInput) -> tuple[list[str], list[str]]:
                 f"{caps.min_memory // (1 << 20)}M on {runtime}"
             )
         if box.network.mode == "allow" and not (
-            inp.allowlist_supported and caps.internal_networks_isolate
+            inp.allowlist_supported and not caps.allowlist_blocker
         ):
-            why = (
-                "its internal networks still route out"
-                if not caps.internal_networks_isolate
-                else "the egress proxy is not available"
-            )
+            why = caps.allowlist_blocker or "the egress proxy is not available"
             errors.append(
                 f"sandbox.{name}: network allowlists cannot be enforced on {runtime} "
                 f"({why}); use network: deny or open"

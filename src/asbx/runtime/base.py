@@ -140,6 +140,8 @@ class Capabilities:
     label_values_with_equals: bool = True
     label_filter: bool = True  # `list --filter label=...` done by the runtime
     internal_networks_isolate: bool = True  # an --internal network has no route out
+    # Why network allowlists cannot be enforced on this runtime ("" when they can).
+    allowlist_blocker: str = ""
     ports_with_network_none: bool = False
     max_name_length: int = 253
 
@@ -235,7 +237,7 @@ class Runtime(Protocol):
 
     def remove_volume(self, name: str) -> None: ...
 
-    def create_network(
+    def create_network(  # internal=True: no route out and no DNS server on the network
         self, name: str, labels: Mapping[str, str], internal: bool
     ) -> ObservedNetwork: ...
 

@@ -24,6 +24,9 @@ CAPABILITIES = Capabilities(
     label_filter=True,
     # True when dockerd manages iptables (its default); with --iptables=false it is not.
     internal_networks_isolate=True,
+    allowlist_blocker="its embedded DNS server answers on internal networks and cannot be "
+    "turned off there, so names could carry data out (and forwards them on docker < 26, "
+    "CVE-2024-29018)",
 )
 
 

@@ -6,9 +6,9 @@ import sys
 from collections.abc import Mapping
 
 from asbx.errors import AsbxError, RuntimeUnavailableError
-from asbx.runtime.base import Capabilities
+from asbx.runtime.base import Capabilities, ObservedNetwork
 from asbx.runtime.command import CommandResult
-from asbx.runtime.oci_cli import OciCliRuntime, first_error
+from asbx.runtime.oci_cli import OciCliRuntime, first_error, label_args
 
 CAPABILITIES = Capabilities(
     fractional_cpus=True,
@@ -27,6 +27,22 @@ class PodmanRuntime(OciCliRuntime):
     default_executable = "podman"
     json_format = "json"
     pull_flag = "--pull=always"
+
+    def create_network(self, name: str, labels: Mapping[str, str], internal: bool
+                       ) -> ObservedNetwork:
+        """An internal network also gets no DNS server: podman's (aardvark-dns) would forward
+        any name to the host's resolver, a channel out. With DNS off podman 4 assigns no
+        gateway, so the subnet and gateway it picks are read first and then given explicitly.
+        """
+        if not internal:
+            return super().create_network(name, labels, internal)
+        picked = super().create_network(name, labels, internal)
+        self.remove_network(name)
+        if not (picked.subnet and picked.gateway):
+            raise AsbxError(f"podman gave network {name} no subnet/gateway to reuse")
+        self._run(["network", "create", "--internal", "--disable-dns", "--subnet", picked.subnet,
+                   "--gateway", picked.gateway, *label_args(labels), name])
+        return self.inspect_network(name)
 
     def unavailable(self, result: CommandResult) -> RuntimeUnavailableError:
         if result.returncode == 127:

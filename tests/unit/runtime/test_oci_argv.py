@@ -238,14 +238,31 @@ def test_image_volume_and_network_argv(kind: str, runner: ScriptedRunner) -> Non
     runtime.remove_image("localhost/demo:v1")
     runtime.create_volume("cache", LABELS)
     runtime.remove_volume("cache")
-    runtime.create_network("n", LABELS, internal=True)
+    runtime.create_network("n", LABELS, internal=False)
     runtime.remove_network("n")
     assert args_of(runner) == [
         ["image", "inspect", "localhost/demo:v1"], ["image", "rm", "localhost/demo:v1"],
         ["volume", "create", "--label", "dev.asbx.project=demo", "cache"],
         ["volume", "rm", "cache"],
-        ["network", "create", "--internal", "--label", "dev.asbx.project=demo", "n"],
+        ["network", "create", "--label", "dev.asbx.project=demo", "n"],
         ["network", "inspect", "n"], ["network", "rm", "n"]]
+
+
+PODMAN_NETWORK = ('[{"name": "n", "internal": true, "labels": {}, '
+                  '"subnets": [{"subnet": "10.89.3.0/24", "gateway": "10.89.3.1"}]}]')
+
+
+def test_podman_internal_network_has_no_dns_and_keeps_its_gateway() -> None:
+    runner = ScriptedRunner()
+    runner.on("network", "inspect", stdout=PODMAN_NETWORK)
+    network = make("podman", runner).create_network("n", LABELS, internal=True)
+    assert args_of(runner) == [
+        ["network", "create", "--internal", "--label", "dev.asbx.project=demo", "n"],
+        ["network", "inspect", "n"], ["network", "rm", "n"],
+        ["network", "create", "--internal", "--disable-dns", "--subnet", "10.89.3.0/24",
+         "--gateway", "10.89.3.1", "--label", "dev.asbx.project=demo", "n"],
+        ["network", "inspect", "n"]]
+    assert network.gateway == "10.89.3.1"
 
 
 def test_requests_they_cannot_express_are_refused_before_running(kind: str,
