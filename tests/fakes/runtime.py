@@ -279,6 +279,9 @@ class FakeRuntime:
             container = FakeContainer(id=uuid.uuid4().hex + uuid.uuid4().hex,
                                       name=request.name, request=request, image_id=image.id,
                                       labels=dict(request.labels))
+            if request.start:
+                container.state = ContainerState.RUNNING
+                container.started_at = datetime.now(UTC)
             self.containers[request.name] = container
             return container.id
 

@@ -261,9 +261,9 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
         ports=tuple(PortRequest(p.host_ip, p.host, p.container, p.protocol) for p in box.ports),
         hostname=name,
         dns=dns,
+        start=True,
     )
     container_id = ctx.runtime.create_container(request)
-    ctx.runtime.start_container(container)
     outputs: dict[str, Any] = {
         "container": container,
         "container_id": container_id,

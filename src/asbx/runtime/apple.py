@@ -199,7 +199,8 @@ def create_argv(exe: str, request: ContainerRequest, *, env_file: str | None,
     """`container create --name N ... IMAGE CMD...` for one sandbox."""
     check_container_name(request.name)
     check_labels(request.labels, f"container {request.name}")
-    argv = [exe, "create", "--name", request.name, *label_args(request.labels)]
+    verb = ["run", "-d"] if request.start else ["create"]
+    argv = [exe, *verb, "--name", request.name, *label_args(request.labels)]
     if env_file is not None:
         argv += ["--env-file", env_file]
     argv += ["--workdir", request.workdir]

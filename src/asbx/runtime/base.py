@@ -106,6 +106,7 @@ class ContainerRequest:
     init: bool = True
     hostname: str | None = None
     dns: tuple[str, ...] = ()
+    start: bool = False  # also start it, in the same runtime call (`run -d`)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,7 @@ class Runtime(Protocol):
 
     # containers
     def create_container(self, request: ContainerRequest) -> str:
-        """Create (not start) a container; return its id."""
+        """Create a container (and start it, in one call, if `request.start`); return its id."""
         ...
 
     def start_container(self, name: str) -> None: ...

@@ -357,7 +357,8 @@ def cpus_arg(cpus: float) -> str:
 
 def create_args(request: ContainerRequest, env: Sequence[str]) -> list[str]:
     """`create` flags for a sandbox; `env` are the flags from env_args (an env-file)."""
-    args = ["create", "--name", request.name, *(["--init"] if request.init else [])]
+    verb = ["run", "-d"] if request.start else ["create"]
+    args = [*verb, "--name", request.name, *(["--init"] if request.init else [])]
     args += label_args(request.labels)
     if request.cpus is not None:
         args += ["--cpus", cpus_arg(request.cpus)]

@@ -327,6 +327,16 @@ def test_create_minimal_argv_denies_network_and_skips_env_file() -> None:
                              "--workdir", "/workspace", "--network", "none", "busybox"]]
 
 
+def test_start_uses_run_detached() -> None:
+    apple, runner = runtime()
+
+    apple.create_container(ContainerRequest(name="p-s", image="busybox", command=(), init=False,
+                                            start=True))
+
+    assert runner.argvs == [["/opt/bin/container", "run", "-d", "--name", "p-s",
+                             "--workdir", "/workspace", "--network", "none", "busybox"]]
+
+
 def test_default_network_is_omitted() -> None:
     apple, runner = runtime()
 

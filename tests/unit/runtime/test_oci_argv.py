@@ -123,6 +123,14 @@ def test_default_network_means_no_network_flag(kind: str, runner: ScriptedRunner
     assert args_of(runner)[0] == ["create", "--name", "a", "--workdir", "/workspace", "i"]
 
 
+def test_start_creates_and_starts_in_one_run_call(kind: str, runner: ScriptedRunner) -> None:
+    runner.on("run", stdout="c0ffee\n")
+    request = ContainerRequest(name="a", image="i", command=("sh",), init=False, start=True)
+    assert make(kind, runner).create_container(request) == "c0ffee"
+    assert args_of(runner) == [["run", "-d", "--name", "a", "--network", "none",
+                                "--workdir", "/workspace", "i", "sh"]]
+
+
 def test_env_goes_through_a_private_file_removed_after_create(kind: str,
                                                               runner: ScriptedRunner) -> None:
     seen: dict[str, object] = {}
