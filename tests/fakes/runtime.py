@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -326,6 +327,12 @@ class FakeRuntime:
                 raise self._refused("rm", f"cannot remove container {name} as it is running")
             del self.containers[container.name]
 
+    def remove_containers(self, names: Sequence[str]) -> None:
+        self._record("remove_containers", list(names))
+        for name in names:
+            with contextlib.suppress(NotFoundError):
+                self.remove_container(name, force=True)
+
     def exec(
         self,
         name: str,
@@ -380,6 +387,12 @@ class FakeRuntime:
             if name in self.volumes:
                 raise self._refused("volume create", f"volume with name {name} already exists")
             self.volumes[name] = ObservedVolume(name, dict(labels), f"/fake/volumes/{name}")
+
+    def remove_volumes(self, names: Sequence[str]) -> None:
+        self._record("remove_volumes", list(names))
+        for name in names:
+            with contextlib.suppress(NotFoundError):
+                self.remove_volume(name)
 
     def remove_volume(self, name: str) -> None:
         self._record("remove_volume", name)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tempfile
 import threading
@@ -14,6 +13,7 @@ from typing import Any
 
 from asbx import project as naming
 from asbx.addresses import Address, ResourceKind
+from asbx.apply.batching import Removals
 from asbx.errors import AsbxError, NotFoundError
 from asbx.images import pin_reference
 from asbx.plan.hashing import HASH_VERSION
@@ -58,7 +58,11 @@ class StepContext:
     drop_archives: bool = False
     egress: Any = None  # network.manager hooks, when allowlists are enabled
     image_refs: dict[str, str] = field(default_factory=dict)
+    removals: Removals = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.removals = Removals(self.runtime)
 
     def labels(self, address: Address, config_hash: str) -> dict[str, str]:
         return {
@@ -381,7 +385,7 @@ def _destroy_object(ctx: StepContext, change: Change) -> None:
         if address.kind is ResourceKind.SANDBOX:
             _destroy_sandbox(ctx, change)
         elif address.kind is ResourceKind.VOLUME:
-            ctx.runtime.remove_volume(naming.volume_name(ctx.project, address.name))
+            ctx.removals.volumes.submit(naming.volume_name(ctx.project, address.name))
         elif address.kind is ResourceKind.IMAGE:
             if (
                 record is not None
@@ -399,8 +403,7 @@ def _destroy_sandbox(ctx: StepContext, change: Change) -> None:
     from asbx.data.workspaces import remove_workspace, workspace_path
 
     name = change.address.name
-    with contextlib.suppress(NotFoundError):
-        ctx.runtime.remove_container(naming.container_name(ctx.project, name), force=True)
+    ctx.removals.containers.submit(naming.container_name(ctx.project, name))
     record = ctx.records.get(change.address)
     if (
         ctx.egress is not None

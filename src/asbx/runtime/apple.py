@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -675,6 +676,15 @@ class AppleRuntime:
     def remove_container(self, name: str, force: bool = True) -> None:
         self._run(["delete", *(["-f"] if force else []), name])
 
+    def remove_containers(self, names: Sequence[str]) -> None:
+        try:
+            if names:
+                self._run(["delete", "-f", *names])
+        except AsbxError:  # `delete` fails for a missing ID; settle them one by one
+            for name in names:
+                with contextlib.suppress(NotFoundError):
+                    self.remove_container(name, force=True)
+
     def exec(
         self,
         name: str,
@@ -725,6 +735,15 @@ class AppleRuntime:
 
     def remove_volume(self, name: str) -> None:
         self._run(["volume", "delete", name])
+
+    def remove_volumes(self, names: Sequence[str]) -> None:
+        try:
+            if names:
+                self._run(["volume", "delete", *names])
+        except AsbxError:
+            for name in names:
+                with contextlib.suppress(NotFoundError):
+                    self.remove_volume(name)
 
     def create_network(self, name: str, labels: Mapping[str, str],
                        internal: bool) -> ObservedNetwork:

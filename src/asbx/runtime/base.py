@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -198,6 +198,10 @@ class Runtime(Protocol):
         """Remove a container; a missing one raises NotFoundError."""
         ...
 
+    def remove_containers(self, names: Sequence[str]) -> None:
+        """Force-remove several containers in one runtime call; missing ones are ignored."""
+        ...
+
     def exec(
         self,
         name: str,
@@ -237,6 +241,10 @@ class Runtime(Protocol):
     ) -> None: ...
 
     def remove_volume(self, name: str) -> None: ...
+
+    def remove_volumes(self, names: Sequence[str]) -> None:
+        """Remove several volumes in one runtime call; missing ones are ignored."""
+        ...
 
     def create_network(  # internal=True: no route out and no DNS server on the network
         self, name: str, labels: Mapping[str, str], internal: bool

@@ -232,6 +232,10 @@ class OciCliRuntime:
         if not result.stdout.strip():  # `rm -f` of a missing container exits 0 and prints nothing
             raise NotFoundError(f"container {name!r} not found in {self.name}")
 
+    def remove_containers(self, names: Sequence[str]) -> None:
+        if names:  # `rm -f` of a missing container exits 0
+            self._run(["rm", "-v", "-f", *names])
+
     def exec(
         self,
         name: str,
@@ -295,6 +299,15 @@ class OciCliRuntime:
 
     def remove_volume(self, name: str) -> None:
         self._run(["volume", "rm", name], missing=f"volume {name!r}")
+
+    def remove_volumes(self, names: Sequence[str]) -> None:
+        try:
+            if names:
+                self._run(["volume", "rm", *names])
+        except AsbxError:  # one was missing (or busy): find out which, one by one
+            for name in names:
+                with contextlib.suppress(NotFoundError):
+                    self.remove_volume(name)
 
     def create_network(self, name: str, labels: Mapping[str, str], internal: bool
                        ) -> ObservedNetwork:
