@@ -1,8 +1,8 @@
 """Safe reading of zstd-compressed tar archives: every entry is checked before anything is written.
 
-The reader parses tar headers itself (with `tarfile.TarInfo.frombuf` for the 512-byte blocks)
-instead of trusting `tarfile.TarFile`: TarFile reads pax and GNU long-name records whole into
-memory, follows whatever links it extracted, and applies owners and modes. Here:
+Members come from `tarstream.iter_members` (headers parsed with `tarfile.TarInfo.frombuf`, pax
+and GNU long-name records bounded) rather than `tarfile.TarFile`, which reads those records
+whole into memory, follows links it extracted itself and applies owners and modes. Here:
 
 - names must be UTF-8, relative, free of `..`, unique, and never below a file or a symlink;
 - only regular files, directories and symlinks are accepted (no hard links, devices, FIFOs,
@@ -15,7 +15,6 @@ memory, follows whatever links it extracted, and applies owners and modes. Here:
 
 from __future__ import annotations
 
-import enum
 import os
 import posixpath
 import stat
@@ -24,13 +23,13 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, Protocol, TypeVar, cast
+from typing import IO, Protocol, TypeVar, cast
 
 import zstandard
 
+from asbx.data.tarstream import Entry, EntryKind, RawMember, Stream, data_chunks, iter_members
 from asbx.errors import DataError
 
-BLOCK = 512
 GiB = 1 << 30
 _CHUNK = 1 << 20
 _MAX_LINK_HOPS = 40
@@ -43,7 +42,6 @@ _REFUSED_TYPES = {
     tarfile.FIFOTYPE: "a FIFO",
     tarfile.GNUTYPE_SPARSE: "a sparse file",
 }
-_PAX_TYPES = (tarfile.XHDTYPE, tarfile.SOLARIS_XHDTYPE)
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
 
@@ -64,23 +62,6 @@ class ArchiveLimits:
     external_symlinks: bool = False
 
 
-class EntryKind(enum.Enum):
-    FILE = "file"
-    DIR = "directory"
-    SYMLINK = "symlink"
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One checked archive entry: a normalised relative path ("a/b") and what it is."""
-
-    path: str
-    kind: EntryKind
-    mode: int
-    size: int = 0
-    link_target: str = ""
-
-
 @dataclass(frozen=True)
 class ArchiveSummary:
     """What a checked archive holds: `files` counts regular files and symlinks."""
@@ -88,12 +69,6 @@ class ArchiveSummary:
     files: int
     content_bytes: int
     entries: int
-
-
-class Readable(Protocol):
-    """Anything with `read(size) -> bytes`, like an open binary file."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class EntrySink(Protocol):
@@ -105,7 +80,7 @@ class EntrySink(Protocol):
     def finish(self) -> None: ...
 
 
-def read_archive(raw: Readable, sink: EntrySink, limits: ArchiveLimits) -> ArchiveSummary:
+def read_archive(raw: Stream, sink: EntrySink, limits: ArchiveLimits) -> ArchiveSummary:
     """Decompress and check every entry of a `.tar.zst` stream, handing each to `sink`."""
     decompressor = zstandard.ZstdDecompressor()
     try:
@@ -113,8 +88,9 @@ def read_archive(raw: Readable, sink: EntrySink, limits: ArchiveLimits) -> Archi
             cast(IO[bytes], raw), read_size=_CHUNK, read_across_frames=True, closefd=False
         ) as stream:
             checker = EntryChecker(limits)
-            for entry, size in _iter_members(stream, limits):
-                checker.admit(entry, size)
+            for member in iter_members(stream, limits.max_header_bytes):
+                entry = entry_of(member)
+                checker.admit(entry, member.size)
                 _deliver(stream, sink, entry)
             checker.finish()
     except zstandard.ZstdError as exc:
@@ -123,13 +99,12 @@ def read_archive(raw: Readable, sink: EntrySink, limits: ArchiveLimits) -> Archi
     return checker.summary()
 
 
-def _deliver(stream: BinaryIO, sink: EntrySink, entry: Entry) -> None:
+def _deliver(stream: Stream, sink: EntrySink, entry: Entry) -> None:
     if entry.kind is EntryKind.FILE:
-        chunks = _data_chunks(stream, entry)
+        chunks = data_chunks(stream, entry.size, f"the data of {entry.path!r}")
         sink.file(entry, chunks)
         for _ in chunks:  # a sink that stopped early still leaves the stream aligned
             pass
-        _skip_padding(stream, entry.size)
     elif entry.kind is EntryKind.DIR:
         sink.directory(entry)
     else:
@@ -357,73 +332,29 @@ class _Maker(Protocol[_T_co]):
     def __call__(self, target: Path, /) -> _T_co: ...
 
 
-def _iter_members(stream: BinaryIO, limits: ArchiveLimits) -> Iterator[tuple[Entry, int]]:
-    """Yield (entry, declared size) for each member; the caller reads the data in between."""
-    pax: dict[str, str] = {}
-    long_name = long_link = None
-    while True:
-        block = _read_exact(stream, BLOCK, "a tar header")
-        if block.count(0) == BLOCK:
-            return
-        info = _parse_header(block)
-        if info.type in _PAX_TYPES or info.type == tarfile.XGLTYPE:
-            records = _parse_pax(_read_meta(stream, info.size, limits))
-            if info.type == tarfile.XGLTYPE:
-                _check_global_pax(records)
-            else:
-                pax.update(records)
-            continue
-        if info.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
-            text = _decode(_read_meta(stream, info.size, limits).rstrip(b"\0"), "a long name")
-            if info.type == tarfile.GNUTYPE_LONGNAME:
-                long_name = text
-            else:
-                long_link = text
-            continue
-        yield _entry_of(info, pax, long_name, long_link)
-        pax, long_name, long_link = {}, None, None
-
-
-def _parse_header(block: bytes) -> tarfile.TarInfo:
-    try:
-        return tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-    except tarfile.HeaderError as exc:
-        raise DataError(f"archive has a corrupt tar header ({exc})") from None
-
-
-def _entry_of(
-    info: tarfile.TarInfo, pax: dict[str, str], long_name: str | None, long_link: str | None
-) -> tuple[Entry, int]:
-    raw_name = pax.get("path", long_name if long_name is not None else info.name)
-    path = normalise_name(raw_name)
-    kind = _kind_of(info, path)
-    if info.mode & _SETID_BITS:
+def entry_of(member: RawMember) -> Entry:
+    """The checked form of one member: clean name, allowed type, no setuid/setgid bits."""
+    path = normalise_name(member.name)
+    kind = _kind_of(member, path)
+    if member.mode & _SETID_BITS:
         raise DataError(f"archive entry {path!r} has the setuid or setgid bit set")
-    size = _pax_size(pax, path) if "size" in pax else info.size
-    target = pax.get("linkpath", long_link if long_link is not None else info.linkname)
     if kind is EntryKind.SYMLINK:
-        _check_text(target, f"archive entry {path!r}: symlink target")
+        _check_text(member.link, f"archive entry {path!r}: symlink target")
     if kind is not EntryKind.DIR and not path:
         raise DataError("archive entry '.' must be a directory")
-    mode = stat.S_IMODE(info.mode) & 0o1777
-    return Entry(path, kind, mode, size if kind is EntryKind.FILE else 0, target), size
+    mode = stat.S_IMODE(member.mode) & 0o1777
+    size = member.size if kind is EntryKind.FILE else 0
+    return Entry(path, kind, mode, size, member.link if kind is EntryKind.SYMLINK else "")
 
 
-def _pax_size(pax: dict[str, str], path: str) -> int:
-    text = pax["size"]
-    if not (text.isascii() and text.isdigit()):
-        raise DataError(f"archive entry {path!r} has a malformed pax size {text!r}")
-    return int(text)
-
-
-def _kind_of(info: tarfile.TarInfo, path: str) -> EntryKind:
-    if info.type in _FILE_TYPES:
+def _kind_of(member: RawMember, path: str) -> EntryKind:
+    if member.type in _FILE_TYPES:
         return EntryKind.FILE
-    if info.type == tarfile.DIRTYPE:
+    if member.type == tarfile.DIRTYPE:
         return EntryKind.DIR
-    if info.type == tarfile.SYMTYPE:
+    if member.type == tarfile.SYMTYPE:
         return EntryKind.SYMLINK
-    what = _REFUSED_TYPES.get(info.type, f"of unsupported type {info.type!r}")
+    what = _REFUSED_TYPES.get(member.type, f"of unsupported type {member.type!r}")
     raise DataError(f"archive entry {path!r} is {what}; snapshots hold only files, "
                     "directories and symlinks")
 
@@ -446,78 +377,3 @@ def _check_text(text: str, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         raise DataError(f"{what} {text!r} is not valid UTF-8") from None
-
-
-def _decode(data: bytes, what: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise DataError(f"archive has {what} that is not valid UTF-8: {data[:80]!r}") from None
-
-
-def _read_meta(stream: BinaryIO, size: int, limits: ArchiveLimits) -> bytes:
-    if size < 0 or size > limits.max_header_bytes:
-        raise DataError(f"archive has a {size}-byte extended header record (limit "
-                        f"{limits.max_header_bytes})")
-    data = _read_exact(stream, size, "an extended header")
-    _skip_padding(stream, size)
-    return data
-
-
-def _parse_pax(data: bytes) -> dict[str, str]:
-    """Parse pax records ("<len> <key>=<value>\\n"); GNU sparse records are refused."""
-    records: dict[str, str] = {}
-    pos = 0
-    while pos < len(data):
-        space = data.find(b" ", pos)
-        length_text = data[pos:space]
-        if space < 0 or not length_text.isdigit():
-            raise DataError("archive has a malformed pax header")
-        end = pos + int(length_text)
-        record = data[space + 1:end]
-        if end > len(data) or not record.endswith(b"\n") or b"=" not in record:
-            raise DataError("archive has a malformed pax header")
-        key, _, value = record[:-1].partition(b"=")
-        name = _decode(key, "a pax key")
-        if name.startswith("GNU.sparse."):
-            raise DataError("archive holds a sparse file; snapshots hold only plain files")
-        records[name] = _decode(value, f"a pax {name!r} value")
-        pos = end
-    return records
-
-
-def _check_global_pax(records: dict[str, str]) -> None:
-    for key in ("path", "linkpath", "size"):
-        if key in records:
-            raise DataError(f"archive has a global pax header setting {key!r}")
-
-
-def _data_chunks(stream: BinaryIO, entry: Entry) -> Iterator[bytes]:
-    remaining = entry.size
-    while remaining:
-        chunk = _read_exact(stream, min(remaining, _CHUNK), f"the data of {entry.path!r}")
-        remaining -= len(chunk)
-        yield chunk
-
-
-def _skip_padding(stream: BinaryIO, size: int) -> None:
-    padding = -size % BLOCK
-    if padding:
-        _read_exact(stream, padding, "padding")
-
-
-def _read_exact(stream: BinaryIO, size: int, what: str) -> bytes:
-    data = stream.read(size)
-    if len(data) == size:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size:
-        more = stream.read(size - got)
-        if not more:
-            raise DataError(
-                f"archive is truncated: it ends in {what} ({got} of {size} bytes present)"
-            )
-        parts.append(more)
-        got += len(more)
-    return b"".join(parts)

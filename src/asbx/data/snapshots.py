@@ -8,8 +8,6 @@ import hashlib
 import json
 import os
 import re
-import stat
-import tarfile
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,22 +21,18 @@ from asbx.data.archive_safety import (
     ArchiveLimits,
     ArchiveSummary,
     DirectorySink,
-    Entry,
     EntryChecker,
-    EntryKind,
     NullSink,
     read_archive,
 )
+from asbx.data.tarstream import TarWriter, walk
 from asbx.data.workspaces import move_into_place, staging_directory
 from asbx.errors import DataError, NotFoundError
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 _SUFFIX = ".tar.zst"
 _CHUNK = 1 << 20
-_MAX_DEPTH = 512
 _STALE_TEMP_SECONDS = 24 * 3600
-_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_OPEN_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 @dataclass(frozen=True)
@@ -91,7 +85,7 @@ class SnapshotStore:
                 hashing = _HashingWriter(out)
                 sink = cast(IO[bytes], hashing)
                 with self._compressor().stream_writer(sink, closefd=False) as compressed:
-                    summary = _write_tree(workspace, compressed, self.limits)
+                    summary = write_tree(workspace, compressed, self.limits)
                 _sync(out)
             return self._admit(temp, hashing.digest(), hashing.size, summary)
 
@@ -337,11 +331,15 @@ class _HashingReader:
         return "sha256:" + self.sha.hexdigest()
 
 
-def _write_tree(root: Path, out: BinaryIO, limits: ArchiveLimits) -> ArchiveSummary:
-    """Stream `root` as a deterministic tar into `out`, checking it as a restore would."""
+def write_tree(root: Path, out: BinaryIO, limits: ArchiveLimits) -> ArchiveSummary:
+    """Stream `root` as a deterministic tar into `out`, checking it as a restore would.
+
+    Entries are depth-first in name order, with mtime 0, owner 0/"" and permission bits (no
+    setuid/setgid/sticky); symlinks stay symlinks; FIFOs, sockets and devices are left out.
+    """
     checker = EntryChecker(limits)
-    writer = _TarWriter(out)
-    for entry, source in _walk(root):
+    writer = TarWriter(out)
+    for entry, source in walk(root):
         checker.admit(entry, entry.size)
         try:
             writer.add(entry, source)
@@ -350,134 +348,3 @@ def _write_tree(root: Path, out: BinaryIO, limits: ArchiveLimits) -> ArchiveSumm
     checker.finish()
     writer.close()
     return checker.summary()
-
-
-@dataclass(frozen=True)
-class _Source:
-    """Where a regular file's bytes come from: a name in an open directory, and its stat."""
-
-    dir_fd: int
-    name: str
-    stat: os.stat_result
-
-
-def _walk(root: Path) -> Iterator[tuple[Entry, _Source | None]]:
-    """Depth-first, name-sorted entries below `root`, opened relative to directory fds.
-
-    Every directory and file is opened with O_NOFOLLOW relative to its parent's descriptor,
-    so a sandbox swapping a path for a symlink while we read cannot redirect us to host files.
-    FIFOs, sockets and device nodes are left out.
-    """
-    stack: list[tuple[int, str, Iterator[str]]] = []
-    try:
-        root_fd = os.open(root, _OPEN_DIR)
-        stack.append((root_fd, "", iter(sorted(os.listdir(root_fd)))))
-        while stack:
-            dir_fd, prefix, names = stack[-1]
-            name = next(names, None)
-            if name is None:
-                os.close(stack.pop()[0])
-                continue
-            yield from _visit(stack, dir_fd, prefix + name, name)
-    except OSError as exc:
-        raise DataError(f"cannot read {exc.filename or root}: {exc.strerror}") from None
-    finally:
-        for dir_fd, _, _ in stack:
-            os.close(dir_fd)
-
-
-def _visit(
-    stack: list[tuple[int, str, Iterator[str]]], dir_fd: int, rel: str, name: str
-) -> Iterator[tuple[Entry, _Source | None]]:
-    _check_utf8(rel)
-    st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    mode = stat.S_IMODE(st.st_mode) & 0o777
-    if stat.S_ISDIR(st.st_mode):
-        yield Entry(rel, EntryKind.DIR, mode), None
-        if len(stack) >= _MAX_DEPTH:
-            raise DataError(f"cannot capture {rel!r}: directories nested deeper than {_MAX_DEPTH}")
-        child = os.open(name, _OPEN_DIR, dir_fd=dir_fd)
-        stack.append((child, rel + "/", iter(sorted(os.listdir(child)))))
-        _check_same(rel, st, os.fstat(child))
-    elif stat.S_ISREG(st.st_mode):
-        yield Entry(rel, EntryKind.FILE, mode, st.st_size), _Source(dir_fd, name, st)
-    elif stat.S_ISLNK(st.st_mode):
-        target = os.readlink(name, dir_fd=dir_fd)
-        _check_utf8(target)
-        yield Entry(rel, EntryKind.SYMLINK, 0o777, link_target=target), None
-
-
-def _check_utf8(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DataError(f"cannot capture {text!r}: the name is not valid UTF-8") from None
-
-
-def _check_same(rel: str, expected: os.stat_result, actual: os.stat_result) -> None:
-    if (expected.st_dev, expected.st_ino) != (actual.st_dev, actual.st_ino):
-        raise DataError(f"cannot capture {rel!r}: it changed while being read")
-
-
-def _check_unchanged(rel: str, expected: os.stat_result, actual: os.stat_result) -> None:
-    if (expected.st_size, expected.st_mtime_ns) != (actual.st_size, actual.st_mtime_ns):
-        raise DataError(f"cannot capture {rel!r}: it changed while being read")
-
-
-class _TarWriter:
-    """Writes ustar/pax headers (via tarfile) and file data, with tar's padding and trailer."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self.out = out
-        self.offset = 0
-
-    def add(self, entry: Entry, source: _Source | None) -> None:
-        self._write(_tarinfo(entry).tobuf(tarfile.PAX_FORMAT, "utf-8", "strict"))
-        if source is not None:
-            self._copy(entry.path, source)
-            self._pad()
-
-    def close(self) -> None:
-        self._write(b"\0" * (2 * tarfile.BLOCKSIZE))
-        self._write(b"\0" * (-self.offset % tarfile.RECORDSIZE))
-
-    def _copy(self, rel: str, source: _Source) -> None:
-        fd = os.open(source.name, _OPEN_FILE, dir_fd=source.dir_fd)
-        try:
-            before = os.fstat(fd)
-            _check_same(rel, source.stat, before)
-            _check_unchanged(rel, source.stat, before)
-            remaining = source.stat.st_size
-            while remaining:
-                chunk = os.read(fd, min(remaining, _CHUNK))
-                if not chunk:
-                    raise DataError(f"cannot capture {rel!r}: it shrank while being read")
-                self._write(chunk)
-                remaining -= len(chunk)
-            _check_unchanged(rel, before, os.fstat(fd))
-        finally:
-            os.close(fd)
-
-    def _pad(self) -> None:
-        self._write(b"\0" * (-self.offset % tarfile.BLOCKSIZE))
-
-    def _write(self, data: bytes) -> None:
-        if data:
-            self.out.write(data)
-            self.offset += len(data)
-
-
-def _tarinfo(entry: Entry) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(entry.path)
-    info.type = {
-        EntryKind.FILE: tarfile.REGTYPE,
-        EntryKind.DIR: tarfile.DIRTYPE,
-        EntryKind.SYMLINK: tarfile.SYMTYPE,
-    }[entry.kind]
-    info.mode = entry.mode
-    info.size = entry.size
-    info.linkname = entry.link_target
-    info.mtime = 0
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    return info
