@@ -279,7 +279,7 @@ class DirectorySink:
 
     def file(self, entry: Entry, chunks: Iterator[bytes]) -> None:
         self.declared += entry.size
-        if self.declared > self.free:
+        if entry.size and self.declared > self.free:
             raise DataError(
                 f"archive entry {entry.path!r}: the archive needs more than the "
                 f"{max(self.free, 0)} bytes free at {self.root.parent}"

@@ -80,7 +80,7 @@ class SnapshotStore:
         """Archive `workspace`; returns the existing archive's info if its digest is known."""
         if workspace.is_symlink() or not workspace.is_dir():
             raise DataError(f"cannot capture {workspace}: not a directory")
-        with self._temp_file("capture") as temp:
+        with _os_errors(f"cannot capture {workspace}"), self._temp_file("capture") as temp:
             with temp.open("wb") as out:
                 hashing = _HashingWriter(out)
                 sink = cast(IO[bytes], hashing)
@@ -93,7 +93,8 @@ class SnapshotStore:
         """Verify the archive's digest, then extract it safely into a new or empty `dest`."""
         archive = self._existing(digest)
         self._verify(digest, archive)
-        with staging_directory(dest, "restore") as staging:
+        failure = f"cannot restore snapshot {digest} into {dest}"
+        with _os_errors(failure), staging_directory(dest, "restore") as staging:
             try:
                 with archive.open("rb") as raw:
                     summary = read_archive(raw, DirectorySink(staging), self.limits)
@@ -107,7 +108,7 @@ class SnapshotStore:
         """Check every entry of a `.tar.zst` file as restore would, then add it to the store."""
         if not file.is_file():
             raise NotFoundError(f"cannot import {file}: no such file")
-        with self._temp_file("import") as temp:
+        with _os_errors(f"cannot import {file}"), self._temp_file("import") as temp:
             with file.open("rb") as source, temp.open("wb") as copy:
                 tee = _HashingReader(source, copy)
                 try:
@@ -123,6 +124,10 @@ class SnapshotStore:
         archive = self._existing(digest)
         if os.path.lexists(file) and not overwrite:
             raise DataError(f"{file} already exists; refusing to overwrite it")
+        with _os_errors(f"cannot export snapshot {digest} to {file}"):
+            self._export(digest, archive, file, overwrite=overwrite)
+
+    def _export(self, digest: str, archive: Path, file: Path, *, overwrite: bool) -> None:
         fd, name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".part", dir=file.parent)
         temp = Path(name)
         try:
@@ -236,6 +241,16 @@ class SnapshotStore:
             with contextlib.suppress(FileNotFoundError):
                 if leftover.stat().st_mtime < cutoff:
                     leftover.unlink()
+
+
+@contextlib.contextmanager
+def _os_errors(failure: str) -> Iterator[None]:
+    """Turn an OSError (no space, permission denied, ...) into a DataError saying what failed."""
+    try:
+        yield
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise DataError(f"{failure}: {exc.strerror or exc}{where}") from None
 
 
 def _sidecar(archive: Path) -> Path:

@@ -354,3 +354,15 @@ def test_info_recomputes_a_missing_sidecar(store: SnapshotStore, workspace: Path
 
     assert store.info(info.digest) == info
     assert sidecar.exists()
+
+
+def test_os_errors_become_data_errors_naming_the_operation(
+    store: SnapshotStore, workspace: Path, tmp_path: Path
+) -> None:
+    info = store.capture(workspace)
+    (tmp_path / "a-file").write_text("x")
+
+    with pytest.raises(DataError, match=r"cannot export snapshot sha256:.* to .*missing"):
+        store.export(info.digest, tmp_path / "missing/dir/snap.tar.zst")
+    with pytest.raises(DataError, match=r"cannot restore snapshot sha256:.* into .*a-file"):
+        store.restore(info.digest, tmp_path / "a-file/ws")
