@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def remove_workspace(path: Path, *, home: Path | None = None) -> None:
         return
     if path.is_symlink() or not path.is_dir():
         raise DataError(f"refusing to remove {path}: not a directory")
-    shutil.rmtree(path, onerror=_retry_writable)
+    remove_tree(path)
 
 
 def _check_workspace_layout(path: Path, home: Path | None) -> None:
@@ -111,6 +112,14 @@ def _check_workspace_layout(path: Path, home: Path | None) -> None:
             raise DataError(f"refusing to remove {path}: not inside {home}")
 
 
+def remove_tree(path: Path) -> None:
+    """shutil.rmtree (symlink-safe), also emptying directories that were made read-only."""
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=_retry_writable)
+    else:
+        shutil.rmtree(path, onerror=_retry_writable)
+
+
 def _retry_writable(function: Callable[..., Any], path: str, _exc: object) -> None:
     """rmtree error hook: make the parent directory writable once and try again."""
     parent = os.path.dirname(path)
@@ -128,7 +137,7 @@ def staging_directory(dest: Path, purpose: str) -> Iterator[Path]:
         yield staging
     finally:
         if os.path.lexists(staging):
-            shutil.rmtree(staging, onerror=_retry_writable)
+            remove_tree(staging)
 
 
 def ensure_empty_target(dest: Path) -> None:
