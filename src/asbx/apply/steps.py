@@ -297,10 +297,10 @@ def _prepare_workspace(ctx: StepContext, box: SandboxSpec, workspace: Path) -> s
         seed_workspace(ctx.loaded.resolve(spec_ws.from_), workspace, spec_ws.ignore)
         return ""
     if spec_ws is not None and spec_ws.snapshot is not None:
-        from asbx.data.snapshots import SnapshotStore
+        from asbx.data.snapshots import home_store
 
         digest = snapshot_digest(ctx, spec_ws.snapshot)
-        SnapshotStore(ctx.home / "snapshots").restore(digest, workspace)
+        home_store(ctx.home).restore(digest, workspace)
         return digest
     workspace.mkdir(parents=True)
     return ""
@@ -358,12 +358,12 @@ def _run_setup(ctx: StepContext, container: str, box: SandboxSpec, out: OutputFn
 
 
 def _capture_snapshot(ctx: StepContext, change: Change) -> None:
-    from asbx.data.snapshots import SnapshotStore
+    from asbx.data.snapshots import home_store
     from asbx.data.workspaces import workspace_path
 
     spec = ctx.spec_of(change.address)
     assert isinstance(spec, SnapshotSpec)
-    info = SnapshotStore(ctx.home / "snapshots").capture(
+    info = home_store(ctx.home).capture(
         workspace_path(ctx.home, ctx.project, spec.sandbox)
     )
     ctx.record(
@@ -418,7 +418,7 @@ def _destroy_sandbox(ctx: StepContext, change: Change) -> None:
 
 
 def _drop_archive(ctx: StepContext, address: Address, digest: str) -> None:
-    from asbx.data.snapshots import SnapshotStore
+    from asbx.data.snapshots import home_store
 
     if not digest:
         return
@@ -431,4 +431,4 @@ def _drop_archive(ctx: StepContext, address: Address, digest: str) -> None:
         and not (p.name == ctx.project and a == address)
     ]
     if not users:
-        SnapshotStore(ctx.home / "snapshots").remove(digest)
+        home_store(ctx.home).remove(digest)

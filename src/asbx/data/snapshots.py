@@ -363,3 +363,14 @@ def write_tree(root: Path, out: BinaryIO, limits: ArchiveLimits) -> ArchiveSumma
     checker.finish()
     writer.close()
     return checker.summary()
+
+
+def home_store(home: Path) -> SnapshotStore:
+    """The store asbx itself uses: `$ASBX_HOME/snapshots`, shared by every project.
+
+    Symlinks that point outside the workspace (a virtualenv's `bin/python -> /usr/bin/python3`)
+    are kept as links: they resolve inside the sandbox, and asbx never follows them nor writes
+    through any link when extracting. Everything else stays refused (`..`, absolute paths,
+    hard links, devices, setuid bits).
+    """
+    return SnapshotStore(home / "snapshots", limits=ArchiveLimits(external_symlinks=True))

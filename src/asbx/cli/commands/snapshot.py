@@ -29,11 +29,11 @@ def snapshot() -> None:
 @click.pass_obj
 def snapshot_ls(app: AppContext, as_json: bool) -> int:
     """The project's snapshots: digest, size, files, age, source, and who restores from it."""
-    from asbx.data.snapshots import SnapshotStore
+    from asbx.data.snapshots import home_store
 
     session = app.session()
     records = session.store.snapshot(session.project).records
-    archives = SnapshotStore(session.home / "snapshots")
+    archives = home_store(session.home)
     rows = []
     for name in sorted(set(session.loaded.spec.snapshots) | _recorded_names(records)):
         record = records.get(Address(ResourceKind.SNAPSHOT, name))
@@ -80,11 +80,11 @@ def snapshot_ls(app: AppContext, as_json: bool) -> int:
 @click.pass_obj
 def snapshot_export(app: AppContext, name: str, file: Path, force: bool) -> int:
     """Write snapshot NAME's archive (a .tar.zst) to FILE, verifying its digest."""
-    from asbx.data.snapshots import SnapshotStore
+    from asbx.data.snapshots import home_store
 
     session = app.session()
     digest = _digest_of(session, name)
-    SnapshotStore(session.home / "snapshots").export(digest, file, overwrite=force)
+    home_store(session.home).export(digest, file, overwrite=force)
     click.echo(f"exported snapshot.{name} ({digest}) to {file}")
     return 0
 
@@ -95,7 +95,7 @@ def snapshot_export(app: AppContext, name: str, file: Path, force: bool) -> int:
 @click.pass_obj
 def snapshot_import(app: AppContext, file: Path, name: str) -> int:
     """Check FILE like any archive (no escaping paths, links or devices) and use it as NAME."""
-    from asbx.data.snapshots import SnapshotStore
+    from asbx.data.snapshots import home_store
     from asbx.plan.hashing import HASH_VERSION
     from asbx.plan.observed import Observed
     from asbx.plan.planner import PlanInput, desired_resources
@@ -108,7 +108,7 @@ def snapshot_import(app: AppContext, file: Path, name: str) -> int:
             f"snapshot.{name} is not declared in {session.loaded.path.name}",
             hint=f"declare it under snapshots: first ({name}: {{sandbox: ...}})",
         )
-    info = SnapshotStore(session.home / "snapshots").import_archive(file)
+    info = home_store(session.home).import_archive(file)
     state = session.store.snapshot(session.project)
     desired = desired_resources(
         PlanInput(
@@ -147,13 +147,13 @@ def snapshot_import(app: AppContext, file: Path, name: str) -> int:
 @click.pass_obj
 def snapshot_rm(app: AppContext, name: str, force: bool) -> int:
     """Forget snapshot NAME and delete its archive unless another record uses it."""
-    from asbx.data.snapshots import SnapshotStore
+    from asbx.data.snapshots import home_store
 
     session = app.session()
     digest = _digest_of(session, name)
     session.store.delete(session.project, Address(ResourceKind.SNAPSHOT, name))
     if digest not in _referenced(session.store):
-        SnapshotStore(session.home / "snapshots").remove(digest)
+        home_store(session.home).remove(digest)
         click.echo(f"removed snapshot.{name} and its archive {digest}")
     else:
         click.echo(f"removed snapshot.{name}; its archive is still used elsewhere")
@@ -167,10 +167,10 @@ def snapshot_rm(app: AppContext, name: str, force: bool) -> int:
 @click.pass_obj
 def gc(app: AppContext, delete: bool) -> int:
     """Find snapshot archives that no project's state references (all projects in ASBX_HOME)."""
-    from asbx.data.snapshots import SnapshotStore
+    from asbx.data.snapshots import home_store
 
     referenced = _referenced(app.store())
-    found = SnapshotStore(app.home / "snapshots").gc(referenced, dry_run=not delete)
+    found = home_store(app.home).gc(referenced, dry_run=not delete)
     for info in found:
         click.echo(
             f"{'deleted' if delete else 'unreferenced'}: {info.digest} ({_human(info.size)})"
