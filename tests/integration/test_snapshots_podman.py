@@ -27,7 +27,7 @@ sandboxes:
     setup:
       - mkdir -p /workspace/bin && printf '#!/bin/sh\\necho tool\\n' > /workspace/bin/tool
       - chmod 755 /workspace/bin/tool && ln -sf bin/tool /workspace/tool-link
-      - mkdir -p /workspace/.venv/bin && ln -sf /bin/busybox /workspace/.venv/bin/python
+      - mkdir -p /workspace/.venv/bin && ln -sf /bin/busybox /workspace/.venv/bin/sh
       - echo persisted > /data/keep.txt
   worker-a:
     image: localhost/asbx/busybox:latest
@@ -61,14 +61,14 @@ def test_workers_restored_from_a_snapshot_see_exactly_the_builders_workspace(
     builder = listing(project, "builder")
     assert "./bin/tool 755 regular file" in builder
     assert "./tool-link 777 symbolic link" in builder
-    assert "./.venv/bin/python 777 symbolic link" in builder, "a venv-style absolute link"
+    assert "./.venv/bin/sh 777 symbolic link" in builder, "a venv-style absolute link"
     assert "scratch.tmp" not in builder
     for worker in ("worker-a", "worker-b"):
         assert listing(project, worker) == builder
         run = project.podman("exec", f"{project.name}-{worker}", "/workspace/tool-link")
         assert run.stdout == "tool\n"
-        venv = project.podman("exec", f"{project.name}-{worker}", "/workspace/.venv/bin/python",
-                              "echo", "from the venv link")
+        venv = project.podman("exec", f"{project.name}-{worker}", "/workspace/.venv/bin/sh", "-c",
+                              "echo from the venv link")
         assert venv.stdout == "from the venv link\n"
     assert len(archives(project)) == 1
 
