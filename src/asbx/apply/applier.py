@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from asbx.addresses import Address
+from asbx.addresses import Address, ResourceKind
 from asbx.apply.executor import Outcome, Status, run_graph
 from asbx.apply.hooks import ApplyHooks, NullApplyHooks
 from asbx.apply.steps import StepContext, run_create, run_destroy
@@ -141,5 +141,14 @@ def apply_plan(
                 detail,
             )
 
-    outcomes = run_graph(nodes, edges, run, limit=parallelism, hooks=_Relay(), cancel=cancel)
+    def batched(node: Node) -> bool:
+        """Destroy phases whose runtime work is one batched removal wait, not work."""
+        address, phase = node
+        record = ctx.records.get(address)
+        allowlisted = record is not None and isinstance(record.applied.get("network"), dict)
+        return (phase == "destroy" and not changes[address].record_only and not allowlisted
+                and address.kind in (ResourceKind.SANDBOX, ResourceKind.VOLUME))
+
+    outcomes = run_graph(nodes, edges, run, limit=parallelism, hooks=_Relay(), cancel=cancel,
+                         free=batched)
     return ApplyResult(outcomes, changes)

@@ -56,11 +56,13 @@ def run_graph(
     limit: int = 8,
     hooks: ExecutorHooks[N] | None = None,
     cancel: threading.Event | None = None,
+    free: Callable[[N], bool] | None = None,
 ) -> dict[N, Outcome[N]]:
     """Run every node after its dependencies, at most `limit` at once; return all outcomes.
 
     `deps` entries naming nodes outside `nodes` are ignored. When `cancel` is set, no new node
-    starts; running ones finish; the rest are CANCELLED.
+    starts; running ones finish; the rest are CANCELLED. Nodes for which `free` is true do not
+    count against `limit` (they mostly wait, e.g. for a batched runtime call).
     """
     order = list(dict.fromkeys(nodes))
     members = set(order)
@@ -72,12 +74,17 @@ def run_graph(
     hooks = hooks or NullHooks()
     outcomes: dict[N, Outcome[N]] = {}
     running: dict[Future[Any], tuple[N, float]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, limit)) as pool:
+    is_free = free or (lambda _node: False)
+    workers = max(1, limit) + sum(1 for n in order if is_free(n))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         while len(outcomes) < len(order):
             if cancel is None or not cancel.is_set():
+                busy = sum(1 for n, _ in running.values() if not is_free(n))
                 for node in _ready(order, waiting, outcomes, running):
-                    if len(running) >= limit:
-                        break
+                    if not is_free(node):
+                        if busy >= limit:
+                            continue
+                        busy += 1
                     hooks.started(node)
                     running[pool.submit(run, node)] = (node, time.monotonic())
             if not running:

@@ -108,6 +108,17 @@ def test_hooks_see_every_outcome_once() -> None:
     assert sorted(o.node for o in seen) == list(range(6))
 
 
+def test_free_nodes_do_not_count_against_the_limit() -> None:
+    tracker = Tracker(delay=0.05)
+    outcomes = run_graph(range(10), {}, tracker, limit=1, free=lambda n: n < 6)
+    assert all(o.status is Status.OK for o in outcomes.values())
+    assert tracker.peak >= 6, "the six free nodes run side by side"
+
+    paid = Tracker(delay=0.02)
+    run_graph(range(6), {}, paid, limit=2, free=lambda n: False)
+    assert paid.peak <= 2
+
+
 def test_unknown_dependencies_and_self_edges_are_ignored() -> None:
     outcomes = run_graph([1, 2], {1: {99, 1}, 2: {1}}, lambda n: n, limit=1)
     assert [outcomes[n].status for n in (1, 2)] == [Status.OK, Status.OK]
