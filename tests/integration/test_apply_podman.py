@@ -146,3 +146,29 @@ def test_state_lost_adopts_running_sandboxes(project: Project) -> None:
     project.asbx("apply", "-y", check=True)
     after = project.podman("ps", "-q", "--filter", f"label=dev.asbx.project={project.name}").stdout
     assert sorted(after.split()) == sorted(ids.split())
+
+
+def test_saved_plan_applies_once_and_is_refused_when_stale(project: Project) -> None:
+    project.write(SPEC)
+    saved = project.root / "plan.json"
+    project.asbx("plan", "-o", str(saved), check=True)
+    assert json.loads(saved.read_text())["summary"]["add"] == 4
+    project.asbx("apply", str(saved), check=True)
+    assert len(project.containers()) == 3
+    again = project.asbx("apply", str(saved))
+    assert again.returncode == 1
+    assert "plan is stale: state changed since it was made" in again.stderr
+
+    project.asbx("plan", "-o", str(saved), check=True)
+    project.write(SPEC.replace("memory: 256M", "memory: 300M"))
+    edited = project.asbx("apply", str(saved))
+    assert edited.returncode == 1
+    assert "plan is stale: sandboxes.yaml changed since it was made" in edited.stderr
+
+
+def test_apply_without_a_terminal_needs_yes(project: Project) -> None:
+    project.write(SPEC)
+    result = project.asbx("apply")
+    assert result.returncode == 1
+    assert "no terminal to ask on" in result.stderr
+    assert project.containers() == {}
