@@ -124,6 +124,10 @@ class Project:
 
 
 def _cleanup(project: Project) -> None:
+    from asbx.network.manager import stop_proxy
+
+    for run_dir in project.home.glob("projects/*/sandboxes/*/proxy"):
+        stop_proxy(run_dir)  # even when the test failed before destroy
     label = f"label=dev.asbx.project={project.name}"
     ids = project.podman("ps", "-aq", "--filter", label).stdout.split()
     if ids:
@@ -131,6 +135,9 @@ def _cleanup(project: Project) -> None:
     vols = project.podman("volume", "ls", "-q", "--filter", label).stdout.split()
     if vols:
         project.podman("volume", "rm", "-f", *vols)
+    networks = project.podman("network", "ls", "-q", "--filter", label).stdout.split()
+    if networks:
+        project.podman("network", "rm", "-f", *networks)
     images = project.podman("images", "-q", "--filter", label).stdout.split()
     if images:
         project.podman("rmi", "-f", *set(images))
