@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.contract.backends import require
+
 REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/asbx/busybox:latest"
 PODMAN_CONF = """[containers]
@@ -39,9 +41,7 @@ def _containers_conf(tmp: Path) -> str:
 def podman(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """The environment for running podman; fails in CI when podman or the base image is missing."""
     if shutil.which("podman") is None:
-        if os.environ.get("CI"):
-            pytest.fail("podman is required in CI (scripts/test installs it)")
-        pytest.skip("podman is not installed (scripts/test installs it)")
+        require("podman is not installed (scripts/test installs it)")
     env = {**os.environ, "CONTAINERS_CONF": _containers_conf(tmp_path_factory.mktemp("conf"))}
     probe = subprocess.run(["podman", "image", "exists", BASE_IMAGE], env=env, check=False)
     if probe.returncode != 0:
@@ -73,12 +73,14 @@ class Project:
         return spec
 
     def asbx(
-        self, *args: str, check: bool = False, timeout: float = 180
+        self, *args: str, check: bool = False, timeout: float = 180, stdin: str | None = None
     ) -> subprocess.CompletedProcess[str]:
+        """Run the CLI in the project; `stdin` (when given) is its standard input."""
         result = subprocess.run(
             [sys.executable, "-m", "asbx", *args],
             cwd=self.root,
             env={**self.env, **self.extra_env},
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -160,7 +162,5 @@ def registry(podman: dict[str, str]) -> str:
     """The loopback registry scripts/test starts (ASBX_TEST_REGISTRY); CI fails without it."""
     address = os.environ.get("ASBX_TEST_REGISTRY", "")
     if not address or not os.environ.get("CONTAINERS_REGISTRIES_CONF"):
-        if os.environ.get("CI"):
-            pytest.fail("ASBX_TEST_REGISTRY is not set: run the tests through scripts/test")
-        pytest.skip("no local registry (scripts/test starts one)")
+        require("no local registry (ASBX_TEST_REGISTRY): run the tests through scripts/test")
     return address

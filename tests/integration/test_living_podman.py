@@ -27,16 +27,7 @@ sandboxes:
 def asbx(project: Project, *args: str, stdin: str = "", timeout: float = 180
          ) -> subprocess.CompletedProcess[str]:
     """Run the CLI with `stdin` as its standard input (never the test runner's own)."""
-    return subprocess.run(
-        [sys.executable, "-m", "asbx", *args],
-        cwd=project.root,
-        env={**project.env, **project.extra_env},
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return project.asbx(*args, timeout=timeout, stdin=stdin)
 
 
 def applied(project: Project, spec: str) -> None:
