@@ -116,6 +116,7 @@ class RequestLog:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self._lock = threading.Lock()
+        self._closed = False
 
     @classmethod
     def to_file(cls, path: Path) -> RequestLog:
@@ -123,12 +124,16 @@ class RequestLog:
 
     def write(self, line: str) -> None:
         with self._lock:
+            if self._closed:  # a connection that outlived the proxy's shutdown grace
+                return
             self._stream.write(line + "\n")
             self._stream.flush()
 
     def close(self) -> None:
-        if self._stream not in (sys.stderr, sys.stdout):
-            self._stream.close()
+        with self._lock:
+            self._closed = True
+            if self._stream not in (sys.stderr, sys.stdout):
+                self._stream.close()
 
 
 class EgressProxy:
@@ -252,10 +257,11 @@ class EgressProxy:
         finally:
             with self._lock:
                 self._live.discard(client)
-                self._threads.discard(threading.current_thread())
             client.close()
             self._slots.release()
             self.log.write(record.line())
+            with self._lock:  # last: close() joins this thread until its log line is written
+                self._threads.discard(threading.current_thread())
 
     def _serve_request(self, client: socket.socket, record: _Record) -> None:
         raw, early = read_head(client, self.limits)
