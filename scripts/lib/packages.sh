@@ -1,6 +1,8 @@
 # Install the Debian packages the tests need, only those missing (apt-get update only then).
 
-ASBX_APT_PACKAGES=(podman runc catatonit busybox-static docker.io docker-registry iptables
+# netavark: scripts/containers.conf selects it (the CNI backend cannot carry allowlists).
+ASBX_PODMAN_PACKAGES=(podman runc catatonit netavark aardvark-dns busybox-static)
+ASBX_APT_PACKAGES=("${ASBX_PODMAN_PACKAGES[@]}" docker.io docker-registry iptables
                    iproute2 procps util-linux python3)
 
 missing_packages() {

@@ -39,7 +39,14 @@ class PodmanRuntime(OciCliRuntime):
         picked = super().create_network(name, labels, internal)
         self.remove_network(name)
         if not (picked.subnet and picked.gateway):
-            raise AsbxError(f"podman gave network {name} no subnet/gateway to reuse")
+            # The CNI backend: an internal bridge has no address on the host, so the egress
+            # proxy (which listens on the gateway) would be unreachable from the sandbox.
+            raise AsbxError(
+                f"podman gave the internal network {name} no gateway on the host, so the "
+                "sandbox could not reach its egress proxy (podman's CNI network backend does "
+                "this)",
+                hint='install netavark and set network_backend = "netavark" in the [network] '
+                     "table of containers.conf, or use network: open or deny")
         self._run(["network", "create", "--internal", "--disable-dns", "--subnet", picked.subnet,
                    "--gateway", picked.gateway, *label_args(labels), name])
         return self.inspect_network(name)
