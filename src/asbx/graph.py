@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from asbx import addresses as addr
 from asbx.addresses import Address, ResourceKind
@@ -26,11 +28,23 @@ class ResourceGraph:
         return self.deps.get(address, frozenset())
 
     def dependents(self, address: Address) -> list[Address]:
-        return [a for a, ds in self.deps.items() if address in ds]
+        return list(self._dependents.get(address, ()))
 
     def order(self) -> list[Address]:
         """A stable topological order: dependencies first, then kind and declaration order."""
-        return stable_topological_order(list(self.resources), self.deps)
+        return list(self._order)
+
+    @cached_property
+    def _order(self) -> tuple[Address, ...]:  # the graph is immutable: sorted once
+        return tuple(stable_topological_order(list(self.resources), self.deps))
+
+    @cached_property
+    def _dependents(self) -> dict[Address, tuple[Address, ...]]:
+        users: dict[Address, list[Address]] = {}
+        for address, deps in self.deps.items():
+            for dep in deps:
+                users.setdefault(dep, []).append(address)
+        return {dep: tuple(found) for dep, found in users.items()}
 
     def image_of(self, sandbox: str) -> Address:
         """The image resource a sandbox runs."""
@@ -132,22 +146,23 @@ def stable_topological_order(
     position = {node: index for index, node in enumerate(nodes)}
     remaining = {n: {d for d in deps.get(n, ()) if d in position} for n in nodes}
     order: list[Address] = []
+
     def rank(node: Address) -> tuple[int, int]:
         return (_KIND_RANK[node.kind], position[node])
 
-    ready = sorted((n for n, d in remaining.items() if not d), key=rank)
+    ready = [(rank(n), n) for n, d in remaining.items() if not d]
+    heapq.heapify(ready)
     users: dict[Address, list[Address]] = {n: [] for n in nodes}
     for node, ds in remaining.items():
         for dep in ds:
             users[dep].append(node)
     while ready:
-        node = ready.pop(0)
+        _, node = heapq.heappop(ready)
         order.append(node)
         for user in users[node]:
             remaining[user].discard(node)
             if not remaining[user]:
-                ready.append(user)
-        ready.sort(key=rank)
+                heapq.heappush(ready, (rank(user), user))
     if len(order) < len(nodes):
         raise CycleError(find_cycle({n: d for n, d in remaining.items() if d}))
     return order
