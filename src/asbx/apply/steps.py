@@ -267,13 +267,15 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
         dns=dns,
         start=True,
     )
-    container_id = ctx.runtime.create_container(request)
     outputs: dict[str, Any] = {
         "container": container,
-        "container_id": container_id,
         "workspace": str(workspace),
         "restored_digest": restored,
     }
+    if box.setup:  # until setup is done, a crash must leave a sandbox the next plan replaces,
+        # never one it adopts by its labels with setup silently skipped
+        ctx.record(change, {**outputs, "setup": "pending"}, status="tainted")
+    outputs["container_id"] = ctx.runtime.create_container(request)
     try:
         _run_setup(ctx, container, box, out)
     except SetupFailedError:

@@ -49,7 +49,7 @@ class Reason(Enum):
     NOT_IN_SPEC = "not in sandboxes.yaml"
     REQUESTED = "requested"
     EXPIRED = "expired"
-    TAINTED = "tainted: setup failed"
+    TAINTED = "tainted: its setup failed or did not finish"
     STOPPED = "stopped"
     ORPHAN = "orphan: unknown to spec and state"
     DESTROY = "destroy requested"

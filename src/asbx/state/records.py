@@ -26,7 +26,7 @@ class ResourceRecord:
 
     `applied` never holds secrets: env values are salted hashes. `outputs` carries what apply learnt
     (image id and digest, container name, workspace path, snapshot digest, setup result).
-    `status` is "ok" or "tainted" (setup failed: the next plan replaces it).
+    `status` is "ok" or "tainted" (setup failed or never finished: the next plan replaces it).
     """
 
     address: Address

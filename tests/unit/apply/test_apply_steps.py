@@ -1,0 +1,104 @@
+"""The real applier (workflow.run_apply -> apply/steps.py) on the fake runtime: records, taint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from asbx.addresses import Address, ResourceKind
+from asbx.apply.hooks import NullApplyHooks
+from asbx.plan.model import Action, PlanOptions, Reason
+from asbx.spec.loader import load_spec
+from asbx.state.store import StateStore
+from asbx.workflow import Session, make_plan, run_apply
+from tests.fakes.runtime import FakeRuntime
+
+IMAGE = "localhost/asbx/busybox:latest"
+SPEC = f"""
+version: 1
+name: steps
+sandboxes:
+  web:
+    image: {IMAGE}
+    setup:
+      - echo built > /workspace/built.txt
+  solo:
+    image: {IMAGE}
+"""
+WEB = Address(ResourceKind.SANDBOX, "web")
+
+
+@pytest.fixture
+def runtime() -> FakeRuntime:
+    fake = FakeRuntime()
+    fake.publish(IMAGE)
+    return fake
+
+
+def _session(tmp_path: Path, runtime: FakeRuntime) -> Session:
+    spec = tmp_path / "sandboxes.yaml"
+    if not spec.exists():
+        spec.write_text(SPEC)
+    home = tmp_path / "home"
+    return Session.create(load_spec(spec), runtime, StateStore(home / "state.db"), home)
+
+
+def _apply(tmp_path: Path, runtime: FakeRuntime) -> list[str]:
+    """Plan and apply once; the addresses whose step failed."""
+    session = _session(tmp_path, runtime)
+    result = run_apply(session, make_plan(session, PlanOptions()), parallelism=4,
+                       hooks=NullApplyHooks())
+    return sorted(str(o.node[0]) for o in result.failed)
+
+
+def _pending(tmp_path: Path, runtime: FakeRuntime) -> dict[str, tuple[str, str]]:
+    plan = make_plan(_session(tmp_path, runtime), PlanOptions()).plan
+    return {str(c.address): (c.action.value, c.reason.name) for c in plan.pending}
+
+
+def test_a_setup_cut_short_leaves_a_tainted_record_and_the_next_plan_replaces_it(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    runtime.fail("exec")  # the runtime itself fails mid-setup (not a step exiting non-zero)
+    assert _apply(tmp_path, runtime) == ["sandbox.web"]
+    record = _session(tmp_path, runtime).store.snapshot("steps").records[WEB]
+    assert record.tainted
+    assert record.outputs["setup"] == "pending"
+    assert "steps-web" in runtime.containers  # the container exists, labelled as ours
+    assert _pending(tmp_path, runtime) == {"sandbox.web": (Action.REPLACE.value, "TAINTED")}
+    assert _apply(tmp_path, runtime) == []
+    record = _session(tmp_path, runtime).store.snapshot("steps").records[WEB]
+    assert (record.status, record.outputs["setup"]) == ("ok", "done")
+    assert _pending(tmp_path, runtime) == {}
+
+
+def test_setup_runs_again_after_the_replacement_of_a_tainted_sandbox(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    runtime.fail("exec")
+    _apply(tmp_path, runtime)
+    execs_before = runtime.methods().count("exec")
+    _apply(tmp_path, runtime)
+    assert runtime.methods().count("exec") == execs_before + 1  # the one setup step, once
+
+
+def test_a_sandbox_without_setup_is_recorded_only_once_created(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    runtime.fail("create_container", when=lambda args: args[0].name == "steps-solo")
+    assert _apply(tmp_path, runtime) == ["sandbox.solo"]
+    records = _session(tmp_path, runtime).store.snapshot("steps").records
+    assert Address(ResourceKind.SANDBOX, "solo") not in records
+    assert records[WEB].status == "ok"
+    assert _pending(tmp_path, runtime) == {"sandbox.solo": (Action.CREATE.value, "NEW")}
+
+
+def test_a_failing_setup_step_is_tainted_with_its_exit_code(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    runtime.exec_handler = lambda call: 7
+    assert _apply(tmp_path, runtime) == ["sandbox.web"]
+    record = _session(tmp_path, runtime).store.snapshot("steps").records[WEB]
+    assert (record.status, record.outputs["setup"]) == ("tainted", "failed")
+    assert Reason.TAINTED.value.startswith("tainted")
