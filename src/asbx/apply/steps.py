@@ -246,7 +246,12 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
     box = ctx.spec_of(change.address)
     assert isinstance(box, SandboxSpec)
     workspace = workspace_path(ctx.home, ctx.project, name)
-    restored = _prepare_workspace(ctx, box, workspace)
+    previous = ctx.records.get(change.address)
+    if workspace.exists() and previous is not None:
+        # A kept workspace still holds what was restored into it: keep saying which snapshot.
+        restored = str(previous.outputs.get("restored_digest") or "")
+    else:
+        restored = _prepare_workspace(ctx, box, workspace)
     container = naming.container_name(ctx.project, name)
     network, extra_env = _network_for(ctx, change, box)
     dns = NO_DNS if box.network.mode == "allow" else ()
@@ -413,7 +418,10 @@ def _destroy_sandbox(ctx: StepContext, change: Change) -> None:
         and isinstance(record.applied.get("network"), dict)
     ):
         ctx.egress.release(ctx, change)
-    if change.action is Action.DELETE and ctx.drop_workspaces:
+    # A delete drops the workspace when allowed; a replace only when the plan says its data
+    # goes (`--replace ADDR --allow-data-loss`: re-seeded by the create that follows).
+    dropped = ctx.drop_workspaces if change.action is Action.DELETE else change.holds_data
+    if dropped:
         workspace = workspace_path(ctx.home, ctx.project, name)
         if workspace.exists():
             remove_workspace(workspace)

@@ -284,11 +284,15 @@ def _plan_sandbox(
         )
     if replace is not None:
         shown = fields if replace is Reason.SPEC_CHANGED else ()
+        reseed = replace is Reason.REQUESTED and inp.options.allow_data_loss
+        if reseed:  # asked for by name, with data loss allowed: the workspace goes too
+            notes = (*notes, "its workspace is removed and created again from the spec")
         return Change(
             address,
             Action.REPLACE,
             replace,
             fields=shown,
+            holds_data=reseed,
             config_hash=want.config_hash,
             notes=notes,
         )

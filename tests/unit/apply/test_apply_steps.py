@@ -102,3 +102,62 @@ def test_a_failing_setup_step_is_tainted_with_its_exit_code(
     record = _session(tmp_path, runtime).store.snapshot("steps").records[WEB]
     assert (record.status, record.outputs["setup"]) == ("tainted", "failed")
     assert Reason.TAINTED.value.startswith("tainted")
+
+
+SNAPSHOT_SPEC = f"""
+version: 1
+name: seeds
+sandboxes:
+  builder:
+    image: {IMAGE}
+    workspace: {{from: ./src}}
+  worker:
+    image: {IMAGE}
+    workspace: {{snapshot: deps}}
+snapshots:
+  deps: {{sandbox: builder}}
+"""
+WORKER = Address(ResourceKind.SANDBOX, "worker")
+BUILDER = Address(ResourceKind.SANDBOX, "builder")
+
+
+def _apply_with(tmp_path: Path, runtime: FakeRuntime, options: PlanOptions) -> None:
+    session = _session(tmp_path, runtime)
+    result = run_apply(session, make_plan(session, options), parallelism=4,
+                       hooks=NullApplyHooks())
+    assert result.ok, [o.error for o in result.failed]
+
+
+def test_replace_with_data_loss_reseeds_a_restored_workspace_and_plain_replace_keeps_it(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "v.txt").write_text("one\n")
+    (tmp_path / "sandboxes.yaml").write_text(SNAPSHOT_SPEC)
+    _apply_with(tmp_path, runtime, PlanOptions())
+    home = tmp_path / "home" / "projects" / "seeds" / "sandboxes"
+    worker_file = home / "worker" / "workspace" / "v.txt"
+    assert worker_file.read_text() == "one\n"
+
+    (home / "builder" / "workspace" / "v.txt").write_text("two\n")  # work done in the builder
+    _apply_with(tmp_path, runtime, PlanOptions(replace=frozenset({BUILDER})))  # retakes deps
+    plan = make_plan(_session(tmp_path, runtime), PlanOptions()).plan
+    worker = next(c for c in plan.changes if c.address == WORKER)
+    assert any(n.startswith("outdated: snapshot.deps was retaken") for n in worker.notes)
+
+    _apply_with(tmp_path, runtime, PlanOptions(replace=frozenset({WORKER})))
+    assert worker_file.read_text() == "one\n"  # replaced container, workspace kept
+    plan = make_plan(_session(tmp_path, runtime), PlanOptions()).plan
+    worker = next(c for c in plan.changes if c.address == WORKER)
+    assert any(n.startswith("outdated:") for n in worker.notes)  # still says so
+
+    reseed = PlanOptions(replace=frozenset({WORKER}), allow_data_loss=True)
+    change = next(c for c in make_plan(_session(tmp_path, runtime), reseed).plan.changes
+                  if c.address == WORKER)
+    assert (change.action, change.holds_data) == (Action.REPLACE, True)
+    _apply_with(tmp_path, runtime, reseed)
+    assert worker_file.read_text() == "two\n"
+    plan = make_plan(_session(tmp_path, runtime), PlanOptions()).plan
+    assert plan.pending == ()
+    worker = next(c for c in plan.changes if c.address == WORKER)
+    assert not worker.notes
