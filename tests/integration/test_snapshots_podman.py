@@ -88,16 +88,29 @@ def test_volume_data_survives_replacement_and_destroy(project: Project) -> None:
     (project.root / "src").mkdir()
     project.write(SPEC)
     project.asbx("apply", "-y", check=True)
+    volume = f"{project.name}-data"
+    created = project.podman("volume", "inspect", "--format", "{{.CreatedAt}}", volume).stdout
+    # Written after setup, by the user: setup (which runs on every container creation) cannot
+    # be what puts it back.
+    project.asbx("exec", "builder", "--", "sh", "-c", "echo by-hand-$$ > /data/mine.txt",
+                 check=True)
+    written = project.podman("exec", f"{project.name}-builder", "cat", "/data/mine.txt").stdout
+    assert written.startswith("by-hand-")
     project.write(
         SPEC.replace('    volumes: ["data:/data"]', '    volumes: ["data:/data"]\n    memory: 300M')
     )
-    project.asbx("apply", "-y", check=True)
-    keep = project.podman("exec", f"{project.name}-builder", "cat", "/data/keep.txt")
-    assert keep.stdout == "persisted\n"
+    replaced = project.asbx("apply", "-y", check=True)
+    assert "1 replaced" in replaced.stdout + replaced.stderr
+    keep = project.podman("exec", f"{project.name}-builder", "cat", "/data/mine.txt")
+    assert keep.stdout == written
     project.asbx("destroy", "-y", check=True)
+    assert project.containers() == {}
+    assert project.volumes() == [volume]
     project.asbx("apply", "-y", check=True)
-    keep = project.podman("exec", f"{project.name}-builder", "cat", "/data/keep.txt")
-    assert keep.stdout == "persisted\n"
+    keep = project.podman("exec", f"{project.name}-builder", "cat", "/data/mine.txt")
+    assert keep.stdout == written
+    after = project.podman("volume", "inspect", "--format", "{{.CreatedAt}}", volume).stdout
+    assert after == created  # the same volume object throughout, never recreated
 
 
 def test_import_refuses_a_traversal_archive_and_writes_nothing(
