@@ -126,11 +126,15 @@ def test_kill_9_midway_then_apply_converges_without_duplicates(project: Project)
     time.sleep(2.5)
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate(timeout=30)
+    between = json.loads(project.asbx("state", "show", "sandbox.web", check=True).stdout)
+    assert (between["status"], between["outputs"]["setup"]) == ("tainted", "pending")
     project.asbx("apply", "-y", check=True)
     assert project.asbx("plan", "--detailed-exitcode").returncode == 0
     names = project.containers()
     assert sorted(names) == sorted(f"{project.name}-{n}" for n in ("web", "worker", "solo"))
     assert set(names.values()) == {"running"}
+    web = json.loads(project.asbx("state", "show", "sandbox.web", check=True).stdout)
+    assert (web["status"], web["outputs"]["setup"]) == ("ok", "done")  # ran, not adopted
 
 
 def test_state_lost_adopts_running_sandboxes(project: Project) -> None:
