@@ -176,3 +176,27 @@ def test_apply_without_a_terminal_needs_yes(project: Project) -> None:
     assert result.returncode == 1
     assert "no terminal to ask on" in result.stderr
     assert project.containers() == {}
+
+
+def test_ctrl_c_lets_the_running_step_finish_starts_nothing_new_and_exits_130(
+    project: Project,
+) -> None:
+    project.write(SPEC.replace("echo built > /workspace/built.txt",
+                               "sleep 3 && echo built > /workspace/built.txt"))
+    victim = project.popen("apply", "-y", "--parallelism", "1")
+    deadline = time.monotonic() + 60
+    while f"{project.name}-web" not in project.containers():  # web's setup is starting
+        assert time.monotonic() < deadline
+        assert victim.poll() is None
+        time.sleep(0.1)
+    os.kill(victim.pid, signal.SIGINT)
+    _out, err = victim.communicate(timeout=60)
+    assert victim.returncode == 130, err
+    assert "Interrupted: finishing running steps" in err
+    assert (project.workspace("web") / "built.txt").read_text() == "built\n"
+    web = json.loads(project.asbx("state", "show", "sandbox.web", check=True).stdout)
+    assert (web["status"], web["outputs"]["setup"]) == ("ok", "done")
+    assert sorted(project.containers()) == [f"{project.name}-web"]  # nothing new was started
+    project.asbx("apply", "-y", check=True)
+    assert project.asbx("plan", "--detailed-exitcode").returncode == 0
+    assert len(project.containers()) == 3
