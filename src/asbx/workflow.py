@@ -186,7 +186,7 @@ def context_digests(
     builds = {n: i for n, i in session.loaded.spec.images.items() if i.build is not None}
     if not builds:
         return contexts, details
-    from asbx.data.context import context_digest, describe_context_change
+    from asbx.data.context import context_digest, describe_build_change
 
     cache_dir = session.project_dir / "contexts"
     for name, image in builds.items():
@@ -209,8 +209,8 @@ def context_digests(
         if Address(ResourceKind.IMAGE, name) in state.records and manifest.is_file():
             old = json.loads(manifest.read_text(encoding="utf-8"))
             if old.get("digest") != contexts[name].digest:
-                details[name] = "context changed: " + describe_context_change(
-                    old.get("files", {}), contexts[name].files
+                details[name] = describe_build_change(
+                    old.get("inputs", {}), old.get("files", {}), contexts[name]
                 )
     return contexts, details
 
@@ -221,7 +221,9 @@ def remember_contexts(session: Session, planned: Planned, built: set[str]) -> No
     for name in built & planned.contexts.keys():
         context = planned.contexts[name]
         (cache_dir / f"{name}.applied.json").write_text(
-            json.dumps({"digest": context.digest, "files": dict(context.files)}), encoding="utf-8"
+            json.dumps({"digest": context.digest, "files": dict(context.files),
+                        "inputs": dict(context.inputs)}),
+            encoding="utf-8",
         )
 
 

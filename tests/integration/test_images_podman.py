@@ -82,9 +82,13 @@ def test_builds_follow_the_context_and_the_from_chain(project: Project) -> None:
 
     project.write(BUILD_SPEC.replace("vanilla", "chocolate"))
     planned = changes(project)
-    assert planned["image.base"][0] == "create"
+    assert planned["image.base"] == ("create", "build arg FLAVOUR changed")
     project.asbx("apply", "-y", check=True)
     assert project.podman("exec", web, "cat", "/flavour").stdout == "chocolate\n"
+
+    (project.root / "app" / "Dockerfile").write_text("FROM base\nCOPY app.txt /app2.txt\n")
+    assert changes(project)["image.app"] == ("create", "Dockerfile changed")
+    project.asbx("apply", "-y", check=True)
     assert changes(project) == {}
 
 

@@ -41,6 +41,9 @@ class ContextDigest:
     files: Mapping[str, str]
     hashed_files: int = field(default=0, compare=False)
     cached_files: int = field(default=0, compare=False)
+    # What besides the files went into the digest: the Dockerfile's sha256 (and its path in the
+    # context, if it is there), args, target, platform. Kept to explain the next change.
+    inputs: Mapping[str, object] = field(default_factory=dict, compare=False)
 
 
 def context_digest(
@@ -80,12 +83,51 @@ def context_digest(
         "target": target,
         "platform": platform,
     }
+    in_context = _relative_to(dockerfile_path, context) if dockerfile_path else None
     return ContextDigest(
         digest=_combine(header, files),
         files=MappingProxyType(files),
         hashed_files=stat_cache.hashed,
         cached_files=stat_cache.hits,
+        inputs={**{k: v for k, v in header.items() if k != "version"},
+                "dockerfile_path": in_context},
     )
+
+
+def _relative_to(path: Path, root: Path) -> str | None:
+    try:
+        return path.absolute().relative_to(root.absolute()).as_posix()
+    except ValueError:
+        return None
+
+
+def describe_build_change(
+    old_inputs: Mapping[str, object], old_files: Mapping[str, str], new: ContextDigest
+) -> str:
+    """Why a build's inputs differ, most telling first, e.g. "Dockerfile changed; build arg
+    UV_VERSION changed" or "context changed: 1 file changed (src/app.py)"."""
+    parts: list[str] = []
+    dockerfile = new.inputs.get("dockerfile_path")
+    if old_inputs and old_inputs.get("dockerfile") != new.inputs.get("dockerfile"):
+        parts.append("Dockerfile changed")
+    old_args, new_args = old_inputs.get("args"), new.inputs.get("args")
+    if isinstance(old_args, dict) and isinstance(new_args, dict):
+        names = sorted(n for n in old_args.keys() | new_args.keys()
+                       if old_args.get(n) != new_args.get(n))
+        if names:
+            noun = "build arg" if len(names) == 1 else "build args"
+            parts.append(f"{noun} {', '.join(names)} changed")
+    for key in ("target", "platform"):
+        if old_inputs and old_inputs.get(key) != new.inputs.get(key):
+            parts.append(f"build {key} changed")
+    files_old = dict(old_files)
+    files_new = dict(new.files)
+    if parts and isinstance(dockerfile, str):  # said above already
+        files_old.pop(dockerfile, None)
+        files_new.pop(dockerfile, None)
+    if files_old != files_new or not parts:
+        parts.append("context changed: " + describe_context_change(files_old, files_new))
+    return "; ".join(parts)
 
 
 def describe_context_change(old: Mapping[str, str], new: Mapping[str, str], limit: int = 3) -> str:

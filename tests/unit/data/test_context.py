@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from asbx.data.context import context_digest, describe_context_change
+from asbx.data.context import context_digest, describe_build_change, describe_context_change
 from asbx.errors import DataError
 from tests.unit.data.trees import backdate, make_tree
 
@@ -258,3 +258,41 @@ def test_describe_context_change(old: dict[str, str], new: dict[str, str], expec
 def test_describe_context_change_limit() -> None:
     new = {f"f{i}": "x" for i in range(5)}
     assert describe_context_change({}, new, limit=1) == "5 files added (f0, +4 more)"
+
+
+def _why(before: object, after: object) -> str:
+    assert hasattr(before, "inputs")
+    return describe_build_change(before.inputs, before.files, after)  # type: ignore[attr-defined]
+
+
+def test_a_build_arg_change_is_named_and_no_file_is_blamed(context: Path) -> None:
+    before = context_digest(context, args={"UV_VERSION": "0.5.1", "KEEP": "x"})
+    after = context_digest(context, args={"UV_VERSION": "0.5.2", "KEEP": "x"})
+    assert after.digest != before.digest
+    assert _why(before, after) == "build arg UV_VERSION changed"
+    added = context_digest(context, args={"UV_VERSION": "0.5.2", "KEEP": "x", "NEW": "1"})
+    assert _why(before, added) == "build args NEW, UV_VERSION changed"
+
+
+def test_a_dockerfile_edit_says_dockerfile_changed(context: Path) -> None:
+    before = context_digest(context)
+    (context / "Dockerfile").write_text("FROM scratch\nENV V=2\n")
+    assert _why(before, context_digest(context)) == "Dockerfile changed"
+
+
+def test_dockerfile_and_files_together_and_target(context: Path) -> None:
+    before = context_digest(context)
+    (context / "Dockerfile").write_text("FROM scratch\nENV V=4\n")
+    (context / "src/app.py").write_text("print('app v4')\n")
+    after = context_digest(context, target="runtime")
+    assert _why(before, after) == (
+        "Dockerfile changed; build target changed; context changed: 1 file changed (src/app.py)"
+    )
+
+
+def test_an_inline_dockerfile_edit_and_a_manifest_without_inputs(context: Path) -> None:
+    before = context_digest(context, inline="FROM scratch\n")
+    after = context_digest(context, inline="FROM scratch\nENV A=1\n")
+    assert _why(before, after) == "Dockerfile changed"
+    # a manifest written by an older asbx has no inputs: only files can be compared
+    assert describe_build_change({}, before.files, after) == "context changed: no files changed"
