@@ -9,6 +9,8 @@ whole into memory, follows links it extracted itself and applies owners and mode
   sparse files), with no setuid/setgid bits;
 - symlinks must resolve inside the tree, following chains of other links in the archive;
 - declared sizes are bounded per entry and in total, and the data must really be there;
+- archives from outside (import) must not expand implausibly far beyond their compressed size
+  (a decompression bomb), judged from each header before its data is decompressed;
 - the extracting sink creates every file with O_EXCL|O_NOFOLLOW under directories it made itself,
   so nothing is ever written outside the target, even on case-insensitive filesystems.
 """
@@ -53,6 +55,19 @@ class ArchiveLimits:
     `external_symlinks` allows links that point outside the tree (such as a virtualenv's
     `bin/python -> /usr/bin/python3`): they are still never written through or followed by asbx,
     but they resolve to host paths when a host tool follows them, so they are off by default.
+
+    `max_import_ratio` and `import_ratio_floor` bound decompression bombs, and apply only where
+    the caller passes the archive's compressed size to `read_archive` - that is, only on import
+    (`SnapshotStore.import_archive`), the one place archives come from outside. An archive is
+    refused as soon as a header takes its expansion (tar bytes so far plus the declared data)
+    past `import_ratio_floor` bytes AND past `max_import_ratio` times the compressed file's size.
+    Real source trees compress 3-10x and even logs or JSON rarely pass 100x, while zstd on zeros
+    reaches ~20000-30000x (1 MiB of zeros is a 50-byte frame): 1000x leaves real data a 100x
+    margin and still means a 10 GB expansion needs a 10 MB file. Below 1 GiB nothing is
+    refused for its ratio, so small archives of sparse or zero-filled files import as before.
+    Restore and capture never apply it: restore reads only archives asbx captured itself or
+    already checked on import, by digest, so a workspace holding a large zero-filled file still
+    round-trips through the store. `max_import_ratio=None` disables the bound.
     """
 
     max_total_bytes: int = 64 * GiB
@@ -60,6 +75,8 @@ class ArchiveLimits:
     max_entries: int = 10_000_000
     max_header_bytes: int = 1 << 20
     external_symlinks: bool = False
+    max_import_ratio: int | None = 1000
+    import_ratio_floor: int = 1 * GiB
 
 
 @dataclass(frozen=True)
@@ -80,8 +97,14 @@ class EntrySink(Protocol):
     def finish(self) -> None: ...
 
 
-def read_archive(raw: Stream, sink: EntrySink, limits: ArchiveLimits) -> ArchiveSummary:
-    """Decompress and check every entry of a `.tar.zst` stream, handing each to `sink`."""
+def read_archive(
+    raw: Stream, sink: EntrySink, limits: ArchiveLimits, *, compressed_size: int | None = None
+) -> ArchiveSummary:
+    """Decompress and check every entry of a `.tar.zst` stream, handing each to `sink`.
+
+    Pass `compressed_size` (the archive file's size) for archives from outside: each header is
+    then checked against the expansion bound of `limits` before its data is decompressed.
+    """
     decompressor = zstandard.ZstdDecompressor()
     try:
         with decompressor.stream_reader(
@@ -90,6 +113,10 @@ def read_archive(raw: Stream, sink: EntrySink, limits: ArchiveLimits) -> Archive
             checker = EntryChecker(limits)
             for member in iter_members(stream, limits.max_header_bytes):
                 entry = entry_of(member)
+                if compressed_size is not None:
+                    check_expansion(
+                        entry, member.size, stream.tell() + member.size, compressed_size, limits
+                    )
                 checker.admit(entry, member.size)
                 _deliver(stream, sink, entry)
             checker.finish()
@@ -97,6 +124,31 @@ def read_archive(raw: Stream, sink: EntrySink, limits: ArchiveLimits) -> Archive
         raise DataError(f"archive is not valid zstd data ({exc})") from None
     sink.finish()
     return checker.summary()
+
+
+def check_expansion(
+    entry: Entry, size: int, expanded: int, compressed_size: int, limits: ArchiveLimits
+) -> None:
+    """Refuse `entry` if `expanded` (tar bytes up to the end of its data) is implausible.
+
+    Implausible means over `import_ratio_floor` bytes and over `max_import_ratio` times
+    `compressed_size`; see `ArchiveLimits`.
+    """
+    ratio = limits.max_import_ratio
+    if ratio is None or expanded <= limits.import_ratio_floor:
+        return
+    allowed = ratio * max(compressed_size, 1)
+    if expanded <= allowed:
+        return
+    raise DataError(
+        f"archive entry {entry.path!r} declares {size} bytes: with it the archive expands to "
+        f"at least {expanded} bytes from {compressed_size} compressed bytes "
+        f"({expanded // max(compressed_size, 1)}:1), past the import limit of {ratio}:1 "
+        f"beyond {limits.import_ratio_floor} bytes",
+        hint="an archive that compresses this well is almost always a decompression bomb; if "
+        "you made it and trust it, extract it into a sandbox's workspace and capture it there "
+        "(snapshots asbx captures itself have no ratio limit)",
+    )
 
 
 def _deliver(stream: Stream, sink: EntrySink, entry: Entry) -> None:

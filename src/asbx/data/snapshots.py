@@ -105,16 +105,25 @@ class SnapshotStore:
         return self._info_for(digest, archive, summary)
 
     def import_archive(self, file: Path) -> SnapshotInfo:
-        """Check every entry of a `.tar.zst` file as restore would, then add it to the store."""
+        """Check every entry of a `.tar.zst` file as restore would, then add it to the store.
+
+        This is the trust boundary, so it alone also applies the expansion bound of
+        `ArchiveLimits` (`max_import_ratio` beyond `import_ratio_floor`): each header is checked
+        against the file's compressed size before its data is decompressed, and a refused
+        archive leaves the store as it was. Restore and capture do not apply it.
+        """
         if not file.is_file():
             raise NotFoundError(f"cannot import {file}: no such file")
         with _os_errors(f"cannot import {file}"), self._temp_file("import") as temp:
             with file.open("rb") as source, temp.open("wb") as copy:
+                compressed_size = os.fstat(source.fileno()).st_size
                 tee = _HashingReader(source, copy)
                 try:
-                    summary = read_archive(tee, NullSink(), self.limits)
+                    summary = read_archive(
+                        tee, NullSink(), self.limits, compressed_size=compressed_size
+                    )
                 except DataError as exc:
-                    raise DataError(f"cannot import {file}: {exc.message}") from None
+                    raise DataError(f"cannot import {file}: {exc.message}", hint=exc.hint) from None
                 tee.drain()
                 _sync(copy)
             return self._admit(temp, tee.digest(), tee.size, summary)

@@ -94,7 +94,11 @@ def snapshot_export(app: AppContext, name: str, file: Path, force: bool) -> int:
 @click.argument("name")
 @click.pass_obj
 def snapshot_import(app: AppContext, file: Path, name: str) -> int:
-    """Check FILE like any archive (no escaping paths, links or devices) and use it as NAME."""
+    """Check FILE like any archive (no escaping paths, links or devices) and use it as NAME.
+
+    FILE is refused if it would expand past 1 GiB and 1000 times its own size (a
+    decompression bomb); snapshots asbx captures itself have no such bound.
+    """
     from asbx.data.snapshots import home_store
     from asbx.plan.hashing import HASH_VERSION
     from asbx.plan.observed import Observed
