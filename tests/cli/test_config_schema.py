@@ -165,3 +165,22 @@ def test_config_of_an_invalid_spec_exits_1_with_diagnostics(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert 'unknown key "memroy"' in captured.err
+
+
+@pytest.mark.parametrize("declared", ["", "name: declared\n"])
+def test_config_shows_the_project_name_given_with_p(
+    declared: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "sandboxes.yaml").write_text(
+        f"version: 1\n{declared}sandboxes:\n  web:\n    image: busybox\n", encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert run(["-p", "override", "config"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("version: 1\nname: override\nimages: {}\n")
+    assert yaml.safe_load(printed)["name"] == "override"
+    assert run(["-p", "override", "config", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out))[:3] == ["version", "name", "images"]
+    assert run(["config"]) == 0
+    assert ("name: declared\n" in capsys.readouterr().out) == bool(declared)

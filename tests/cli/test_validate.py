@@ -147,3 +147,71 @@ def test_version_does_not_import_the_heavy_modules() -> None:
                             timeout=60, check=True)
     assert result.stdout.splitlines()[-1] == "0 []"
     assert result.stdout.startswith("asbx, version ")
+
+
+EXAMPLES = sorted(ROOT.glob("examples/*/sandboxes.yaml"))
+
+
+def test_validate_takes_file_options_like_the_acceptance_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`asbx validate -f examples/*/sandboxes.yaml`: the shell gives one -f, the rest as FILES."""
+    monkeypatch.chdir(ROOT)
+    names = [str(path.relative_to(ROOT)) for path in EXAMPLES]
+    assert len(names) >= 5
+    assert run(["validate", "-f", *names]) == 0
+    captured = capsys.readouterr()
+    assert [line.split(": valid (")[0] for line in captured.out.splitlines()] == names
+    assert captured.err == ""
+
+
+def test_validate_file_options_repeat_and_merge_with_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    good, bad = _write(tmp_path, GOOD, "good.yaml"), _write(tmp_path, BAD, "bad.yaml")
+    other = _write(tmp_path, GOOD, "other.yaml")
+    assert run(["validate", "--file", str(good), "-f", str(bad), str(other)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "good.yaml: valid (3 resources)\nother.yaml: valid (3 resources)\n"
+    assert captured.err.startswith('error: bad.yaml:5:5: sandboxes.web: unknown key "memroy"\n')
+    assert captured.err.endswith("\n2 problems in the spec.\n")
+
+
+def test_a_missing_file_among_several_does_not_stop_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, GOOD, "good.yaml")
+    assert run(["validate", "-f", "nope.yaml", "good.yaml"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "good.yaml: valid (3 resources)\n"
+    assert captured.err.startswith("error: spec file nope.yaml does not exist\n")
+
+
+def test_a_directory_as_the_spec_means_the_sandboxes_yaml_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "proj").mkdir()
+    _write(tmp_path / "proj", GOOD)
+    monkeypatch.chdir(tmp_path)
+    assert run(["-f", "proj", "validate"]) == 0
+    assert run(["validate", "-f", "proj"]) == 0
+    assert capsys.readouterr().out == "proj/sandboxes.yaml: valid (3 resources)\n" * 2
+
+
+def test_a_directory_without_a_spec_is_named_as_a_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path)
+    expected = (
+        "error: empty is a directory with no sandboxes.yaml or sandboxes.yml in it\n"
+        "  hint: pass the spec file itself with -f, or run `asbx init` in that directory\n"
+    )
+    assert run(["-f", "empty", "validate"]) == 1
+    assert capsys.readouterr().err == expected
+    assert run(["validate", "empty"]) == 1
+    assert capsys.readouterr().err == expected
+    assert run(["-f", "empty", "config"]) == 1
+    assert capsys.readouterr().err == expected

@@ -53,6 +53,21 @@ class LazyGroup(click.Group):
         return command
 
 
+def _check_project_name(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    """An invalid -p is a usage error (exit 1), not a crash deep inside a command."""
+    if value is None:
+        return None
+    from asbx.spec.values import check_name
+
+    try:
+        return check_name(value)
+    except ValueError as exc:
+        hint = getattr(exc, "hint", None)
+        raise click.BadParameter(f"{exc}{f' ({hint})' if hint else ''}") from None
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="asbx")
 @click.option(
@@ -63,7 +78,13 @@ class LazyGroup(click.Group):
     envvar="ASBX_FILE",
     help="Spec file (default: sandboxes.yaml here or above).",
 )
-@click.option("-p", "--project-name", envvar="ASBX_PROJECT_NAME", help="Override the project name.")
+@click.option(
+    "-p",
+    "--project-name",
+    envvar="ASBX_PROJECT_NAME",
+    callback=_check_project_name,
+    help="Override the project name.",
+)
 @click.option(
     "--runtime",
     type=click.Choice(["apple", "podman", "docker"]),
@@ -89,15 +110,13 @@ def cli(
     verbose: int,
 ) -> None:
     """asbx: sandboxes declared in your repository, made real on your machine."""
-    color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
-    ctx.obj = AppContext(
-        spec_file=spec_file,
-        project_name=project_name,
-        runtime_name=runtime,
-        home_override=home,
-        color=color,
-        verbose=verbose,
-    )
+    app = ctx.ensure_object(AppContext)  # run() passes its own, to find --home after a crash
+    app.spec_file = spec_file
+    app.project_name = project_name
+    app.runtime_name = runtime
+    app.home_override = home
+    app.color = not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    app.verbose = verbose
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,12 +125,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
+    app = AppContext()
     try:
-        result = cli.main(args=argv, prog_name="asbx", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="asbx", standalone_mode=False, obj=app)
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("\nInterrupted.", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        # click already ended the line for a ^C inside a command; a prompt's abort did not
+        if not isinstance(exc.__cause__, (KeyboardInterrupt, EOFError)):
+            click.echo(err=True)
+        click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
     except click.UsageError as exc:
         exc.show()
@@ -127,6 +150,6 @@ def run(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the boundary: nothing unexpected reaches the user as a traceback
         from asbx.cli.report import report_crash
 
-        report_crash(exc, argv)
+        report_crash(exc, argv, app.home_override)
         return EXIT_INTERNAL
     return result if isinstance(result, int) else 0

@@ -34,13 +34,16 @@ def report_error(exc: AsbxError, argv: list[str] | None) -> None:
         click.echo(f"  {hint} {exc.hint}", err=True)
 
 
-def report_crash(exc: BaseException, argv: list[str] | None) -> None:
-    """Write the traceback to a log file and tell the user one line and where the log is."""
-    from asbx.paths import asbx_home
+def report_crash(exc: BaseException, argv: list[str] | None, home: Path | None = None) -> None:
+    """Write the traceback to a log file and tell the user one line and where the log is.
 
-    log_dir = asbx_home(None) / "logs"
+    `home` is the --home of the invocation (None: $ASBX_HOME, else the platform directory).
+    """
     log_file: Path | None
     try:
+        from asbx.paths import asbx_home
+
+        log_dir = asbx_home(home) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         log_file = log_dir / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
         with log_file.open("w", encoding="utf-8") as handle:
@@ -49,4 +52,15 @@ def report_crash(exc: BaseException, argv: list[str] | None) -> None:
     except OSError:
         log_file = None
     where = f"; the traceback is in {log_file}" if log_file else ""
-    click.echo(f"asbx: an unexpected error occurred: {type(exc).__name__}: {exc}{where}", err=True)
+    detail = _one_line(str(exc))
+    what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    click.echo(f"asbx: an unexpected error occurred: {what}{where}", err=True)
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    """The first line of an exception's message, shortened: the log has the rest."""
+    lines = text.strip().splitlines()
+    first = lines[0] if lines else ""
+    if len(first) > limit or len(lines) > 1:
+        first = first[: limit - 3].rstrip() + "..."
+    return first

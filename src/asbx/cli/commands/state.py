@@ -66,10 +66,7 @@ def state_show(app: AppContext, address: str) -> int:
 @click.pass_obj
 def state_unlock(app: AppContext, force: bool) -> int:
     """Remove the project's lock (when the process holding it is gone)."""
-    from asbx.project import project_name
-
-    loaded = app.load()
-    name = project_name(loaded.directory, loaded.spec.name, app.project_name)
+    name = app.effective_project_name()
     holder = app.store().force_unlock(name)
     if holder is None:
         click.echo(f"project {name} was not locked")

@@ -11,18 +11,24 @@ from asbx.errors import AsbxError
 
 
 @click.command()
+@click.option("-f", "--file", "file_options", multiple=True, type=click.Path(path_type=Path),
+              help="A spec file to check (repeatable; adds to FILES).")
 @click.argument("files", nargs=-1, type=click.Path(path_type=Path))
 @click.pass_obj
-def validate(app: AppContext, files: tuple[Path, ...]) -> int:
-    """Check spec files (default: the project's) and report every problem."""
+def validate(app: AppContext, file_options: tuple[Path, ...], files: tuple[Path, ...]) -> int:
+    """Check spec files (default: the project's) and report every problem.
+
+    `asbx validate -f examples/*/sandboxes.yaml` checks every file the shell expands to.
+    """
+    from asbx.cli.context import resolve_spec_file
     from asbx.cli.report import report_error
     from asbx.render.diagnostics import render_diagnostics
-    from asbx.spec.loader import display_name, find_spec, load_spec
+    from asbx.spec.loader import display_name, load_spec
 
-    paths = [find_spec(Path.cwd(), f) for f in files] or [app.spec_path()]
     failed = 0
-    for path in paths:
+    for given in (*file_options, *files) or (app.spec_file,):
         try:
+            path = resolve_spec_file(given)
             loaded = load_spec(path)
         except AsbxError as exc:  # SpecError included: every diagnostic, then the count
             failed += 1
