@@ -36,7 +36,8 @@ def write_contexts(root: Path) -> None:
     )
     (root / "base" / "base.txt").write_text("base v1\n")
     (root / "app").mkdir()
-    (root / "app" / "Dockerfile").write_text("FROM base\nCOPY app.txt /app.txt\n")
+    # FROM through a global ARG; the literal `FROM base` form comes later in the test
+    (root / "app" / "Dockerfile").write_text("ARG BASE=base\nFROM $BASE\nCOPY app.txt /app.txt\n")
     (root / "app" / "app.txt").write_text("app v1\n")
     (root / "app" / "notes.log").write_text("ignored\n")
     (root / "app" / ".dockerignore").write_text("*.log\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tempfile
 import threading
 import time
@@ -29,6 +28,7 @@ from asbx.runtime.base import (
     PortRequest,
     Runtime,
 )
+from asbx.spec.dockerfile import rewrite_from
 from asbx.spec.loader import LoadedSpec
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, VolumeSpec
 from asbx.state.records import ResourceRecord
@@ -209,7 +209,7 @@ def _build(ctx: StepContext, change: Change, spec: ImageSpec, tag: str, out: Out
     labels = {**spec.labels, **ctx.labels(change.address, change.config_hash)}
     with tempfile.TemporaryDirectory(prefix="asbx-build-") as scratch:
         dockerfile = Path(scratch) / "Dockerfile"
-        dockerfile.write_text(substitute_from(text, bases), encoding="utf-8")
+        dockerfile.write_text(rewrite_from(text, bases, spec.build.args), encoding="utf-8")
         request = BuildRequest(
             context=context,
             dockerfile=dockerfile,
@@ -220,14 +220,6 @@ def _build(ctx: StepContext, change: Change, spec: ImageSpec, tag: str, out: Out
             platform=spec.platform,
         )
         return ctx.runtime.build(request, on_output=out)
-
-
-_FROM_LINE = re.compile(r"^(\s*FROM\s+(?:--platform=\S+\s+)?)(\S+)", re.IGNORECASE | re.MULTILINE)
-
-
-def substitute_from(text: str, bases: Mapping[str, str]) -> str:
-    """Rewrite `FROM <spec image name>` to the image's real reference."""
-    return _FROM_LINE.sub(lambda m: m.group(1) + bases.get(m.group(2), m.group(2)), text)
 
 
 def _create_volume(ctx: StepContext, change: Change) -> None:

@@ -1,4 +1,5 @@
-"""Minimal Dockerfile reading: the `FROM` references, so image-to-image dependencies are found."""
+"""Minimal Dockerfile reading: the `FROM` references (image-to-image dependencies) and their
+rewriting to the real references of images asbx built."""
 
 from __future__ import annotations
 
@@ -23,27 +24,61 @@ def from_references(text: str, args: Mapping[str, str] | None = None) -> list[st
     `ARG NAME=default` lines before the first FROM are substituted into FROM lines (build
     `args` override the defaults), as `docker build` does; an unresolved `$VAR` stays as it is.
     """
-    stages: set[str] = set()
     refs: list[str] = []
+    for ref, is_stage in _from_lines(_instructions(text), args):
+        if not is_stage and ref not in refs:
+            refs.append(ref)
+    return refs
+
+
+def rewrite_from(text: str, replacements: Mapping[str, str],
+                 args: Mapping[str, str] | None = None) -> str:
+    """`text` with each FROM naming a key of `replacements` (after ARG substitution, as in
+    `from_references`) pointing at its value instead; earlier stages are left alone.
+
+    Only the reference of a FROM line changes (`FROM $BASE AS b` -> `FROM <real> AS b`).
+    """
+    lines = text.splitlines(keepends=True)
+    resolved = iter(_from_lines(lines, args))
+    out: list[str] = []
+    for line in lines:
+        match = _FROM_RE.match(line.rstrip("\r\n"))
+        if match is None or line.lstrip().startswith("#"):
+            out.append(line)
+            continue
+        ref, is_stage = next(resolved)
+        if is_stage or ref not in replacements:
+            out.append(line)
+            continue
+        start, end = match.span("ref")
+        out.append(line[:start] + replacements[ref] + line[end:])
+    return "".join(out)
+
+
+def _from_lines(lines: list[str], args: Mapping[str, str] | None) -> list[tuple[str, bool]]:
+    """(reference with global ARGs substituted, names an earlier stage) of every FROM line."""
+    stages: set[str] = set()
+    found: list[tuple[str, bool]] = []
     global_args: dict[str, str] = {}
     seen_from = False
-    for line in _instructions(text):
+    for line in lines:
+        if line.lstrip().startswith("#"):
+            continue
         arg = _ARG_RE.match(line)
         if arg and not seen_from:
             value = (args or {}).get(arg["name"], arg["value"])
             if value is not None:
                 global_args[arg["name"]] = value
             continue
-        match = _FROM_RE.match(line)
+        match = _FROM_RE.match(line.rstrip("\r\n"))
         if not match:
             continue
         seen_from = True
         ref = _substitute(match["ref"], global_args)
-        if ref.lower() not in stages and ref not in refs:
-            refs.append(ref)
+        found.append((ref, ref.lower() in stages))
         if match["alias"]:
             stages.add(match["alias"].lower())
-    return refs
+    return found
 
 
 def _instructions(text: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asbx.spec.dockerfile import from_references
+from asbx.spec.dockerfile import from_references, rewrite_from
 
 
 @pytest.mark.parametrize(
@@ -50,3 +50,35 @@ def test_the_escape_directive_changes_the_continuation_character() -> None:
 
 def test_windows_line_endings() -> None:
     assert from_references("FROM a AS b\r\nFROM b\r\n") == ["a"]
+
+
+REAL = {"base": "localhost/p-base:0123abcd"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("FROM base\nRUN x\n", "FROM localhost/p-base:0123abcd\nRUN x\n"),
+        ("from base AS build\n", "from localhost/p-base:0123abcd AS build\n"),
+        ("FROM --platform=linux/amd64 base\n",
+         "FROM --platform=linux/amd64 localhost/p-base:0123abcd\n"),
+        ("ARG BASE=base\nFROM $BASE\n", "ARG BASE=base\nFROM localhost/p-base:0123abcd\n"),
+        ("ARG BASE=base\nFROM ${BASE} AS b\n",
+         "ARG BASE=base\nFROM localhost/p-base:0123abcd AS b\n"),
+        # an earlier stage that happens to share the image's name is a stage, not the image
+        ("FROM busybox AS base\nFROM base\n", "FROM busybox AS base\nFROM base\n"),
+        ("# FROM base\nFROM other\n", "# FROM base\nFROM other\n"),
+        ("FROM base\r\nRUN x\r\n", "FROM localhost/p-base:0123abcd\r\nRUN x\r\n"),
+    ],
+)
+def test_rewrite_from_points_spec_images_at_their_real_reference(text: str, expected: str) -> None:
+    assert rewrite_from(text, REAL) == expected
+
+
+def test_rewrite_from_takes_build_args_over_arg_defaults() -> None:
+    text = "ARG BASE=python\nFROM $BASE\n"
+    assert rewrite_from(text, REAL) == text
+    assert rewrite_from(text, REAL, {"BASE": "base"}) == (
+        "ARG BASE=python\nFROM localhost/p-base:0123abcd\n"
+    )
+    assert from_references(text, {"BASE": "base"}) == ["base"]  # the graph agrees
