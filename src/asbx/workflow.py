@@ -169,11 +169,7 @@ def run_apply(
         drop_archives=opts.destroy_snapshots if opts.destroy else opts.allow_data_loss,
         egress=_egress(session),
     )
-    deps: dict[Address, tuple[Address, ...]] = {
-        a: tuple(session.loaded.graph.dependencies(a)) for a in session.loaded.graph.resources
-    }
-    for address, record in planned.state.records.items():
-        deps.setdefault(address, record.dependencies)
+    deps = {a: tuple(session.loaded.graph.dependencies(a)) for a in session.loaded.graph.resources}
     return apply_plan(planned.plan, ctx, deps, parallelism=parallelism, hooks=hooks, cancel=cancel)
 
 

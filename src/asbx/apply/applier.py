@@ -64,10 +64,17 @@ def check_applicable(plan: Plan) -> None:
         raise PlanError(lines, hint=hint)
 
 
-def phases(
-    plan: Plan, deps: Mapping[Address, tuple[Address, ...]]
-) -> tuple[list[Node], dict[Node, set[Node]]]:
-    """Executor nodes for the plan's mutating changes, with the edges between phases."""
+Deps = Mapping[Address, tuple[Address, ...]]
+
+
+def phases(plan: Plan, deps: Deps, applied_deps: Deps | None = None
+           ) -> tuple[list[Node], dict[Node, set[Node]]]:
+    """Executor nodes for the plan's mutating changes, with the edges between phases.
+
+    `deps` are the spec's dependencies (what a create needs); `applied_deps` those each
+    resource was applied with (what its runtime object uses now), which order the destroys:
+    a sandbox that mounted a volume the new spec drops must be removed before that volume.
+    """
     nodes: list[Node] = []
     for change in plan.changes:
         if not change.action.mutates:
@@ -76,23 +83,25 @@ def phases(
             nodes.append((change.address, "destroy"))
         if change.action is not Action.DELETE:
             nodes.append((change.address, "create"))
-    return nodes, _edges(nodes, deps)
+    return nodes, _edges(nodes, deps, applied_deps or {})
 
 
-def _edges(
-    nodes: list[Node], deps_of: Mapping[Address, tuple[Address, ...]]
-) -> dict[Node, set[Node]]:
-    """create after its dependencies' create/destroy; destroy before its dependencies' destroy."""
+def _edges(nodes: list[Node], deps_of: Deps, applied_deps_of: Deps) -> dict[Node, set[Node]]:
+    """create after its dependencies' create/destroy; destroy before its dependencies' destroy
+    (the dependencies it was applied with, else the spec's)."""
     present = set(nodes)
     edges: dict[Node, set[Node]] = {n: set() for n in nodes}
     for address, phase in nodes:
+        if phase == "destroy":
+            for dep in applied_deps_of.get(address, deps_of.get(address, ())):
+                if (dep, "destroy") in present:
+                    edges[(dep, "destroy")].add((address, "destroy"))
+            continue
         for dep in deps_of.get(address, ()):
-            if phase == "create" and (dep, "create") in present:
+            if (dep, "create") in present:
                 edges[(address, "create")].add((dep, "create"))
-            if phase == "create" and (dep, "destroy") in present:
+            if (dep, "destroy") in present:
                 edges[(address, "create")].add((dep, "destroy"))
-            if (dep, "destroy") in present and phase == "destroy":
-                edges[(dep, "destroy")].add((address, "destroy"))
         if phase == "create" and (address, "destroy") in present:
             edges[(address, "create")].add((address, "destroy"))
     return edges
@@ -101,7 +110,7 @@ def _edges(
 def apply_plan(
     plan: Plan,
     ctx: StepContext,
-    deps: Mapping[Address, tuple[Address, ...]],
+    deps: Deps,
     *,
     parallelism: int = 8,
     hooks: ApplyHooks | None = None,
@@ -110,7 +119,8 @@ def apply_plan(
     """Run the plan's phases through the executor; every finished step is already recorded."""
     check_applicable(plan)
     progress: ApplyHooks = hooks or NullApplyHooks()
-    nodes, edges = phases(plan, deps)
+    applied_deps = {address: record.dependencies for address, record in ctx.records.items()}
+    nodes, edges = phases(plan, deps, applied_deps)
     changes = {c.address: c for c in plan.changes if c.action.mutates}
 
     def run(node: Node) -> None:

@@ -161,3 +161,26 @@ def test_replace_with_data_loss_reseeds_a_restored_workspace_and_plain_replace_k
     assert plan.pending == ()
     worker = next(c for c in plan.changes if c.address == WORKER)
     assert not worker.notes
+
+
+def test_a_dropped_volume_is_removed_after_the_sandbox_that_mounted_it(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    mounted = f"""
+version: 1
+name: vols
+volumes:
+  cache: {{}}
+sandboxes:
+  web:
+    image: {IMAGE}
+    volumes: ["cache:/cache"]
+"""
+    (tmp_path / "sandboxes.yaml").write_text(mounted)
+    _apply_with(tmp_path, runtime, PlanOptions())
+    (tmp_path / "sandboxes.yaml").write_text(mounted.replace(
+        "volumes:\n  cache: {}\n", "").replace('    volumes: ["cache:/cache"]\n', ""))
+    _apply_with(tmp_path, runtime, PlanOptions(allow_data_loss=True))  # the fake refuses
+    # `volume rm` of a volume a container still uses, as podman does
+    assert "vols-cache" not in runtime.volumes
+    assert runtime.containers["vols-web"].request.mounts[1:] == ()
