@@ -242,8 +242,8 @@ def test_reap_enforces_timers_and_plan_shows_it_as_drift(project: Project) -> No
 
     assert plan_changes(project) == {
         "sandbox.idle": ("start", "stopped"),
-        "sandbox.doomed": ("create", "new"),
-        "sandbox.snapped": ("create", "new"),
+        "sandbox.doomed": ("create", "reaped"),
+        "sandbox.snapped": ("create", "reaped"),
         "snapshot.snap": ("create", "dependency_replaced"),
         "sandbox.precious": ("replace", "expired"),
     }

@@ -49,6 +49,7 @@ class Reason(Enum):
     NOT_IN_SPEC = "not in sandboxes.yaml"
     REQUESTED = "requested"
     EXPIRED = "expired"
+    REAPED = "deleted by asbx reap"
     TAINTED = "tainted: its setup failed or did not finish"
     STOPPED = "stopped"
     ORPHAN = "orphan: unknown to spec and state"

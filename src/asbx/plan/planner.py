@@ -318,6 +318,9 @@ def _plan_sandbox(
 
 
 def _adopt_sandbox(inp: PlanInput, want: Desired, live: Any) -> Change:
+    if live is None and want.address in inp.state.reaped:
+        return Change(want.address, Action.CREATE, Reason.REAPED, config_hash=want.config_hash,
+                      notes=(f"deleted by asbx reap: {inp.state.reaped[want.address]}",))
     if live is None:
         return Change(want.address, Action.CREATE, Reason.NEW, config_hash=want.config_hash)
     if live.labels.get("dev.asbx.hash") != want.config_hash:

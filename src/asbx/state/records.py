@@ -59,3 +59,5 @@ class StateSnapshot:
     meta: ProjectMeta
     records: Mapping[Address, ResourceRecord]
     activity: Mapping[Address, float] = field(default_factory=dict)
+    # Sandboxes `asbx reap` deleted (record gone, nothing done to them since): the reason.
+    reaped: Mapping[Address, str] = field(default_factory=dict)

@@ -97,12 +97,20 @@ class StateStore:
             activity_rows = self._db.execute(
                 "SELECT address, last_activity FROM activity WHERE project = ?", (project,)
             ).fetchall()
+            # each address's latest journal entry, where that is a deletion by `asbx reap`
+            reaped_rows = self._db.execute(
+                "SELECT address, detail FROM journal WHERE id IN (SELECT MAX(id) FROM journal"
+                " WHERE project = ? GROUP BY address) AND command = 'reap' AND action = 'delete'"
+                " AND outcome = 'ok'",
+                (project,),
+            ).fetchall()
             meta = self.project(project)
         finally:
             self._db.execute("COMMIT")
         records = {rec.address: rec for rec in map(_record_from_row, rows)}
         activity = {Address.parse(a): t for a, t in activity_rows}
-        return StateSnapshot(meta, records, activity)
+        reaped = {Address.parse(a): d for a, d in reaped_rows if Address.parse(a) not in records}
+        return StateSnapshot(meta, records, activity, reaped)
 
     def put(self, project: str, record: ResourceRecord) -> None:
         """Write one record and bump the serial, in one transaction."""

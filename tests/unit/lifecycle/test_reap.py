@@ -133,6 +133,21 @@ def test_past_max_lifetime_with_opt_in_deletes_container_workspace_and_record(
     assert world.state("alpha") is None
     assert not workspace_path(world.home, "alpha", "web").exists()
     assert WEB not in world.store.snapshot("alpha").records
+    reaped = world.store.snapshot("alpha").reaped
+    assert list(reaped) == [WEB]
+    assert "max_lifetime" in reaped[WEB]
+
+
+def test_a_reaped_sandbox_is_reaped_only_until_something_else_touches_it(world: World) -> None:
+    world.project("alpha", "{ max_lifetime: 1800, delete_workspace: true }")
+    world.reap()
+    assert WEB in world.store.snapshot("alpha").reaped
+    world.store.put("alpha", ResourceRecord(WEB, "h2", 1, created_at=NOW))  # apply re-created it
+    world.store.journal("alpha", "apply", WEB, "create:create", "ok")
+    assert world.store.snapshot("alpha").reaped == {}
+    world.store.delete("alpha", WEB)  # then destroyed: it is not "reaped" any more
+    world.store.journal("alpha", "apply", WEB, "delete:destroy", "ok")
+    assert world.store.snapshot("alpha").reaped == {}
 
 
 def test_past_max_lifetime_with_a_fresh_snapshot_deletes(world: World) -> None:

@@ -277,6 +277,17 @@ def test_replace_request_and_taint(world_of) -> None:  # type: ignore[no-untyped
     assert actions(world.plan())["sandbox.web"] == ("replace", "tainted")
 
 
+def test_a_sandbox_deleted_by_reap_is_created_again_with_that_reason(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    web = Address.parse("sandbox.web")
+    records = {a: r for a, r in world.state.records.items() if a != web}
+    world.containers.pop(web)
+    world.state = StateSnapshot(world.state.meta, records, reaped={web: "past max_lifetime 1h"})
+    change = next(c for c in world.plan().changes if c.address == web)
+    assert (change.action, change.reason) == (Action.CREATE, Reason.REAPED)
+    assert change.notes == ("deleted by asbx reap: past max_lifetime 1h",)
+
+
 def test_expired_sandbox_is_replaced(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     text = BASE.replace("    memory: 1G\n", "    memory: 1G\n    lifecycle: {max_lifetime: 1h}\n")
     world = converged(world_of, text)
