@@ -149,3 +149,31 @@ def test_apply_locked_without_a_lock_fails_clearly(project: Project) -> None:
     result = project.asbx("apply", "-y", "--locked")
     assert result.returncode == 1
     assert "--locked needs sandboxes.lock beside the spec" in result.stderr
+
+
+def test_apply_pull_fetches_a_moved_tag_and_the_next_apply_moves_its_sandboxes(
+    project: Project, registry: str, tmp_path: Path
+) -> None:
+    ref = f"{registry}/asbx-it/{project.name}-pull:v1"
+    push(project, "localhost/asbx/busybox:latest", ref)
+    project.write(f"version: 1\nname: NAME\nsandboxes:\n  web:\n    image: {ref}\n")
+    project.asbx("apply", "-y", check=True)
+    assert project.asbx("plan", "--detailed-exitcode").returncode == 0
+
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(
+        "FROM localhost/asbx/busybox:latest\nRUN echo moved > /marker\n"
+    )
+    tag = f"localhost/asbx-it/{project.name}-moved:latest"
+    assert project.podman("build", "-q", "-t", tag, str(tmp_path / "ctx")).returncode == 0
+    push(project, tag, ref)
+    assert project.asbx("plan", "--detailed-exitcode").returncode == 0, "a moved tag is not drift"
+
+    project.asbx("apply", "-y", "--pull", check=True)
+    plan = json.loads(project.asbx("plan", "--json", check=True).stdout)
+    web = next(c for c in plan["changes"] if c["address"] == "sandbox.web")
+    assert (web["action"], web["reason"]) == ("replace", "dependency_replaced")
+    assert any("runs an older image" in note for note in web["notes"])
+    project.asbx("apply", "-y", check=True)
+    assert project.podman("exec", f"{project.name}-web", "cat", "/marker").stdout == "moved\n"
+    assert project.asbx("plan", "--detailed-exitcode").returncode == 0

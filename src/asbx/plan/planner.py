@@ -278,6 +278,9 @@ def _plan_sandbox(
     fields = _field_changes(address.kind, record.applied, want.applied)
     replace = _sandbox_replace_reason(inp, want, record, planned, fields)
     notes = _outdated_notes(inp, address, record, planned)
+    if replace is Reason.DEPENDENCY_REPLACED and _runs_an_older_image(inp, address, live, planned):
+        notes = (*notes, f"runs an older image than {inp.graph.image_of(address.name)} now has"
+                         " (pulled again)")
     if inp.options.refresh and live is None and replace is None:
         return Change(
             address, Action.CREATE, Reason.MISSING, config_hash=want.config_hash, notes=notes
@@ -370,6 +373,8 @@ def _sandbox_replace_reason(
             and planned[dep].action is Action.REPLACE
         ):
             return Reason.DEPENDENCY_REPLACED
+    if _runs_an_older_image(inp, address, live, planned):
+        return Reason.DEPENDENCY_REPLACED
     lifecycle = inp.graph.resources[address]
     assert isinstance(lifecycle, SandboxSpec)
     if (
@@ -380,6 +385,24 @@ def _sandbox_replace_reason(
     ):
         return Reason.EXPIRED
     return None
+
+
+def _runs_an_older_image(
+    inp: PlanInput, address: Address, live: Any, planned: Mapping[Address, Change]
+) -> bool:
+    """The container runs another image than its image resource now has (`apply --pull`
+    fetched a newer one for the tag): it must be replaced to run the new one."""
+    if live is None:
+        return False
+    image = inp.graph.image_of(address.name)
+    record = inp.state.records.get(image)
+    pending = planned.get(image)
+    if not inp.capabilities.container_image_ids or record is None or (
+        pending is not None and pending.action.mutates  # its new id is known after the pull
+    ):
+        return False
+    current = str(record.outputs.get("image_id") or "")
+    return bool(current and live.image_id) and live.image_id != current
 
 
 def _outdated_notes(

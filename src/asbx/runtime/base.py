@@ -145,6 +145,9 @@ class Capabilities:
     allowlist_blocker: str = ""
     ports_with_network_none: bool = False
     max_name_length: int = 253
+    # A container listing reports the image id each container runs, comparable with the id a
+    # pull or build returned (how `plan` sees sandboxes left on an image `--pull` replaced).
+    container_image_ids: bool = False
 
 
 class Runtime(Protocol):

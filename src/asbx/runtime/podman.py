@@ -16,6 +16,7 @@ CAPABILITIES = Capabilities(
     volume_size=False,
     label_filter=True,
     internal_networks_isolate=True,  # an --internal network has no default route
+    container_image_ids=True,  # `ps --format json` has ImageID
 )
 
 

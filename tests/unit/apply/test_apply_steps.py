@@ -184,3 +184,32 @@ sandboxes:
     # `volume rm` of a volume a container still uses, as podman does
     assert "vols-cache" not in runtime.volumes
     assert runtime.containers["vols-web"].request.mounts[1:] == ()
+
+
+def test_after_apply_pull_brings_a_newer_image_the_sandboxes_on_it_are_replaced(
+    tmp_path: Path,
+) -> None:
+    from asbx.runtime.base import Capabilities
+
+    runtime = FakeRuntime(capabilities=Capabilities(container_image_ids=True))
+    runtime.publish(IMAGE)
+    (tmp_path / "sandboxes.yaml").write_text(SPEC)
+    _apply_with(tmp_path, runtime, PlanOptions())
+    old_id = runtime.containers["steps-web"].image_id
+    assert _pending(tmp_path, runtime) == {}
+
+    runtime.publish(IMAGE)  # the tag moved in the registry: nothing changes until --pull
+    assert _pending(tmp_path, runtime) == {}
+    _apply_with(tmp_path, runtime, PlanOptions(pull=True))
+    plan = make_plan(_session(tmp_path, runtime), PlanOptions()).plan
+    web = next(c for c in plan.changes if c.address == WEB)
+    assert (web.action, web.reason) == (Action.REPLACE, Reason.DEPENDENCY_REPLACED)
+    assert any("runs an older image than image." in n for n in web.notes)
+    assert set(_pending(tmp_path, runtime)) == {"sandbox.web", "sandbox.solo"}
+    _apply_with(tmp_path, runtime, PlanOptions())
+    assert runtime.containers["steps-web"].image_id != old_id
+    assert _pending(tmp_path, runtime) == {}
+
+    unchanged = PlanOptions(pull=True)  # pulling an unmoved tag again replaces nothing
+    _apply_with(tmp_path, runtime, unchanged)
+    assert _pending(tmp_path, runtime) == {}
