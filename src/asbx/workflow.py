@@ -7,7 +7,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +23,7 @@ from asbx.plan.model import Plan, PlanOptions
 from asbx.plan.observed import Observed
 from asbx.plan.planner import PlanInput, plan
 from asbx.project import project_name
-from asbx.runtime.base import Runtime
+from asbx.runtime.base import ObservedImage, Runtime
 from asbx.spec.loader import LoadedSpec
 from asbx.state.records import StateSnapshot
 
@@ -254,8 +254,22 @@ def _lock_state(
     return problems, lock.pinned()
 
 
-def resolve_digests(session: Session, names: list[str] | None = None) -> dict[str, str]:
-    """Each pulled image's current registry digest (pulls it; a local-only image is inspected)."""
+def resolve_digests(
+    session: Session,
+    names: list[str] | None = None,
+    *,
+    warn: Callable[[str], None] | None = None,
+) -> dict[str, str]:
+    """Each pulled image's current registry digest, from a pull (what `asbx lock` pins and
+    `lock --check` compares).
+
+    A failed pull is an error (the runtime's PullError: the image and the cause): a lock must
+    never pin, nor `lock --check` approve, a digest the registry was not asked about. The one
+    exception is an image in the `localhost/` namespace (how podman names images built or loaded
+    on this machine, e.g. the offline base image localhost/asbx/busybox): no registry serves it,
+    so when the pull finds no registry or no such image, the local image's digest is pinned and
+    `warn` says so.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from asbx.spec.model import ImageSpec
@@ -268,6 +282,7 @@ def resolve_digests(session: Session, names: list[str] | None = None) -> dict[st
         and s.ref is not None
         and (names is None or a.name in names)
     }
+    warnings: dict[str, str] = {}
 
     def resolve(name: str) -> str:
         spec = refs[name]
@@ -275,16 +290,45 @@ def resolve_digests(session: Session, names: list[str] | None = None) -> dict[st
         try:
             image = session.runtime.pull(spec.ref, spec.platform)
         except AsbxError as exc:
-            local = session.runtime.inspect_image(spec.ref)
-            if local is None or not local.digest:
-                raise AsbxError(f"image.{name}: cannot resolve {spec.ref}: {exc.message}") from None
+            local = _local_only_image(session, spec.ref, exc)
+            if local is None:
+                raise
+            warnings[name] = (
+                f"image.{name}: {spec.ref} is a local image that no registry serves (the pull "
+                f"said: {_cause(exc)}); locked to its local digest {local.digest}, which only "
+                "a machine holding this very image can use"
+            )
             image = local
         if not image.digest:
             raise AsbxError(f"image.{name}: the runtime reports no digest for {spec.ref}")
         return image.digest
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(refs, pool.map(resolve, refs), strict=True))
+        resolved = dict(zip(refs, pool.map(resolve, refs), strict=True))
+    for name in refs:
+        if name in warnings and warn is not None:
+            warn(warnings[name])
+    return resolved
+
+
+def _cause(error: AsbxError) -> str:
+    from asbx.runtime.pull_errors import PullError
+
+    return str(error.cause) if isinstance(error, PullError) else error.message
+
+
+def _local_only_image(session: Session, ref: str, error: AsbxError) -> ObservedImage | None:
+    """The local image behind a `localhost/...` reference whose pull found no registry or no
+    such image; None for anything else (a registry error is then the answer)."""
+    from asbx.runtime.pull_errors import PullCause, PullError, registry_host
+
+    if registry_host(ref) != "localhost" or not (
+        isinstance(error, PullError)
+        and error.cause in (PullCause.UNREACHABLE, PullCause.NOT_FOUND)
+    ):
+        return None
+    local = session.runtime.inspect_image(ref)
+    return local if local is not None and local.digest else None
 
 
 def _allowlist_supported() -> bool:

@@ -40,6 +40,7 @@ from asbx.runtime.base import (
     PortRequest,
 )
 from asbx.runtime.command import CommandRequest, CommandResult, CommandRunner
+from asbx.runtime.pull_errors import pull_error
 
 if TYPE_CHECKING:
     from asbx.spec.model import Spec
@@ -603,7 +604,9 @@ class AppleRuntime:
     def pull(self, ref: str, platform: str | None = None,
              on_output: OutputCallback | None = None) -> ObservedImage:
         args = ["image", "pull", *(["--platform", platform] if platform else []), ref]
-        self._run(args, timeout=None, on_output=on_output)
+        result = self._call(args, timeout=None, on_output=on_output)  # no limit: no timeout
+        if result.returncode != 0:
+            raise pull_failure(ref, result)
         return self._inspected(ref)
 
     def build(self, request: BuildRequest,
@@ -781,6 +784,25 @@ def command_failure(result: CommandResult) -> AsbxError:
                      or "no such container" in ln.lower()), text)
         return NotFoundError(line.removeprefix("Error: ").strip())
     return RuntimeCommandError(result.argv, result.returncode, result.stdout, result.stderr)
+
+
+def pull_failure(ref: str, result: CommandResult) -> AsbxError:
+    """A failed `image pull`: the service down or a usage error as such, otherwise the
+    registry's answer (its HTTP status is passed through) as a PullError."""
+    text = result.stderr + "\n" + result.stdout
+    if result.returncode == _USAGE_EXIT:
+        return command_failure(result)
+    if "XPC connection" in text or "XPC timeout" in text or "container system start" in text:
+        return RuntimeUnavailableError("Apple container's system service is not running",
+                                       hint="run: container system start")
+    return pull_error(ref, result, login="container registry login", tls_fix=_tls_fix)
+
+
+def _tls_fix(host: str, plain_http: bool) -> str:
+    if plain_http:
+        return (f"Apple container uses plain HTTP only for localhost, private (RFC 1918) "
+                f"addresses and the local DNS domain: serve {host} over HTTPS")
+    return f"add the CA certificate of {host} to the macOS keychain and trust it"
 
 
 def _missing_cli(executable: str) -> RuntimeUnavailableError:

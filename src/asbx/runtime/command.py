@@ -245,3 +245,11 @@ def run_attached(argv: Sequence[str]) -> int:
         signal.signal(signal.SIGINT, previous)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+def first_error(result: CommandResult) -> str:
+    """The first line of a failed command's stderr (or stdout), for one-sentence messages."""
+    for line in (result.stderr + "\n" + result.stdout).splitlines():
+        if line.strip():
+            return line.strip()
+    return "timed out" if result.timed_out else f"exit {result.returncode}"

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from asbx.errors import RuntimeUnavailableError
 from asbx.runtime.base import Capabilities, ObservedImage, ObservedNetwork
-from asbx.runtime.command import CommandResult
+from asbx.runtime.command import CommandResult, first_error
 from asbx.runtime.oci_cli import (
     OciCliRuntime,
-    first_error,
     label_filters,
     parse_image,
     parse_network,
@@ -39,6 +39,15 @@ class DockerRuntime(OciCliRuntime):
     json_format = "{{json .}}"
     ps_extra = ("--no-trunc",)
     pull_flag = "--pull"
+    service_down = re.compile(r"Cannot connect to the Docker daemon"
+                              r"|permission denied while trying to connect to the Docker daemon")
+
+    def tls_fix(self, host: str, plain_http: bool) -> str:
+        insecure = (f'add "{host}" to "insecure-registries" in /etc/docker/daemon.json (Docker '
+                    "Desktop: Settings > Docker Engine) and restart the daemon")
+        if plain_http:
+            return f"if {host} is meant to serve plain HTTP, {insecure}"
+        return f"put its CA certificate in /etc/docker/certs.d/{host}/ca.crt, or {insecure}"
 
     def parse_version(self, data: Any) -> str:
         server = data.get("Server") if isinstance(data, dict) else None

@@ -35,7 +35,14 @@ from asbx.runtime.base import (
     OutputCallback,
     PortRequest,
 )
-from asbx.runtime.command import TIMEOUT_EXIT_CODE, CommandRequest, CommandResult, CommandRunner
+from asbx.runtime.command import (
+    TIMEOUT_EXIT_CODE,
+    CommandRequest,
+    CommandResult,
+    CommandRunner,
+    first_error,
+)
+from asbx.runtime.pull_errors import pull_error
 
 DEFAULT_TIMEOUT = 300.0  # any ordinary call (not build, pull or exec) that takes longer is stuck
 LIST_ATTEMPTS = 3
@@ -64,6 +71,8 @@ class OciCliRuntime:
     json_format: ClassVar[str] = "json"  # the value of `--format` that prints JSON
     ps_extra: ClassVar[tuple[str, ...]] = ()
     pull_flag: ClassVar[str] = "--pull"
+    # The CLI's own words for "cannot reach the daemon/service" (not the registry), if any.
+    service_down: ClassVar[re.Pattern[str] | None] = None
 
     def __init__(self, runner: CommandRunner, executable: str | None = None, *,
                  global_args: Sequence[str] = (), timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -170,8 +179,23 @@ class OciCliRuntime:
     def pull(self, ref: str, platform: str | None = None,
              on_output: OutputCallback | None = None) -> ObservedImage:
         args = ["pull", *(["--platform", platform] if platform else []), ref]
-        self._run(args, timeout=math.inf, on_output=on_output)
+        result = self._call(args, timeout=None, on_output=on_output)
+        if (result.returncode != 0 and not result.timed_out
+                and not (result.returncode == 127 and not result.stdout)):
+            raise self.pull_failure(ref, result)
+        self._checked(result, math.inf)
         return self._inspect_required(ref)
+
+    def pull_failure(self, ref: str, result: CommandResult) -> AsbxError:
+        """A failed pull as one sentence naming the image and the cause (see pull_error)."""
+        if self.service_down is not None and self.service_down.search(result.stderr):
+            return self.unavailable(result)
+        return pull_error(ref, result, login=f"{self.name} login", tls_fix=self.tls_fix)
+
+    def tls_fix(self, host: str, plain_http: bool) -> str:
+        """What to do when `host` cannot be reached over verified HTTPS."""
+        return (f"serve {host} over HTTPS, or tell {self.name} it is an insecure registry"
+                if plain_http else f"make {self.name} trust the CA certificate of {host}")
 
     def build(self, request: BuildRequest, on_output: OutputCallback | None = None
               ) -> ObservedImage:
@@ -324,14 +348,6 @@ class OciCliRuntime:
 
     def remove_network(self, name: str) -> None:
         self._run(["network", "rm", name], missing=f"network {name!r}")
-
-
-def first_error(result: CommandResult) -> str:
-    """The first line of a failed command's stderr (or stdout), for one-sentence messages."""
-    for line in (result.stderr + "\n" + result.stdout).splitlines():
-        if line.strip():
-            return line.strip()
-    return "timed out" if result.timed_out else f"exit {result.returncode}"
 
 
 # -- argv builders (pure)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping
 
 from asbx.errors import AsbxError, RuntimeUnavailableError
 from asbx.runtime.base import Capabilities, ObservedNetwork
-from asbx.runtime.command import CommandResult
-from asbx.runtime.oci_cli import OciCliRuntime, first_error, label_args
+from asbx.runtime.command import CommandResult, first_error
+from asbx.runtime.oci_cli import OciCliRuntime, label_args
 
 CAPABILITIES = Capabilities(
     fractional_cpus=True,
@@ -28,6 +29,16 @@ class PodmanRuntime(OciCliRuntime):
     default_executable = "podman"
     json_format = "json"
     pull_flag = "--pull=always"
+    service_down = re.compile(r"Cannot connect to Podman|unable to connect to Podman socket")
+
+    def tls_fix(self, host: str, plain_http: bool) -> str:
+        insecure = (f'mark it insecure in registries.conf: [[registry]] location = "{host}" '
+                    "insecure = true (in /etc/containers/registries.conf or "
+                    "~/.config/containers/registries.conf; `podman pull --tls-verify=false` "
+                    "does the same for one pull)")
+        if plain_http:
+            return f"if {host} is meant to serve plain HTTP, {insecure}"
+        return f"put its CA certificate in /etc/containers/certs.d/{host}/ca.crt, or {insecure}"
 
     def create_network(self, name: str, labels: Mapping[str, str], internal: bool
                        ) -> ObservedNetwork:

@@ -23,6 +23,7 @@ from asbx.runtime.base import (
     MountRequest,
 )
 from asbx.runtime.command import CommandRequest, CommandResult, SubprocessRunner
+from asbx.runtime.pull_errors import PullCause, PullError
 
 FAKE = Path(__file__).parents[2] / "fakes" / "container"
 Cli = Callable[..., CommandResult]
@@ -337,6 +338,18 @@ def test_pull_of_a_missing_image_shows_the_registry_answer(cli: Cli, tiny_regist
 
     assert result.returncode == 1
     assert "failed with response: 404 Not Found" in result.stderr
+
+
+def test_backend_reports_a_missing_image_in_one_sentence(apple: AppleRuntime,
+                                                         tiny_registry: str) -> None:
+    ref = f"{tiny_registry}/demo/nope:v1"
+    with pytest.raises(PullError) as caught:
+        apple.pull(ref)
+
+    assert caught.value.cause is PullCause.NOT_FOUND
+    assert caught.value.message == (f"cannot pull {ref}: the registry {tiny_registry} has no such "
+                                    "image or tag (manifest unknown)")
+    assert "404 Not Found" in caught.value.output
 
 
 def test_the_fake_never_contacts_other_registries(cli: Cli) -> None:

@@ -15,13 +15,19 @@ from asbx.cli.context import AppContext
 def lock(app: AppContext, check: bool) -> int:
     """Write sandboxes.lock beside the spec (check it in), or check that it is current."""
     from asbx.lockfile import lock_path, new_lock, read_lock, stale_entries, write_lock
+    from asbx.runtime.pull_errors import PullError
     from asbx.workflow import context_digests, resolve_digests
 
     session = app.session()
     path = lock_path(session.loaded.path)
     state = session.store.snapshot(session.project)
     contexts = {n: c.digest for n, c in context_digests(session, state)[0].items()}
-    resolved = resolve_digests(session)
+    try:
+        resolved = resolve_digests(session, warn=lambda m: click.echo(f"warning: {m}", err=True))
+    except PullError as exc:  # one sentence and a hint follow; -v adds the runtime's own words
+        if app.verbose:
+            click.echo(exc.output, err=True)
+        raise
     if check:
         current = read_lock(path)
         if current is None:
