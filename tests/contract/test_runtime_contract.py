@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from asbx.runtime.base import (
     MountRequest,
     Runtime,
 )
+from asbx.runtime.pull_errors import PullCause, PullError
 from tests.contract.backends import BACKENDS, Backend, remove_labelled, require
+from tests.fakes.runtime import FakeRuntime
 
 MIB = 1024 * 1024
 FAKE_REGISTRY = "registry.fake.test:5000"
@@ -337,3 +340,15 @@ def test_pull_from_a_registry_records_the_digest(ctx: Ctx, pull_ref: str) -> Non
         assert inspected.digest == image.digest
     finally:
         ctx.runtime.remove_image(pull_ref)
+
+
+def test_a_failed_pull_names_the_image_and_the_cause(ctx: Ctx, pull_ref: str) -> None:
+    if isinstance(ctx.runtime, FakeRuntime):
+        ctx.runtime.strict_pulls = True  # the fake's registry then holds only what is published
+    missing = pull_ref.replace("busybox:latest", f"busybox:no-such-tag-{uuid.uuid4().hex[:6]}")
+    with pytest.raises(PullError) as caught:
+        ctx.runtime.pull(missing)
+    assert caught.value.cause is PullCause.NOT_FOUND, caught.value.output
+    assert caught.value.message.startswith(f"cannot pull {missing}: the registry ")
+    assert "no such image or tag" in caught.value.message
+    assert ctx.runtime.inspect_image(missing) is None

@@ -27,6 +27,7 @@ from asbx.runtime.base import (
     OutputCallback,
 )
 from asbx.runtime.command import CommandRequest, CommandResult, RecordingRunner
+from asbx.runtime.pull_errors import pull_error
 
 __all__ = ["Call", "ExecCall", "FakeContainer", "FakeRuntime", "RecordingRunner",
            "ScriptedRunner"]
@@ -183,8 +184,12 @@ class FakeRuntime:
     def _resolve_remote(self, ref: str) -> str:
         if ref in self.registry:
             return self.registry[ref]
-        if self.strict_pulls:
-            raise self._refused("pull", f"{ref}: manifest unknown")
+        if self.strict_pulls:  # worded as podman's, so it is classified the same way
+            result = CommandResult((self.name, "pull", ref), 125, "",
+                                   f"Error: initializing source docker://{ref}: reading "
+                                   "manifest: manifest unknown")
+            raise pull_error(ref, result, login=f"{self.name} login",
+                             tls_fix=lambda host, plain: "")
         return _digest("remote", ref)
 
     # -- health and observation
