@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -132,3 +133,37 @@ def test_import_refuses_a_traversal_archive_and_writes_nothing(
     assert not (project.home / "snapshots" / "escaped.txt").exists()
     assert not (tmp_path / "escaped.txt").exists()
     assert archives(project) == []
+
+
+def test_export_rm_import_and_gc_round_trip(project: Project, tmp_path: Path) -> None:
+    (project.root / "src").mkdir()
+    (project.root / "src" / "README").write_text("v1\n")
+    project.write(SPEC)
+    project.asbx("apply", "-y", check=True)
+    (first,) = archives(project)
+    exported = tmp_path / "deps.tar.zst"
+    out = project.asbx("snapshot", "export", "deps", str(exported), check=True)
+    assert f"to {exported}" in out.stdout
+    digest = "sha256:" + hashlib.sha256(exported.read_bytes()).hexdigest()
+    assert first == digest.removeprefix("sha256:") + ".tar.zst"
+    refused = project.asbx("snapshot", "export", "deps", str(exported))
+    assert refused.returncode == 1, "an existing file is not overwritten without --force"
+
+    assert project.asbx("snapshot", "rm", "deps").returncode != 0, "rm needs --force"
+    removed = project.asbx("snapshot", "rm", "deps", "--force", check=True)
+    assert f"removed snapshot.deps and its archive {digest}" in removed.stdout
+    assert archives(project) == []
+    project.asbx("snapshot", "import", str(exported), "deps", check=True)
+    assert archives(project) == [first]
+    assert project.asbx("plan", "--detailed-exitcode").returncode == 0, "imported = as captured"
+
+    (project.workspace("builder") / "README").write_text("v2\n")
+    project.asbx("apply", "-y", "--replace", "snapshot.deps", check=True)
+    assert len(archives(project)) == 2
+    listed = project.asbx("gc", check=True).stdout
+    assert f"unreferenced: {digest}" in listed
+    assert len(archives(project)) == 2, "gc without --delete only lists"
+    project.asbx("gc", "--delete", check=True)
+    assert first not in archives(project)
+    assert len(archives(project)) == 1
+    assert "0 unreferenced archive(s)" in project.asbx("gc", check=True).stdout
