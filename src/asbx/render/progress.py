@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import click
@@ -75,18 +76,21 @@ class LineProgress:
 
 
 class LiveProgress(LineProgress):
-    """A rich live table: one row per resource with status, elapsed time and output tail."""
+    """A rich live table: one row per resource with status, elapsed time and output tail.
 
-    def __init__(self) -> None:
+    Rows are redrawn from the renderer at each refresh, so a running step's clock ticks even
+    when it prints nothing; a finished step's time stays at what it took.
+    """
+
+    def __init__(self, console: Any = None) -> None:
         super().__init__()
         from rich.console import Console
         from rich.live import Live
 
-        self._rows: dict[str, list[Any]] = {}
-        self._console = Console(stderr=True)
-        self._live = Live(
-            self._render(), console=self._console, refresh_per_second=8, transient=False
-        )
+        self._rows: dict[str, _Row] = {}
+        self._console = console or Console(stderr=True)
+        self._live = Live(console=self._console, refresh_per_second=8, transient=False,
+                          get_renderable=self._render)
         self._live.start()
 
     def _render(self) -> Any:
@@ -94,27 +98,30 @@ class LiveProgress(LineProgress):
 
         table = Table.grid(padding=(0, 2))
         now = time.monotonic()
-        for address, (state, started, tail) in self._rows.items():
-            elapsed = f"{now - started:5.1f}s" if started else ""
-            table.add_row(state, address, elapsed, tail[-70:])
+        with self._lock:
+            rows = [(address, row) for address, row in self._rows.items()]
+            for address, row in rows:
+                end = row.finished or now
+                elapsed = f"{end - row.started:5.1f}s" if row.started else ""
+                table.add_row(row.state, address, elapsed, row.tail[-70:])
         return table
 
-    def _set(self, change: Change, state: str, tail: str = "", *, started: bool = False) -> None:
-        with self._lock:
-            row = self._rows.setdefault(str(change.address), [state, 0.0, ""])
-            row[0] = state
-            if started:
-                row[1] = time.monotonic()
-            row[2] = tail
-            self._live.update(self._render())
+    def _row(self, change: Change) -> _Row:
+        return self._rows.setdefault(str(change.address), _Row())
 
     def step_started(self, change: Change, phase: str) -> None:
-        self._set(change, f"[yellow]⟳[/] {_doing(change, phase)}", started=True)
+        with self._lock:
+            row = self._row(change)
+            row.state, row.started, row.finished = (
+                f"[yellow]⟳[/] {_doing(change, phase)}", time.monotonic(), 0.0)
+            row.tail = ""
+        self._live.refresh()
 
     def step_output(self, change: Change, stream: str, text: str) -> None:
         lines = [line for line in text.splitlines() if line.strip()]
         if lines:
-            self._set(change, self._rows.get(str(change.address), ["…"])[0], lines[-1])
+            with self._lock:
+                self._row(change).tail = lines[-1]
 
     def step_finished(self, change: Change, phase: str, outcome: Outcome[Any]) -> None:
         marks = {
@@ -123,13 +130,27 @@ class LiveProgress(LineProgress):
             Status.SKIPPED: "[dim]- skipped[/]",
             Status.CANCELLED: "[dim]- cancelled[/]",
         }
-        self._set(change, marks[outcome.status])
+        with self._lock:
+            row = self._row(change)
+            row.state = marks[outcome.status]
+            row.finished = time.monotonic() if row.started else 0.0
+            if outcome.status is not Status.FAILED:
+                row.tail = ""
+        self._live.refresh()
 
     def note(self, message: str) -> None:
         self._console.print(message)
 
     def close(self) -> None:
         self._live.stop()
+
+
+@dataclass
+class _Row:
+    state: str = "…"
+    started: float = 0.0
+    finished: float = 0.0
+    tail: str = ""
 
 
 def make_progress(*, tty: bool, verbose: int) -> LineProgress:
