@@ -26,7 +26,7 @@ from asbx.runtime.base import (
     ObservedVolume,
     OutputCallback,
 )
-from asbx.runtime.command import CommandRequest, CommandResult, RecordingRunner
+from asbx.runtime.command import CommandRequest, CommandResult, RecordingRunner, Stdin
 from asbx.runtime.pull_errors import pull_error
 
 __all__ = ["Call", "ExecCall", "FakeContainer", "FakeRuntime", "RecordingRunner",
@@ -346,10 +346,12 @@ class FakeRuntime:
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         user: str | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> ExecResult:
+        if stdin is not None and not isinstance(stdin, bytes):
+            stdin = stdin.read()  # a stream, as `asbx exec` passes its own stdin
         self._record("exec", name, argv, env, workdir, user, stdin, timeout)
         with self._lock:
             container = self._container(name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -80,6 +81,26 @@ def test_exec_passes_stdin_through(box: Project) -> None:
     assert result.stdout.strip() == "2000"
     echoed = asbx(box, "exec", "box", "--", "cat", stdin="héllo\n")
     assert echoed.stdout == "héllo\n"
+
+
+def test_exec_streams_stdin_and_does_not_wait_for_input_it_never_reads(box: Project) -> None:
+    size = 64 * 1024 * 1024
+    with subprocess.Popen(["head", "-c", str(size), "/dev/zero"], stdout=subprocess.PIPE) as src:
+        counted = subprocess.run(
+            [sys.executable, "-m", "asbx", "exec", "box", "--", "wc", "-c"], cwd=box.root,
+            env=box.env, stdin=src.stdout, capture_output=True, text=True, timeout=120,
+            check=False)
+    assert counted.stdout.strip() == str(size), counted.stderr
+    # stdin is a pipe nobody ever writes to or closes: the command ignores it and asbx returns
+    read_end, write_end = os.pipe()
+    try:
+        quick = subprocess.run(
+            [sys.executable, "-m", "asbx", "exec", "box", "--", "echo", "done"], cwd=box.root,
+            env=box.env, stdin=read_end, capture_output=True, text=True, timeout=30, check=False)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert (quick.returncode, quick.stdout) == (0, "done\n"), quick.stderr
 
 
 def test_exec_starts_a_stopped_sandbox_first(box: Project) -> None:

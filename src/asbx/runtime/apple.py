@@ -39,7 +39,7 @@ from asbx.runtime.base import (
     OutputCallback,
     PortRequest,
 )
-from asbx.runtime.command import CommandRequest, CommandResult, CommandRunner
+from asbx.runtime.command import CommandRequest, CommandResult, CommandRunner, Stdin
 from asbx.runtime.pull_errors import pull_error
 
 if TYPE_CHECKING:
@@ -525,7 +525,7 @@ class AppleRuntime:
 
     # -- plumbing
 
-    def _call(self, args: Sequence[str], *, stdin: bytes | None = None,
+    def _call(self, args: Sequence[str], *, stdin: Stdin = None,
               timeout: float | _Default | None = _Default.TIMEOUT,
               on_output: OutputCallback | None = None) -> CommandResult:
         limit = self._timeout if timeout is _Default.TIMEOUT else timeout
@@ -540,7 +540,7 @@ class AppleRuntime:
             raise _missing_cli(self.executable)
         return result
 
-    def _run(self, args: Sequence[str], *, stdin: bytes | None = None,
+    def _run(self, args: Sequence[str], *, stdin: Stdin = None,
              timeout: float | _Default | None = _Default.TIMEOUT,
              on_output: OutputCallback | None = None) -> CommandResult:
         result = self._call(args, stdin=stdin, timeout=timeout, on_output=on_output)
@@ -696,7 +696,7 @@ class AppleRuntime:
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         user: str | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> ExecResult:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import BinaryIO, Literal, Protocol
 
 # Labels on every runtime object asbx creates. Values never contain "=" (Apple rejects them).
 LABEL_PROJECT = "dev.asbx.project"
@@ -213,7 +213,7 @@ class Runtime(Protocol):
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         user: str | None = None,
-        stdin: bytes | None = None,
+        stdin: bytes | BinaryIO | None = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> ExecResult:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 from asbx.runtime.base import OutputCallback
 
@@ -24,14 +24,17 @@ _log = logging.getLogger(__name__)
 
 TraceCallback = Callable[[str], None]
 """Receives one human-readable line per command started and finished (`asbx -vv`)."""
+Stdin = bytes | BinaryIO | None
+"""What a command reads: nothing, these bytes, or an open file it inherits (no copying)."""
 
 
 @dataclass(frozen=True)
 class CommandRequest:
-    """One process to run: argv (no shell), optional stdin bytes, extra env, cwd and timeout."""
+    """One process to run: argv (no shell), optional stdin (bytes, or an open binary file the
+    process reads directly, as `asbx exec` hands on its own), extra env, cwd and timeout."""
 
     argv: tuple[str, ...]
-    stdin: bytes | None = None
+    stdin: Stdin = None
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     timeout: float | None = None
@@ -104,13 +107,19 @@ def _spawn(request: CommandRequest) -> subprocess.Popen[bytes]:
     env = {**os.environ, **request.env} if request.env else None
     return subprocess.Popen(
         list(request.argv),
-        stdin=subprocess.DEVNULL if request.stdin is None else subprocess.PIPE,
+        stdin=_stdin_of(request.stdin),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
         cwd=request.cwd,
         start_new_session=True,  # its own process group, so a timeout kills the whole tree
     )
+
+
+def _stdin_of(stdin: Stdin) -> int | BinaryIO:
+    if stdin is None:
+        return subprocess.DEVNULL
+    return subprocess.PIPE if isinstance(stdin, bytes) else stdin  # a file: inherited as is
 
 
 def _communicate(process: subprocess.Popen[bytes], request: CommandRequest,
@@ -121,7 +130,7 @@ def _communicate(process: subprocess.Popen[bytes], request: CommandRequest,
         _StreamReader(process.stderr, "stderr", on_output, lock),
     ]
     threads = [threading.Thread(target=reader.run, daemon=True) for reader in readers]
-    if request.stdin is not None:
+    if isinstance(request.stdin, bytes):
         threads.append(threading.Thread(
             target=_feed, args=(process.stdin, request.stdin), daemon=True))
     for thread in threads:

@@ -40,6 +40,7 @@ from asbx.runtime.command import (
     CommandRequest,
     CommandResult,
     CommandRunner,
+    Stdin,
     first_error,
 )
 from asbx.runtime.pull_errors import pull_error
@@ -87,7 +88,7 @@ class OciCliRuntime:
         """The full argv for a subcommand: executable, global args, then `args`."""
         return [self.executable, *self.global_args, *args]
 
-    def _call(self, args: Sequence[str], *, stdin: bytes | None = None,
+    def _call(self, args: Sequence[str], *, stdin: Stdin = None,
               timeout: float | None = None, on_output: OutputCallback | None = None
               ) -> CommandResult:
         """Run one command; a timeout of None or infinity means no limit."""
@@ -268,7 +269,7 @@ class OciCliRuntime:
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         user: str | None = None,
-        stdin: bytes | None = None,
+        stdin: Stdin = None,
         timeout: float | None = None,
         on_output: OutputCallback | None = None,
     ) -> ExecResult:

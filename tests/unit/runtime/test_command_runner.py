@@ -43,6 +43,24 @@ def test_argv_is_never_given_to_a_shell() -> None:
     assert result.stdout == "$HOME; rm -rf / `id`\n"
 
 
+def test_an_open_file_as_stdin_is_inherited_not_copied(tmp_path: Path) -> None:
+    source = tmp_path / "input.bin"
+    source.write_bytes(b"x" * 3_000_000)
+    with source.open("rb") as handle:
+        result = SubprocessRunner()(CommandRequest(argv=("wc", "-c"), stdin=handle))
+    assert result.stdout.strip() == "3000000"
+    read_end, write_end = os.pipe()  # never written to nor closed: a command that does not
+    try:  # read it still ends, and the runner does not wait for input
+        with os.fdopen(read_end, "rb", closefd=False) as idle:
+            started = time.monotonic()
+            quick = SubprocessRunner()(CommandRequest(argv=("echo", "hi"), stdin=idle))
+        assert (quick.returncode, quick.stdout) == (0, "hi\n")
+        assert time.monotonic() - started < 5
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def test_stdin_bytes_reach_the_process_even_when_large() -> None:
     data = b"x" * 3_000_000
     result = SubprocessRunner()(CommandRequest(argv=("wc", "-c"), stdin=data))

@@ -75,7 +75,8 @@ def exec_command(
     session.store.touch(session.project, address)
     if detach:
         return _detach(session, address, container.name, command, variables, workdir, user)
-    stdin = None if no_stdin or _terminal_or_closed() else sys.stdin.buffer.read()
+    # handed to the runtime's process as it is: read directly, never slurped into memory
+    stdin = None if no_stdin or _terminal_or_closed() else sys.stdin.buffer
     started = time.monotonic()
     try:
         result = session.runtime.exec(container.name, command, env=variables, workdir=workdir,
