@@ -215,3 +215,16 @@ def test_a_directory_without_a_spec_is_named_as_a_directory(
     assert capsys.readouterr().err == expected
     assert run(["-f", "empty", "config"]) == 1
     assert capsys.readouterr().err == expected
+
+
+def test_every_command_that_loads_the_spec_warns_once_about_an_unset_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASBX_TEST_UNSET_TOKEN", raising=False)
+    _write(tmp_path, GOOD + '    env: { TOKEN: "${ASBX_TEST_UNSET_TOKEN}" }\n')
+    for command in (["validate"], ["config", "--json"]):
+        assert run(command) == 0
+        err = capsys.readouterr().err
+        assert err.count('the "ASBX_TEST_UNSET_TOKEN" variable is not set') == 1, command
+        assert "sandboxes.yaml:7:19: sandboxes.web.env.TOKEN" in err

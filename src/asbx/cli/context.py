@@ -64,6 +64,12 @@ class AppContext:
             from asbx.spec.loader import load_spec
 
             self._loaded = load_spec(self.spec_path())
+            if self._loaded.warnings:  # every command says them, as Compose does
+                import click
+
+                from asbx.render.diagnostics import render_diagnostics
+
+                click.echo(render_diagnostics(self._loaded.warnings, color=self.color), err=True)
         return self._loaded
 
     def runtime(self) -> Runtime:

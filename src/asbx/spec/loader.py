@@ -99,6 +99,11 @@ def load_spec_text(
     data = interpolate_tree(
         data, env,
         lambda p, msg: diags.add(msg, pos=smap.value_pos(p), path=translate.dotted(p)),
+        lambda p, name: diags.add(
+            f'the "{name}" variable is not set: it becomes an empty string',
+            pos=smap.value_pos(p), path=translate.dotted(p), severity=Severity.WARNING,
+            hint=f"set it in the environment or in .env beside the spec, or give a default: "
+                 f"${{{name}:-default}} (an empty one: ${{{name}:-}})"),
     )
     spec = _validate(data, smap, env, diags)
     if spec is None:

@@ -178,3 +178,32 @@ def test_interpolation_applies_to_every_string_value(tmp_path: Path) -> None:
     assert box.image == "docker.io/library/python:3.12-slim"
     assert box.memory == 1 << 30
     assert box.setup == (("/bin/sh", "-c", "echo $HOME"),)
+
+
+@pytest.mark.parametrize(
+    ("text", "unset"),
+    [
+        ("$NOPE", {"NOPE"}),
+        ("${NOPE}/${ALSO}", {"NOPE", "ALSO"}),
+        ("${NOPE:-default} ${NOPE-d} ${NOPE:+x} ${NOPE+x}", set()),  # said what to do instead
+        ("${SET} $EMPTY ${EMPTY}", set()),  # set, even if empty
+        ("${NOPE:-${INNER}}", {"INNER"}),
+        ("$$NOPE", set()),
+    ],
+)
+def test_unset_plain_references_are_collected(text: str, unset: set[str]) -> None:
+    found: set[str] = set()
+    interpolate(text, ENV, found)
+    assert found == unset
+
+
+def test_an_unset_variable_is_a_positioned_warning_not_an_error(tmp_path: Path) -> None:
+    spec = _project(tmp_path, 'TOKEN: "${TOKEN}"\n      OTHER: "${OTHER:-x}"', "")
+    loaded = load_spec(spec, environ={})
+    assert loaded.spec.sandboxes["web"].env == {"TOKEN": "", "OTHER": "x"}
+    (warning,) = loaded.warnings
+    assert warning.message == 'the "TOKEN" variable is not set: it becomes an empty string'
+    assert warning.path == "sandboxes.web.env.TOKEN"
+    assert warning.hint is not None
+    assert "${TOKEN:-default}" in warning.hint
+    assert load_spec(spec, environ={"TOKEN": "t"}).warnings == ()
