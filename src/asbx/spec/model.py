@@ -198,7 +198,10 @@ class ImageSpec(_Model):
     )
     build: BuildSpec | None = Field(None, description="Build this image from a Dockerfile.")
     platform: str | None = Field(None, description="Platform to pull or build, e.g. linux/arm64.")
-    labels: Labels = Field(default_factory=dict, description="Labels set on the image.")
+    labels: Labels = Field(
+        default_factory=dict,
+        description="Labels set on the built image (`build` only: a pulled image keeps its own).",
+    )
 
     @model_validator(mode="after")
     def _ref_xor_build(self) -> ImageSpec:
@@ -208,6 +211,11 @@ class ImageSpec(_Model):
         if self.ref is None and self.build is None:
             raise LocatedValueError('an image needs "ref" (to pull) or "build" (to build)',
                                     key=True, hint="e.g. ref: docker.io/library/python:3.12-slim")
+        if self.ref is not None and self.labels:
+            raise LocatedValueError(
+                "labels can only be set on a built image: a pulled image keeps its own",
+                at=("labels",), key=True,
+                hint="remove them, or label the sandboxes that run it (sandboxes.NAME.labels)")
         return self
 
 
