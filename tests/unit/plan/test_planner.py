@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from asbx.addresses import Address
 from asbx.plan.hashing import HASH_VERSION
 from asbx.plan.model import Action, PlanOptions, Reason
@@ -99,6 +101,69 @@ def test_each_sandbox_field_replaces_or_updates(world_of, tmp_path: Path) -> Non
             change = next(c for c in result.changes if str(c.address) == "sandbox.web")
             assert change.record_only
             assert change.fields
+
+
+# (edit of BASE, with image.other declared too) -> every change it plans: what each field of
+# each kind does, and which changes would lose data
+FIELD_EDITS = {
+    "sandbox image": (
+        ("    image: base\n    memory: 1G", "    image: other\n    memory: 1G"),
+        {"sandbox.web": ("replace", "spec_changed"),
+         "snapshot.snap": ("create", "dependency_replaced")}),
+    "sandbox mount target": (
+        ('volumes: ["cache:/cache"]', 'volumes: ["cache:/elsewhere"]'),
+        {"sandbox.web": ("replace", "spec_changed"),
+         "snapshot.snap": ("create", "dependency_replaced")}),
+    "sandbox mount read-only": (
+        ('volumes: ["cache:/cache"]', 'volumes: ["cache:/cache:ro"]'),
+        {"sandbox.web": ("replace", "spec_changed"),
+         "snapshot.snap": ("create", "dependency_replaced")}),
+    "sandbox ports": (
+        ("    memory: 1G\n",
+         "    memory: 1G\n    network: open\n    ports: ['127.0.0.1:8080:80']\n"),
+        {"sandbox.web": ("replace", "spec_changed"),
+         "snapshot.snap": ("create", "dependency_replaced")}),
+    "sandbox depends_on": (
+        ("    depends_on: [web]\n", ""),
+        {"sandbox.worker": ("update", "spec_changed")}),
+    "image ref": (
+        ("ref: localhost/asbx/busybox:latest", "ref: localhost/asbx/busybox:1"),
+        {"image.base": ("create", "spec_changed"),
+         "sandbox.web": ("replace", "dependency_replaced"),
+         "sandbox.worker": ("replace", "dependency_replaced"),
+         "snapshot.snap": ("create", "dependency_replaced")}),
+    "image platform": (
+        ("    ref: localhost/asbx/busybox:latest\n",
+         "    ref: localhost/asbx/busybox:latest\n    platform: linux/arm64\n"),
+        {"image.base": ("create", "spec_changed"),
+         "sandbox.web": ("replace", "dependency_replaced"),
+         "sandbox.worker": ("replace", "dependency_replaced"),
+         "snapshot.snap": ("create", "dependency_replaced")}),
+    "volume labels": (
+        ("  cache: {}\n", "  cache: {labels: {a: b}}\n"),
+        {"volume.cache": ("replace", "spec_changed"),
+         "sandbox.web": ("replace", "dependency_replaced"),
+         "snapshot.snap": ("create", "dependency_replaced")}),
+    "snapshot labels": (
+        ("    sandbox: web\n", "    sandbox: web\n    labels: {a: b}\n"),
+        {"snapshot.snap": ("create", "spec_changed")}),
+    "snapshot source": (
+        ("  snap:\n    sandbox: web\n", "  snap:\n    sandbox: worker\n"),
+        {"snapshot.snap": ("create", "spec_changed")}),
+}
+WITH_OTHER = BASE.replace("images:\n", "images:\n  other:\n    ref: localhost/other:1\n")
+
+
+@pytest.mark.parametrize("edit", sorted(FIELD_EDITS))
+def test_each_field_of_each_kind(world_of, tmp_path: Path, edit: str) -> None:  # type: ignore[no-untyped-def]
+    (old, new), expected = FIELD_EDITS[edit]
+    world = converged(world_of, WITH_OTHER)
+    assert old in WITH_OTHER
+    world.loaded = spec(WITH_OTHER.replace(old, new), tmp_path)
+    result = world.plan()
+    assert actions(result) == expected
+    holds = {str(c.address) for c in result.pending if c.holds_data}
+    assert holds == ({"volume.cache"} if edit == "volume labels" else set())
 
 
 def test_env_values_are_sensitive_in_diffs(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
