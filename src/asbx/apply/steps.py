@@ -365,6 +365,8 @@ def _capture_snapshot(ctx: StepContext, change: Change) -> None:
     info = home_store(ctx.home).capture(
         workspace_path(ctx.home, ctx.project, spec.sandbox)
     )
+    source = Address(ResourceKind.SANDBOX, spec.sandbox)
+    source_record = ctx.store.snapshot(ctx.project).records.get(source)  # as just applied
     ctx.record(
         change,
         {
@@ -372,7 +374,8 @@ def _capture_snapshot(ctx: StepContext, change: Change) -> None:
             "size": info.size,
             "content_bytes": info.content_bytes,
             "files": info.files,
-            "source": f"sandbox.{spec.sandbox}",
+            "source": str(source),
+            "source_config_hash": source_record.config_hash if source_record else "",
         },
     )
 

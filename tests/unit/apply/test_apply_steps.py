@@ -138,6 +138,11 @@ def test_replace_with_data_loss_reseeds_a_restored_workspace_and_plain_replace_k
     home = tmp_path / "home" / "projects" / "seeds" / "sandboxes"
     worker_file = home / "worker" / "workspace" / "v.txt"
     assert worker_file.read_text() == "one\n"
+    records = _session(tmp_path, runtime).store.snapshot("seeds").records
+    snap = records[Address(ResourceKind.SNAPSHOT, "deps")].outputs
+    assert snap["source"] == "sandbox.builder"
+    assert snap["source_config_hash"] == records[BUILDER].config_hash
+    assert (snap["files"], snap["content_bytes"]) == (1, 4)
 
     (home / "builder" / "workspace" / "v.txt").write_text("two\n")  # work done in the builder
     _apply_with(tmp_path, runtime, PlanOptions(replace=frozenset({BUILDER})))  # retakes deps
