@@ -6,6 +6,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,25 @@ def test_lock_names_the_holder_and_is_released(tmp_path: Path) -> None:
         with pytest.raises(StateLockedError, match=rf"locked by pid {os.getpid()} on .* \(apply\)"):
             other.acquire_lock("p", "apply")
     assert store.lock_holder("p") is None
+
+
+def test_lock_timeout_waits_for_the_holder_and_gives_up_after_it(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state.db")
+    waiter = StateStore(tmp_path / "state.db")
+    store.acquire_lock("p", "apply")
+    started = time.monotonic()
+    with pytest.raises(StateLockedError, match="locked by pid"):
+        waiter.acquire_lock("p", "apply", timeout=0.6)
+    assert 0.6 <= time.monotonic() - started < 3
+    releaser = threading.Timer(0.5, store.release_lock, args=("p",))
+    releaser.start()
+    started = time.monotonic()
+    assert waiter.acquire_lock("p", "destroy", timeout=10) is None  # got it once released
+    assert 0.4 <= time.monotonic() - started < 5
+    releaser.join()
+    holder = store.lock_holder("p")
+    assert holder is not None
+    assert holder.command == "destroy"
 
 
 def test_dead_holder_lock_is_taken_over(tmp_path: Path) -> None:
