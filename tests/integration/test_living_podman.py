@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -169,6 +170,29 @@ def test_logs_print_the_main_process_output(project: Project) -> None:
         time.sleep(0.3)
     assert result.returncode == 0
     assert result.stdout.split() == ["line-2", "line-3"]
+
+
+def test_logs_follow_streams_new_output_until_interrupted(project: Project) -> None:
+    applied(project, ONE_BOX + "    command: \"i=0; while true; do echo tick-$$i; i=$$((i+1)); "
+                              "sleep 0.2; done\"\n")
+    # its own process group, which gets the SIGINT as a terminal's ^C reaches its foreground job
+    follower = subprocess.Popen([sys.executable, "-m", "asbx", "logs", "-f", "box"],
+                                cwd=project.root, env=project.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert follower.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(seen) < 8 and time.monotonic() < deadline:
+            line = follower.stdout.readline()
+            assert line, "logs -f ended by itself"
+            seen.append(line.strip())
+    finally:
+        os.killpg(follower.pid, signal.SIGINT)
+        _rest, err = follower.communicate(timeout=30)
+    numbers = [int(line.removeprefix("tick-")) for line in seen]
+    assert numbers == list(range(numbers[0], numbers[0] + 8)), seen  # in order, none lost
+    assert follower.returncode == 0, err  # ^C is how one stops following (podman says 1)
 
 
 def test_start_and_stop_all_or_named_sandboxes(project: Project) -> None:

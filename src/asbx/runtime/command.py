@@ -238,20 +238,24 @@ class RecordingRunner:
             self.results.clear()
 
 
-def run_attached(argv: Sequence[str]) -> int:
+def run_attached(argv: Sequence[str], *, interrupted: int | None = None) -> int:
     """Run argv on this process's terminal (inherited stdio) and return its exit code.
 
     For what needs the terminal itself (`asbx shell`, `logs -f`), which the runner's pipes
-    cannot give. No shell: argv is spawned as a list. While it waits this process ignores ^C
-    (the child gets it and decides), as a shell does for its foreground job. Raises
-    FileNotFoundError when argv[0] is not installed.
+    cannot give. No shell: argv is spawned as a list. While it waits this process does not
+    stop on ^C (the child gets it and decides), as a shell does for its foreground job; with
+    `interrupted`, a ^C that arrived is what the run ends with, whatever code the child chose
+    (`podman logs -f` exits 1 on SIGINT). Raises FileNotFoundError when argv[0] is not installed.
     """
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
     try:
         pid = os.posix_spawnp(argv[0], list(argv), dict(os.environ), setsigdef=(signal.SIGINT,))
         _, status = os.waitpid(pid, 0)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if seen and interrupted is not None:
+        return interrupted
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 

@@ -26,5 +26,5 @@ def logs(app: AppContext, sandbox: str, follow: bool, tail: int | None) -> int:
     address = sandbox_address(session, sandbox)
     container = live_container(session, address)
     argv = session.runtime.logs_argv(container.name, follow=follow, tail=tail)
-    code = run_attached(app, argv)
-    return 0 if follow and code == 130 else code
+    # ^C is how one stops following: that ends it well (as in `docker compose logs -f`)
+    return run_attached(app, argv, interrupted=0 if follow else None)

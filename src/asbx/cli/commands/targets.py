@@ -103,14 +103,14 @@ def started(session: Session, address: Address) -> None:
     clear_mark(session.home, session.project, address)
 
 
-def run_attached(app: AppContext, argv: Sequence[str]) -> int:
+def run_attached(app: AppContext, argv: Sequence[str], *, interrupted: int | None = None) -> int:
     """Run argv on this terminal (see runtime.command.run_attached); -vv traces it."""
     from asbx.runtime.command import run_attached as spawn
 
     if app.verbose >= 2:
         click.echo(f"$ {shlex.join(argv)}", err=True)
     try:
-        return spawn(argv)
+        return spawn(argv, interrupted=interrupted)
     except FileNotFoundError:
         raise RuntimeUnavailableError(f"{argv[0]} is not installed",
                                       hint="install it, or choose another with --runtime") from None
