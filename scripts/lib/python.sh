@@ -27,13 +27,15 @@ ensure_python() {
   info "python: $PYTHON ($("$PYTHON" --version 2>&1))"
 }
 
-# `pip install -e '.[dev]'`, skipped when pyproject.toml has not changed since the last one.
+# `pip install -e '.[dev]'`, skipped when pyproject.toml has not changed since the last one
+# and `import asbx` still finds this checkout (not another one installed editable since).
 ensure_dev_install() {
   local stamp want
   stamp="$ASBX_TEST_DIR/pip-stamp-$(printf '%s' "$ASBX_REPO" | sha256sum | cut -c1-12)"
   want="$("$PYTHON" -c 'import sys; print(sys.prefix)') $(sha256sum "$ASBX_REPO/pyproject.toml" | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-     && "$PYTHON" -c 'import asbx, pytest, mypy, ruff' >/dev/null 2>&1; then
+     && (cd / && "$PYTHON" -c 'import sys, asbx, pytest, mypy, ruff
+sys.exit(not asbx.__file__.startswith(sys.argv[1]))' "$ASBX_REPO/src/") >/dev/null 2>&1; then
     info "editable install is up to date"
     return 0
   fi
