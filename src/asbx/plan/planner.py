@@ -557,7 +557,7 @@ def _apply_order(inp: PlanInput, changes: Mapping[Address, Change]) -> list[Chan
 def _check_capabilities(inp: PlanInput) -> tuple[list[str], list[str]]:
     caps, errors, warnings = inp.capabilities, [], []
     runtime = inp.runtime or "this runtime"
-    volume_users: dict[str, dict[str, None]] = {}
+    volume_users: dict[str, dict[str, str]] = {}  # volume -> {sandbox: its mount target}
     for name, box in inp.spec.sandboxes.items():
         if box.cpus is not None and not caps.fractional_cpus and box.cpus != int(box.cpus):
             warnings.append(
@@ -585,14 +585,16 @@ def _check_capabilities(inp: PlanInput) -> tuple[list[str], list[str]]:
                     )
         for mount in box.volumes:
             if mount.type == "volume":
-                volume_users.setdefault(mount.source, {})[name] = None
+                volume_users.setdefault(mount.source, {}).setdefault(name, mount.target)
     if not caps.shared_volumes:
         for volume, users in volume_users.items():
             if len(users) > 1:
+                target = next(iter(users.values()))
                 errors.append(
                     f"volume.{volume} is mounted by {', '.join(f'sandbox.{u}' for u in users)}, "
                     f"but {runtime} attaches a named volume to one container at a time; "
-                    'mount a host directory instead (volumes: ["./data:/data:ro"])'
+                    f'mount a host directory instead (volumes: ["./{volume}:{target}"]) or '
+                    "give the volume to one sandbox"
                 )
     if not caps.volume_size:
         for name, vol in inp.spec.volumes.items():

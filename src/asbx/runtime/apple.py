@@ -43,7 +43,7 @@ from asbx.runtime.command import CommandRequest, CommandResult, CommandRunner, S
 from asbx.runtime.pull_errors import pull_error
 
 if TYPE_CHECKING:
-    from asbx.spec.model import Spec
+    pass
 
 MIB = 1024 * 1024
 MIN_VERSION = (0, 6, 0)
@@ -478,31 +478,6 @@ def _items(data: Any) -> list[dict[str, Any]]:
 
 def has_labels(labels: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in wanted.items())
-
-
-# ----------------------------------------------------------------------------- plan-time check
-
-
-def apple_volume_sharing_problems(spec: Spec) -> list[str]:
-    """Named volumes mounted by several sandboxes: Apple attaches a volume to one VM at a time."""
-    users: dict[str, list[tuple[str, str]]] = {}
-    for sandbox_name, sandbox in spec.sandboxes.items():
-        for mount in sandbox.volumes:
-            if mount.type == "volume":
-                users.setdefault(mount.source, []).append((sandbox_name, mount.target))
-    problems = []
-    for volume, mounts in users.items():
-        sandboxes = sorted({name for name, _ in mounts})
-        if len(sandboxes) < 2:
-            continue
-        quoted = ", ".join(f'"{name}"' for name in sandboxes)
-        problems.append(
-            f'volume "{volume}" is mounted by sandboxes {quoted}, but on Apple container a named '
-            "volume attaches to one container at a time (apple/container#1133); mount a host "
-            f'directory instead (e.g. "./{volume}:{mounts[0][1]}") or give the volume to one '
-            "sandbox"
-        )
-    return problems
 
 
 # ----------------------------------------------------------------------------- the runtime

@@ -386,7 +386,11 @@ def test_capabilities_become_plan_errors(world_of, tmp_path: Path) -> None:  # t
         internal_networks_isolate=False,
     )
     result = world_of(text).plan(caps=apple, runtime="apple")
-    assert any("volume.cache is mounted by sandbox.web, sandbox.worker" in e for e in result.errors)
+    assert (
+        "volume.cache is mounted by sandbox.web, sandbox.worker, but apple attaches a named "
+        'volume to one container at a time; mount a host directory instead (volumes: '
+        '["./cache:/cache"]) or give the volume to one sandbox'
+    ) in result.errors
     assert any("memory must be at least 200M" in e for e in result.errors)
     assert any("rounded up to 1" in w for w in result.warnings)
 

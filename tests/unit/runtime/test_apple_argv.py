@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from asbx.errors import NotFoundError, PlanError, RuntimeCommandError, RuntimeUnavailableError
-from asbx.runtime.apple import CAPABILITIES, AppleRuntime, apple_volume_sharing_problems
+from asbx.runtime.apple import CAPABILITIES, AppleRuntime
 from asbx.runtime.base import (
     BuildRequest,
     ContainerRequest,
@@ -20,7 +20,6 @@ from asbx.runtime.base import (
     PortRequest,
 )
 from asbx.runtime.command import CommandRequest, CommandResult
-from asbx.spec.model import Spec
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "runtime" / "apple"
 Reply = CommandResult | Callable[[CommandRequest], CommandResult]
@@ -629,33 +628,6 @@ def test_capabilities_match_the_reference() -> None:
     assert CAPABILITIES.ports_with_network_none is False
     assert CAPABILITIES.max_name_length == 63
     assert AppleRuntime(ScriptedRunner()).capabilities is CAPABILITIES
-
-
-def test_a_volume_shared_by_two_sandboxes_is_a_problem_naming_the_bind_alternative() -> None:
-    spec = Spec.model_validate({
-        "version": 1,
-        "volumes": {"cache": {}, "solo": {}},
-        "sandboxes": {
-            "a": {"image": "busybox", "volumes": ["cache:/cache", "solo:/solo"]},
-            "b": {"image": "busybox", "volumes": ["cache:/data:ro"]},
-            "c": {"image": "busybox", "volumes": ["./host:/host"]},
-        },
-    })
-
-    problems = apple_volume_sharing_problems(spec)
-
-    assert problems == [
-        'volume "cache" is mounted by sandboxes "a", "b", but on Apple container a named volume '
-        "attaches to one container at a time (apple/container#1133); mount a host directory "
-        'instead (e.g. "./cache:/cache") or give the volume to one sandbox'
-    ]
-
-
-def test_unshared_volumes_are_fine() -> None:
-    spec = Spec.model_validate({"version": 1, "volumes": {"v": {}},
-                                "sandboxes": {"a": {"image": "x", "volumes": ["v:/v"]}}})
-
-    assert apple_volume_sharing_problems(spec) == []
 
 
 def test_fixtures_are_json() -> None:
