@@ -87,9 +87,9 @@ def _check_project_name(
 )
 @click.option(
     "--runtime",
-    type=click.Choice(["apple", "podman", "docker"]),
+    type=click.Choice(["apple", "container", "podman", "docker"]),
     envvar="ASBX_RUNTIME",
-    help="Container runtime (default: detected).",
+    help="Container runtime (default: detected); `container` is Apple's, as `apple`.",
 )
 @click.option(
     "--home",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from asbx.errors import RuntimeUnavailableError
@@ -67,3 +69,16 @@ def test_open_runtime_checks_it_first() -> None:
     runner.on("version", returncode=125, stderr="Error: cannot connect to Podman\n")
     with pytest.raises(RuntimeUnavailableError, match="cannot connect to Podman"):
         open_runtime("podman", runner)
+
+
+@pytest.mark.parametrize("argv", [["--runtime", "container"], ["--runtime", "apple"]])
+def test_the_cli_takes_container_as_apples_name(argv: list[str], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from asbx.cli.context import AppContext
+    from asbx.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sandboxes.yaml").write_text("version: 1\n")
+    app = AppContext()
+    cli.main(args=[*argv, "config", "--json"], prog_name="asbx", standalone_mode=False, obj=app)
+    assert runtime_name(app.runtime_name, env={}, which=installed()) == "apple"
