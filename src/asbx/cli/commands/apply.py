@@ -132,6 +132,8 @@ def _run(app: AppContext, run: Run) -> int:
                 err=True,
             )
         options = _saved_options(run.plan_file) if run.plan_file else run.options
+        if options.pull and run.plan_file is None:
+            options = _pull_first(app, session, options, run)
         planned = make_plan(session, options, locked=run.locked)
         if run.plan_file is not None:
             _check_saved(run.plan_file, planned.plan)
@@ -144,6 +146,28 @@ def _run(app: AppContext, run: Run) -> int:
             click.echo(render_plan_text(data, color=app.color))
             _confirm(run.command)
         return _execute(app, session, planned, run.parallelism, run.command)
+
+
+def _pull_first(app: AppContext, session: Any, options: Any, run: Run) -> Any:
+    """`apply --pull`: pull the images first (nothing that runs changes), then plan without
+    --pull, so sandboxes left on an image the pull replaced are in the plan to approve — as
+    `docker compose up --pull always` pulls, then recreates what changed. Returns the options
+    for that plan."""
+    import dataclasses
+
+    from asbx.addresses import ResourceKind
+    from asbx.workflow import make_plan
+
+    pulls = [c.address for c in make_plan(session, options, locked=run.locked).plan.pending
+             if c.address.kind is ResourceKind.IMAGE and c.verb == "pull"]
+    if pulls:
+        click.echo(f"Pulling {len(pulls)} image(s) first (--pull)...", err=True)
+        only_pulls = dataclasses.replace(options, targets=frozenset(pulls), replace=frozenset())
+        result = _execute(app, session, make_plan(session, only_pulls, locked=run.locked),
+                          run.parallelism, "pull")
+        if result != 0:
+            raise ApplyError("apply stopped: pulling the images was interrupted")
+    return dataclasses.replace(options, pull=False)
 
 
 def _confirm(command: str) -> None:
@@ -229,7 +253,7 @@ def _summarise(result: Any, command: str, action: Any) -> None:
         hint = getattr(outcome.error, "hint", None)
         if hint:
             click.echo(f"  hint: {hint}", err=True)
-    title = "Apply" if command == "apply" else "Destroy"
+    title = command.capitalize()  # Apply, Destroy, Pull
     changed = result.done(action.UPDATE) + result.done(action.START)
     counts = (
         f"{result.done(action.CREATE)} added, {changed} changed, "
