@@ -185,7 +185,10 @@ def _plan_image(
         return Change(address, Action.CREATE, Reason.MISSING, verb, config_hash=want.config_hash)
     if inp.options.pull and spec.ref is not None and address.name not in inp.pinned:
         return Change(
-            address, Action.CREATE, Reason.REQUESTED, "pull", "--pull", config_hash=want.config_hash
+            address, Action.CREATE, Reason.REQUESTED, "pull", "--pull",
+            config_hash=want.config_hash,
+            notes=("if the tag moved, `apply --pull` also replaces the sandboxes on it (it pulls "
+                   "before it plans)",),
         )
     return _noop_or_version_bump(want, record)
 
