@@ -172,6 +172,7 @@ def test_apply_pull_fetches_a_moved_tag_and_replaces_the_sandboxes_on_it(
     pulled = project.asbx("apply", "-y", "--pull", check=True)
     output = pulled.stdout + pulled.stderr
     assert "Pulling 1 image(s) first (--pull)" in output
+    assert "runs an older image than image." in output  # in the plan, shown after the pull
     assert "Apply complete: 0 added, 0 changed, 1 replaced" in output
     assert project.podman("exec", f"{project.name}-web", "cat", "/marker").stdout == "moved\n"
     assert project.asbx("plan", "--detailed-exitcode").returncode == 0

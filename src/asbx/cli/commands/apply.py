@@ -142,9 +142,10 @@ def _run(app: AppContext, run: Run) -> int:
             click.echo(render_plan_text(data, color=app.color))
             return 0
         check_applicable(planned.plan)
-        if run.plan_file is None and not run.auto_approve:
+        if run.plan_file is None:  # shown with -y too, so a log says what was done (Terraform)
             click.echo(render_plan_text(data, color=app.color))
-            _confirm(run.command)
+            if not run.auto_approve:
+                _confirm(run.command)
         return _execute(app, session, planned, run.parallelism, run.command)
 
 
