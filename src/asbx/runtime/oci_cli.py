@@ -240,8 +240,14 @@ class OciCliRuntime:
             result = self._call(args, timeout=self._timeout)
         if result.returncode != 0 and not result.timed_out and _NOT_FOUND.search(result.stderr):
             raise NotFoundError(f"cannot create {request.name!r}: {first_error(result)}")
+        if result.returncode != 0 and (problem := self.host_problem(result)) is not None:
+            raise problem
         self._checked(result, self._timeout)
         return result.stdout.strip().splitlines()[-1]
+
+    def host_problem(self, result: CommandResult) -> AsbxError | None:
+        """A failure that no container on this host can escape (its configuration), if any."""
+        return None
 
     def start_container(self, name: str) -> None:
         self._run(["start", name], missing=f"container {name!r}")

@@ -311,3 +311,20 @@ def test_create_with_a_missing_network_or_image_says_which_in_the_clis_words() -
     request = ContainerRequest(name="web", image="i", command=(), network="lab")
     with pytest.raises(NotFoundError, match=r"cannot create 'web': .*network not found"):
         PodmanRuntime(runner).create_container(request)
+
+
+def test_a_host_that_cannot_raise_rlimits_says_how_to_configure_podman() -> None:
+    from asbx.errors import RuntimeUnavailableError
+    from asbx.runtime.base import ContainerRequest
+
+    runner = ScriptedRunner()
+    # as podman 4.3 + runc printed it on a host without CAP_SYS_RESOURCE and no containers.conf
+    runner.on("run", returncode=126, stderr=(
+        "Error: runc: runc create failed: unable to start container process: error during "
+        "container init: error setting rlimits for ready process: error setting rlimit type 7: "
+        "operation not permitted: OCI permission denied\n"))
+    request = ContainerRequest(name="web", image="i", command=(), start=True)
+    with pytest.raises(RuntimeUnavailableError, match="cannot start containers on this host") as e:
+        PodmanRuntime(runner).create_container(request)
+    assert e.value.hint is not None
+    assert "default_ulimits" in e.value.hint
