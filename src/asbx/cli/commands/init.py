@@ -40,7 +40,7 @@ sandboxes:
     # env: {{ TOKEN: "${{GITHUB_TOKEN}}" }}   # from the environment or a .env beside this file
     # volumes: ["cache:/cache", "./data:/data:ro"]
     # workspace: {{ from: ./, ignore: [".git", "node_modules"] }}   # copied into /workspace
-    # setup:                         # run once, in order, after the sandbox first starts
+    # setup:                         # run in order each time its container is created
     #   - pip install -r requirements.txt
     lifecycle:
       idle_timeout: 30m              # `asbx reap` stops it after 30m without exec/shell
