@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _v1(db: sqlite3.Connection) -> None:
@@ -61,7 +61,19 @@ def _v1(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+def _v2(db: sqlite3.Connection) -> None:
+    """Indexes for "what did reap delete" (read with every state snapshot), so it stays cheap
+    however long the journal grows."""
+    db.executescript(
+        """
+        CREATE INDEX journal_address ON journal(project, address, id);
+        CREATE INDEX journal_reaps ON journal(project)
+            WHERE command = 'reap' AND action = 'delete' AND outcome = 'ok';
+        """
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
 
 
 def migrate(db: sqlite3.Connection) -> None:

@@ -99,9 +99,9 @@ class StateStore:
             ).fetchall()
             # each address's latest journal entry, where that is a deletion by `asbx reap`
             reaped_rows = self._db.execute(
-                "SELECT address, detail FROM journal WHERE id IN (SELECT MAX(id) FROM journal"
-                " WHERE project = ? GROUP BY address) AND command = 'reap' AND action = 'delete'"
-                " AND outcome = 'ok'",
+                "SELECT address, detail FROM journal AS j WHERE project = ? AND command = 'reap'"
+                " AND action = 'delete' AND outcome = 'ok' AND id = (SELECT MAX(id) FROM journal"
+                " WHERE project = j.project AND address = j.address)",
                 (project,),
             ).fetchall()
             meta = self.project(project)

@@ -143,3 +143,24 @@ def test_journal_keeps_entries_in_order(tmp_path: Path) -> None:
     store.journal("p", "apply", WEB, "delete:destroy", "failed", "boom")
     entries = store.journal_entries("p")
     assert [e[4] for e in entries] == ["ok", "failed"]
+
+
+def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> None:
+    from asbx.state.migrations import MIGRATIONS, SCHEMA_VERSION
+
+    db = tmp_path / "state.db"
+    conn = sqlite3.connect(db)
+    MIGRATIONS[1](conn)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("INSERT INTO journal (project, at, command, address, action, outcome, detail)"
+                 " VALUES ('p', 1.0, 'reap', 'sandbox.web', 'delete', 'ok', 'past max_lifetime')")
+    conn.commit()
+    conn.close()
+    store = StateStore(db)
+    store.project("p")
+    assert store.snapshot("p").reaped == {Address.parse("sandbox.web"): "past max_lifetime"}
+    assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    plan = store._db.execute(
+        "EXPLAIN QUERY PLAN SELECT address FROM journal AS j WHERE project = 'p' AND command ="
+        " 'reap' AND action = 'delete' AND outcome = 'ok'").fetchall()
+    assert "journal_reaps" in str(plan)  # the reap lookup does not scan the whole journal
