@@ -20,6 +20,10 @@ from asbx.errors import StateError, StateLockedError
 from asbx.state.migrations import migrate
 from asbx.state.records import LockInfo, ProjectMeta, ResourceRecord, StateSnapshot
 
+# Journal entries kept per project (older ones go when a lock is released): enough for
+# `asbx state` forensics and for telling what reap deleted, without growing forever.
+JOURNAL_KEEP = 20_000
+
 
 class StateStore:
     """One SQLite database (WAL) under ASBX_HOME; every write is its own transaction."""
@@ -214,10 +218,16 @@ class StateStore:
             time.sleep(0.2)
 
     def release_lock(self, project: str) -> None:
+        """Release the project's lock, trimming its journal to the newest JOURNAL_KEEP entries."""
         with self._write() as db:
             db.execute(
                 "DELETE FROM locks WHERE project = ? AND pid = ? AND host = ?",
                 (project, os.getpid(), socket.gethostname()),
+            )
+            db.execute(
+                "DELETE FROM journal WHERE project = ? AND id <= (SELECT id FROM journal WHERE"
+                " project = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                (project, project, JOURNAL_KEEP),
             )
 
     def lock_holder(self, project: str) -> LockInfo | None:

@@ -164,3 +164,19 @@ def test_a_version_1_database_is_migrated_and_keeps_its_data(tmp_path: Path) -> 
         "EXPLAIN QUERY PLAN SELECT address FROM journal AS j WHERE project = 'p' AND command ="
         " 'reap' AND action = 'delete' AND outcome = 'ok'").fetchall()
     assert "journal_reaps" in str(plan)  # the reap lookup does not scan the whole journal
+
+
+def test_releasing_the_lock_keeps_only_the_newest_journal_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asbx.state.store as store_module
+
+    monkeypatch.setattr(store_module, "JOURNAL_KEEP", 5)
+    store = StateStore(tmp_path / "state.db")
+    for index in range(12):
+        store.journal("p", "apply", f"sandbox.s{index}", "create:create", "ok")
+        store.journal("q", "apply", f"sandbox.s{index}", "create:create", "ok")
+    with store.locked("p", "apply"):
+        pass
+    assert [e[2] for e in store.journal_entries("p")] == [f"sandbox.s{i}" for i in range(7, 12)]
+    assert len(store.journal_entries("q")) == 12  # another project's journal is its own
