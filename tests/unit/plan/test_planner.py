@@ -327,6 +327,21 @@ def test_target_limits_to_dependencies(world_of) -> None:  # type: ignore[no-unt
     assert set(actions(result)) == {"image.base", "volume.cache", "sandbox.web"}
 
 
+def test_destroy_target_takes_what_depends_on_it_and_keeps_data_unless_asked(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    web = frozenset({Address.parse("sandbox.web")})
+    assert actions(world.plan(PlanOptions(destroy=True, targets=web))) == {
+        "sandbox.web": ("delete", "destroy"),
+        "sandbox.worker": ("delete", "destroy"),  # depends_on web
+    }  # snapshot.snap (captured from web) and the volume are data: kept
+    cache = frozenset({Address.parse("volume.cache")})
+    assert actions(world.plan(PlanOptions(destroy=True, destroy_volumes=True, targets=cache))) == {
+        "sandbox.web": ("delete", "destroy"),  # mounts it
+        "sandbox.worker": ("delete", "destroy"),
+        "volume.cache": ("delete", "destroy"),
+    }
+
+
 def test_replace_request_and_taint(world_of) -> None:  # type: ignore[no-untyped-def]
     world = converged(world_of)
     web = Address.parse("sandbox.web")
