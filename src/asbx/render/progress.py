@@ -99,8 +99,7 @@ class LiveProgress(LineProgress):
         table = Table.grid(padding=(0, 2))
         now = time.monotonic()
         with self._lock:
-            rows = [(address, row) for address, row in self._rows.items()]
-            for address, row in rows:
+            for address, row in self._rows.items():
                 end = row.finished or now
                 elapsed = f"{end - row.started:5.1f}s" if row.started else ""
                 table.add_row(row.state, address, elapsed, row.tail[-70:])

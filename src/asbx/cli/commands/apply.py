@@ -156,18 +156,21 @@ def _pull_first(app: AppContext, session: Any, options: Any, run: Run) -> Any:
     for that plan."""
     import dataclasses
 
-    from asbx.addresses import ResourceKind
+    from asbx.spec.model import ImageSpec
     from asbx.workflow import make_plan
 
-    pulls = [c.address for c in make_plan(session, options, locked=run.locked).plan.pending
-             if c.address.kind is ResourceKind.IMAGE and c.verb == "pull"]
-    if pulls:
-        click.echo(f"Pulling {len(pulls)} image(s) first (--pull)...", err=True)
-        only_pulls = dataclasses.replace(options, targets=frozenset(pulls), replace=frozenset())
-        result = _execute(app, session, make_plan(session, only_pulls, locked=run.locked),
-                          run.parallelism, "pull")
-        if result != 0:
-            raise ApplyError("apply stopped: pulling the images was interrupted")
+    graph = session.loaded.graph
+    wanted = graph.closure(options.targets) if options.targets else set(graph.resources)
+    pulled = frozenset(a for a in wanted
+                       if isinstance(graph.resources[a], ImageSpec) and graph.resources[a].ref)
+    if pulled:  # (no targets would mean everything)
+        only_pulls = dataclasses.replace(options, targets=pulled, replace=frozenset())
+        planned = make_plan(session, only_pulls, locked=run.locked)
+        if planned.plan.pending:
+            click.echo(f"Pulling {len(planned.plan.pending)} image(s) first (--pull)...",
+                       err=True)
+            if _execute(app, session, planned, run.parallelism, "pull") != 0:
+                raise ApplyError("apply stopped: pulling the images was interrupted")
     return dataclasses.replace(options, pull=False)
 
 
