@@ -1,4 +1,4 @@
-"""`asbx state list|show|unlock`: read and repair the state store."""
+"""`asbx state list|show|journal|unlock`: read and repair the state store."""
 
 from __future__ import annotations
 
@@ -58,6 +58,31 @@ def state_show(app: AppContext, address: str) -> int:
             indent=2,
         )
     )
+    return 0
+
+
+@state.command("journal")
+@click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(min=1),
+              help="How many of the newest entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per entry).")
+@click.pass_obj
+def state_journal(app: AppContext, limit: int, as_json: bool) -> int:
+    """What apply, destroy and reap did to this project, step by step, oldest first."""
+    import time
+
+    name = app.effective_project_name()
+    entries = app.store().journal_entries(name, limit)
+    if as_json:
+        keys = ("at", "command", "address", "action", "outcome", "detail")
+        click.echo(json.dumps([dict(zip(keys, entry, strict=True)) for entry in entries],
+                              indent=2))
+        return 0
+    if not entries:
+        click.echo(f"project {name}: the journal is empty")
+    for at, command, address, action, outcome, detail in entries:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+        line = f"{stamp}  {command:<7} {address:<28} {action:<18} {outcome}"
+        click.echo(line + (f"  {detail.splitlines()[0]}" if detail else ""))
     return 0
 
 
