@@ -110,7 +110,11 @@ def test_failing_setup_skips_dependents_and_rerun_converges(project: Project) ->
 def test_concurrent_applies_one_runs_one_gets_the_lock_message(project: Project) -> None:
     project.write(SPEC.replace("echo built > /workspace/built.txt", "sleep 3"))
     first = project.popen("apply", "-y")
-    time.sleep(1.5)
+    deadline = time.monotonic() + 60
+    while f"{project.name}-web" not in project.containers():  # it holds the lock by now
+        assert time.monotonic() < deadline
+        assert first.poll() is None
+        time.sleep(0.1)
     second = project.asbx("apply", "-y")
     _out, err = first.communicate(timeout=120)
     assert first.returncode == 0, err
