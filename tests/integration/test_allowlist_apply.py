@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from asbx.network.manager import is_proxy_process
 from tests.integration.conftest import Project
 
 pytestmark = pytest.mark.integration
@@ -87,8 +88,12 @@ def test_allowlisted_sandbox_reaches_only_listed_hosts_through_its_proxy(project
     finally:
         server.shutdown()
         server.server_close()
-    os.kill(int(str(state["pid"])), signal.SIGTERM)
-    time.sleep(0.5)
+    proxy_pid = int(str(state["pid"]))
+    os.kill(proxy_pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while is_proxy_process(proxy_pid):  # it exits within about 2 s of SIGTERM
+        assert time.monotonic() < deadline, "the egress proxy did not stop on SIGTERM"
+        time.sleep(0.1)
     plan = project.asbx("plan")
     assert "sandbox.agent will be started (egress proxy not running)" in plan.stdout
     project.asbx("apply", "-y", check=True)

@@ -127,7 +127,12 @@ def test_concurrent_applies_one_runs_one_gets_the_lock_message(project: Project)
 def test_kill_9_midway_then_apply_converges_without_duplicates(project: Project) -> None:
     project.write(SPEC.replace("echo built > /workspace/built.txt", "sleep 4"))
     victim = project.popen("apply", "-y", "--parallelism", "1")
-    time.sleep(2.5)
+    deadline = time.monotonic() + 60
+    while f"{project.name}-web" not in project.containers():  # web's 4 s setup has begun
+        assert time.monotonic() < deadline
+        assert victim.poll() is None
+        time.sleep(0.1)
+    time.sleep(0.5)
     os.kill(victim.pid, signal.SIGKILL)
     victim.communicate(timeout=30)
     between = json.loads(project.asbx("state", "show", "sandbox.web", check=True).stdout)
