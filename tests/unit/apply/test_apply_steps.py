@@ -218,3 +218,31 @@ def test_after_apply_pull_brings_a_newer_image_the_sandboxes_on_it_are_replaced(
     unchanged = PlanOptions(pull=True)  # pulling an unmoved tag again replaces nothing
     _apply_with(tmp_path, runtime, unchanged)
     assert _pending(tmp_path, runtime) == {}
+
+
+def test_a_snapshot_dropped_from_the_spec_is_kept_unless_data_loss_is_allowed(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    from asbx.apply.applier import check_applicable
+    from asbx.errors import PlanError
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "v.txt").write_text("one\n")
+    (tmp_path / "sandboxes.yaml").write_text(SNAPSHOT_SPEC)
+    _apply_with(tmp_path, runtime, PlanOptions())
+    archives = tmp_path / "home" / "snapshots" / "sha256"
+    assert len(list(archives.glob("*.tar.zst"))) == 1
+    (tmp_path / "sandboxes.yaml").write_text(SNAPSHOT_SPEC.replace(
+        "    workspace: {snapshot: deps}\n", "").replace("snapshots:\n  deps: {sandbox: builder}\n",
+                                                         ""))
+    planned = make_plan(_session(tmp_path, runtime), PlanOptions())
+    drop = next(c for c in planned.plan.changes if str(c.address) == "snapshot.deps")
+    assert (drop.action, drop.holds_data) == (Action.DELETE, True)
+    with pytest.raises(PlanError) as refused:
+        check_applicable(planned.plan)
+    assert refused.value.problems[0].startswith("refusing to destroy snapshot.deps: it holds data")
+    assert refused.value.hint == "re-run with --allow-data-loss"
+    assert len(list(archives.glob("*.tar.zst"))) == 1
+    _apply_with(tmp_path, runtime, PlanOptions(allow_data_loss=True))
+    assert list(archives.glob("*.tar.zst")) == []
+    assert _pending(tmp_path, runtime) == {}
