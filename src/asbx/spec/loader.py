@@ -105,14 +105,17 @@ def load_spec_text(
             hint=f"set it in the environment or in .env beside the spec, or give a default: "
                  f"${{{name}:-default}} (an empty one: ${{{name}:-}})"),
     )
-    spec = _validate(data, smap, env, diags)
-    if spec is None:
+    crossed, whole = _validate(data, smap, env, diags)
+    if crossed is None:
         raise SpecError(diags.sorted())
-    diags.extend(check_spec(spec, smap, _declared_names(data)))
-    spec = _merge_env_files(spec, path.parent, smap, diags)
-    dockerfiles = _read_dockerfiles(spec, path.parent, smap, diags)
-    _check_paths(spec, path.parent, smap, diags)
-    graph = _graph(spec, dockerfiles, smap, diags)
+    diags.extend(check_spec(crossed, smap, _declared_names(data)))
+    spec = crossed
+    dockerfiles: dict[str, str] = {}
+    if whole is not None:  # files are checked only for resources that validated whole
+        spec = _merge_env_files(whole, path.parent, smap, diags)
+        dockerfiles = _read_dockerfiles(spec, path.parent, smap, diags)
+        _check_paths(spec, path.parent, smap, diags)
+    graph = _graph(spec if whole is crossed else crossed, dockerfiles, smap, diags)
     if diags.has_errors():
         raise SpecError(diags.sorted())
     assert graph is not None
@@ -179,26 +182,56 @@ def _strip_extensions(node: Any, path: tuple[str | int, ...]) -> Any:
 
 
 def _validate(data: dict[str, Any], smap: SourceMap, env: Mapping[str, str],
-              diags: Diagnostics) -> Spec | None:
-    """The model of `data`; on errors, the model of the entries without errors (or None).
-
-    The partial model lets the cross-reference checks run too, so one pass reports every
-    problem; the errors already recorded in `diags` still make the load fail.
+              diags: Diagnostics) -> tuple[Spec | None, Spec | None]:
+    """(model for cross-reference checks, model for file checks) of `data`: the same model
+    when it is valid. On errors (recorded in `diags`, so the load still fails), partial models
+    let the later checks run too, so one pass reports every problem: references are checked
+    on the entries without errors plus those whose only fault is an unknown key (dropped); files
+    (Dockerfiles, contexts, env files) only on entries without errors, since a misspelt key
+    leaves a default in its place (`contxt:` would make `context` ".", a false "no Dockerfile").
     """
     context = {"env": dict(env)}
     try:
-        return Spec.model_validate(data, context=context)
+        spec = Spec.model_validate(data, context=context)
+        return spec, spec
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
     for error in errors:
         diags.items.append(translate.diagnostic_for(error, data, smap))
-    pruned = _without_failed_entries(data, [tuple(e["loc"]) for e in errors])
-    if pruned is None:
+    locs = [tuple(e["loc"]) for e in errors]
+    unknown = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
+    others = [loc for loc in locs if loc not in unknown or len(loc) < 3]
+    return (_partial(_without_failed_entries(_without_keys(data, unknown), others), context),
+            _partial(_without_failed_entries(data, locs), context))
+
+
+def _partial(data: dict[str, Any] | None, context: dict[str, Any]) -> Spec | None:
+    if data is None:
         return None
     try:
-        return Spec.model_validate(pruned, context=context)
+        return Spec.model_validate(data, context=context)
     except ValidationError:
         return None
+
+
+def _without_keys(data: dict[str, Any], locs: list[tuple[str | int, ...]]) -> dict[str, Any]:
+    """`data` without the unknown keys at `locs` inside resources (already reported), so the
+    rest of such a resource can still be cross-checked (a misspelt key must not hide a bad
+    reference beside it)."""
+    out = dict(data)
+    for loc in locs:
+        if len(loc) < 3:
+            continue
+        node: Any = out
+        for part in loc[:-1]:  # copy each level on the way down; the input stays as it was
+            child = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
+                break
+            node[part] = dict(child)
+            node = node[part]
+        else:
+            node.pop(loc[-1], None)
+    return out
 
 
 def _without_failed_entries(data: dict[str, Any],
