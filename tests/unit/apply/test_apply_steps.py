@@ -128,13 +128,19 @@ def _apply_with(tmp_path: Path, runtime: FakeRuntime, options: PlanOptions) -> N
     assert result.ok, [o.error for o in result.failed]
 
 
-def test_replace_with_data_loss_reseeds_a_restored_workspace_and_plain_replace_keeps_it(
-    tmp_path: Path, runtime: FakeRuntime
-) -> None:
+def _applied_snapshot_project(tmp_path: Path, runtime: FakeRuntime) -> None:
+    """SNAPSHOT_SPEC applied: builder seeded with src/v.txt ("one"), deps captured, worker
+    restored from it."""
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "v.txt").write_text("one\n")
     (tmp_path / "sandboxes.yaml").write_text(SNAPSHOT_SPEC)
     _apply_with(tmp_path, runtime, PlanOptions())
+
+
+def test_replace_with_data_loss_reseeds_a_restored_workspace_and_plain_replace_keeps_it(
+    tmp_path: Path, runtime: FakeRuntime
+) -> None:
+    _applied_snapshot_project(tmp_path, runtime)
     home = tmp_path / "home" / "projects" / "seeds" / "sandboxes"
     worker_file = home / "worker" / "workspace" / "v.txt"
     assert worker_file.read_text() == "one\n"
@@ -226,10 +232,7 @@ def test_a_snapshot_dropped_from_the_spec_is_kept_unless_data_loss_is_allowed(
     from asbx.apply.applier import check_applicable
     from asbx.errors import PlanError
 
-    (tmp_path / "src").mkdir()
-    (tmp_path / "src" / "v.txt").write_text("one\n")
-    (tmp_path / "sandboxes.yaml").write_text(SNAPSHOT_SPEC)
-    _apply_with(tmp_path, runtime, PlanOptions())
+    _applied_snapshot_project(tmp_path, runtime)
     archives = tmp_path / "home" / "snapshots" / "sha256"
     assert len(list(archives.glob("*.tar.zst"))) == 1
     (tmp_path / "sandboxes.yaml").write_text(SNAPSHOT_SPEC.replace(
