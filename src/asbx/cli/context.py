@@ -15,21 +15,6 @@ if TYPE_CHECKING:
     from asbx.workflow import Session
 
 
-def resolve_spec_file(explicit: Path | None) -> Path:
-    """The spec file for `-f` (a directory means the sandboxes.yaml in it, as in Compose)."""
-    from asbx.errors import SpecNotFoundError
-    from asbx.spec.loader import DEFAULT_FILENAMES, find_spec
-
-    if explicit is not None and explicit.is_dir() and not any(
-        (explicit / name).is_file() for name in DEFAULT_FILENAMES
-    ):
-        raise SpecNotFoundError(
-            f"{explicit} is a directory with no {' or '.join(DEFAULT_FILENAMES)} in it",
-            hint="pass the spec file itself with -f, or run `asbx init` in that directory",
-        )
-    return find_spec(Path.cwd(), explicit)
-
-
 @dataclass
 class AppContext:
     """Global options of one invocation; heavy objects are built on first use."""
@@ -49,7 +34,9 @@ class AppContext:
         return asbx_home(self.home_override)
 
     def spec_path(self) -> Path:
-        return resolve_spec_file(self.spec_file)
+        from asbx.spec.loader import find_spec
+
+        return find_spec(Path.cwd(), self.spec_file)
 
     def effective_project_name(self) -> str:
         """The project name commands act on: -p, then `name:` in the spec, then derived."""

@@ -73,7 +73,7 @@ def _plain(name: str, env: Mapping[str, str], unset: set[str] | None) -> str:
     return value or ""
 
 
-def _braced(inner: str, env: Mapping[str, str], unset_names: set[str] | None = None) -> str:
+def _braced(inner: str, env: Mapping[str, str], unset: set[str] | None) -> str:
     """`${name}`, `${name-d}`, `${name:-d}`, `${name?e}`, `${name:?e}`, `${name+r}`, `${name:+r}`.
 
     With a colon the operator treats an empty value like an unset one, as in Compose and sh.
@@ -87,15 +87,15 @@ def _braced(inner: str, env: Mapping[str, str], unset_names: set[str] | None = N
     value = env.get(name)
     missing = value is None or (value == "" and op is not None and op.startswith(":"))
     if op in (":-", "-"):
-        return interpolate(arg, env, unset_names) if missing else str(value)
+        return interpolate(arg, env, unset) if missing else str(value)
     if op in (":+", "+"):
-        return "" if missing else interpolate(arg, env, unset_names)
+        return "" if missing else interpolate(arg, env, unset)
     if op in (":?", "?"):
         if missing:
             detail = interpolate(arg, env) if arg else "it must be set"
             raise InterpolationError(f"required variable {name} is missing: {detail}")
         return str(value)
-    return _plain(name, env, unset_names)
+    return _plain(name, env, unset)
 
 
 Report = Callable[[tuple[str | int, ...], str], None]

@@ -53,6 +53,10 @@ def find_spec(start: Path, explicit: Path | None = None) -> Path:
             for name in DEFAULT_FILENAMES:
                 if (explicit / name).is_file():
                     return explicit / name
+            raise SpecNotFoundError(
+                f"{explicit} is a directory with no {' or '.join(DEFAULT_FILENAMES)} in it",
+                hint="pass the spec file itself with -f, or run `asbx init` in that directory",
+            )
         if not explicit.is_file():
             raise SpecNotFoundError(f"spec file {explicit} does not exist",
                                     hint="pass an existing file with -f, or run `asbx init`")

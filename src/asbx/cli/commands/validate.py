@@ -20,15 +20,14 @@ def validate(app: AppContext, file_options: tuple[Path, ...], files: tuple[Path,
 
     `asbx validate -f examples/*/sandboxes.yaml` checks every file the shell expands to.
     """
-    from asbx.cli.context import resolve_spec_file
     from asbx.cli.report import report_error
     from asbx.render.diagnostics import render_diagnostics
-    from asbx.spec.loader import display_name, load_spec
+    from asbx.spec.loader import display_name, find_spec, load_spec
 
     failed = 0
     for given in (*file_options, *files) or (app.spec_file,):
         try:
-            path = resolve_spec_file(given)
+            path = find_spec(Path.cwd(), given)
             loaded = load_spec(path)
         except AsbxError as exc:  # SpecError included: every diagnostic, then the count
             failed += 1
