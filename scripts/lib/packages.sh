@@ -1,8 +1,24 @@
 # Install the Debian packages the tests need, only those missing (apt-get update only then).
 
-# netavark: scripts/containers.conf selects it (the CNI backend cannot carry allowlists).
-ASBX_PODMAN_PACKAGES=(podman runc catatonit netavark aardvark-dns busybox-static)
-ASBX_APT_PACKAGES=("${ASBX_PODMAN_PACKAGES[@]}" docker.io docker-registry iptables
+# What podman needs on a machine that has nothing, worked out from the packages' own metadata
+# (apt-cache show podman netavark golang-github-containers-common), not from what happens to be
+# installed:
+#   podman         Depends: conmon, containers-common, crun | runc (we take runc: see
+#                  scripts/containers.conf); Recommends catatonit (asbx runs --init)
+#   netavark       the network backend scripts/containers.conf selects (the CNI backend cannot
+#                  carry allowlists); containers-common Depends on *a* network stack and Debian
+#                  may satisfy it with the CNI plugins instead, so it is named here
+#   aardvark-dns   netavark's DNS (Recommends)
+#   iptables       netavark 1.4 programs every network through the iptables binaries but does not
+#                  depend on them (podman only Suggests iptables): without it the first RUN of a
+#                  build fails with "netavark: No such file or directory (os error 2)"
+#   busybox-static the base image asbx's quickstart and tests build, offline
+# Rootless-only recommends (uidmap, slirp4netns, fuse-overlayfs, dbus-user-session) are not
+# needed: these scripts run as root. `asbx doctor` checks the same things on any machine.
+ASBX_PODMAN_PACKAGES=(podman runc catatonit netavark aardvark-dns iptables busybox-static)
+# The tests add: a dockerd and an OCI registry for the docker and pull tests, and the tools the
+# test scripts and fixtures call (ip, pgrep/ps, flock/setsid/nsenter).
+ASBX_APT_PACKAGES=("${ASBX_PODMAN_PACKAGES[@]}" docker.io docker-registry
                    iproute2 procps util-linux python3)
 
 missing_packages() {
