@@ -16,7 +16,9 @@ from asbx.runtime.docker import DockerRuntime
 from asbx.runtime.podman import PodmanRuntime
 from tests.contract.backends import remove_labelled, require
 from tests.fakes.runtime import FakeRuntime
+from tests.user_objects import user_objects
 
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_BASE_IMAGE = "localhost/asbx/busybox:latest"  # built by scripts/build-base-image
 REAL_RUNTIME_FIXTURES = ("podman_runtime", "docker_runtime")
 
@@ -24,6 +26,26 @@ REAL_RUNTIME_FIXTURES = ("podman_runtime", "docker_runtime")
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run tests that need a real runtime last, so fast failures show first."""
     items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def users_projects_untouched() -> Iterator[None]:
+    """Fail the run if any test changed or removed a runtime object of a project it did not
+    create (a user's `quickstart`, say): containers keep their id and state, volumes and
+    networks stay."""
+    env = {**os.environ}
+    env.setdefault("CONTAINERS_CONF", os.path.join(REPO_ROOT, "scripts", "containers.conf"))
+    before = user_objects(env)
+    yield
+    if not before:
+        return
+    lost = sorted(before - user_objects(env))
+    if lost:
+        pytest.fail(
+            "the tests changed or removed objects of projects they did not create: "
+            + ", ".join(f"{o.kind} {o.ident[:12]} of {o.project} ({o.state or 'present'})"
+                        for o in lost)
+        )
 
 
 def _checked(runtime: Runtime) -> Runtime:
