@@ -21,7 +21,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,10 +29,7 @@ from types import FrameType
 from typing import TextIO
 from urllib.parse import urlsplit
 
-from asbx.network.policy import HostPolicy, IPAddress, parse_address
-
-Resolver = Callable[[str, int], Sequence[IPAddress]]
-"""Resolves (host name, port) to addresses; raises OSError when the name does not resolve."""
+from asbx.network.policy import HostPolicy, IPAddress, Resolver, decide, parse_address
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -269,10 +266,10 @@ class EgressProxy:
         record.method, record.target = head.method, head.target
         host, port = request_target(head)
         record.target = join_host_port(host, port)
-        refusal = self.policy.host_refusal(host, port)
-        if refusal is not None:
-            raise _Reply(403, refusal)
-        upstream, address = self._connect(host, port)
+        decision = decide(self.policy, host, port, self.resolver)
+        if not decision.allowed:
+            raise _Reply(403 if decision.verdict == "refused" else 502, decision.reason)
+        upstream, address = self._connect(host, port, decision.addresses)
         record.address = str(address)
         with upstream:
             self._track(upstream, True)
@@ -296,13 +293,8 @@ class EgressProxy:
         upstream.settimeout(self.limits.idle_timeout)
         relay(client, upstream, self.limits.idle_timeout, record)
 
-    def _connect(self, host: str, port: int) -> tuple[socket.socket, IPAddress]:
-        literal = parse_address(host)
-        addresses = [literal] if literal is not None else self._resolve(host, port)
-        refusals = [self.policy.address_refusal(a, literal is None, port) for a in addresses]
-        allowed = [a for a, refusal in zip(addresses, refusals, strict=True) if refusal is None]
-        if not allowed:
-            raise _Reply(403, f"{host} resolves only to refused addresses: {refusals[0]}")
+    def _connect(self, host: str, port: int,
+                 allowed: Sequence[IPAddress]) -> tuple[socket.socket, IPAddress]:
         failures: list[str] = []
         timeouts = 0
         for address in allowed:
@@ -319,16 +311,6 @@ class EgressProxy:
             return sock, address
         status = 504 if timeouts == len(failures) else 502
         raise _Reply(status, f"cannot connect to {host} port {port} ({'; '.join(failures)})")
-
-    def _resolve(self, host: str, port: int) -> list[IPAddress]:
-        try:
-            addresses = list(self.resolver(host, port))
-        except (OSError, UnicodeError, ValueError) as exc:
-            raise _Reply(502, f"cannot resolve {host}: {getattr(exc, 'strerror', None) or exc}") \
-                from None
-        if not addresses:
-            raise _Reply(502, f"cannot resolve {host}: no addresses")
-        return addresses
 
     def _track(self, sock: socket.socket, live: bool) -> None:
         with self._lock:

@@ -92,7 +92,7 @@ Cpus = Annotated[
         }
     ),
 ]
-HostPattern = Annotated[str, AfterValidator(values.check_host_pattern)]
+HostPattern = Annotated[str, AfterValidator(values.check_allow_entry)]
 StrMap = dict[str, Text]
 
 
@@ -307,7 +307,8 @@ Network = Annotated[
                             "type": "array",
                             "items": {"type": "string"},
                             "minItems": 1,
-                            "description": "Hostnames, *.suffix wildcards, IPs or CIDRs.",
+                            "description": "Hostnames, *.suffix wildcards, IPs or CIDRs, each "
+                            "with an optional :PORT (without one: ports 80 and 443).",
                         }
                     },
                     "required": ["allow"],

@@ -12,6 +12,7 @@ _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 
 _DURATION_RE = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _HOST_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOST_RE = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+_PORT_SUFFIX_RE = re.compile(r"(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d+)")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 MAX_CPUS = 512
 MAX_SIZE = 1 << 60  # 1 EiB: far above any real limit, far below overflow
@@ -140,8 +141,39 @@ def format_duration(seconds: int) -> str:
     return "".join(parts) or "0s"
 
 
+def parse_allow_entry(value: str) -> tuple[str, int | None]:
+    """An allowlist entry split into its normalised host pattern and its port (None: none given).
+
+    `host:port`, `*.suffix:port`, `1.2.3.4:port`, `10.0.0.0/8:port`, `[v6]:port`; an IPv6
+    address or network with a port needs the brackets (`::1` alone is an address, not a port).
+    """
+    text = value.strip().lower()
+    match = _PORT_SUFFIX_RE.fullmatch(text)
+    if match is None:
+        return check_host_pattern(text), None
+    port = match.group("port")
+    if len(port) > 5 or not 0 < int(port) < 65536:
+        raise LocatedValueError(f'"{value}": port {port} is out of range (1-65535)')
+    host = match.group("v6") or match.group("host")
+    if match.group("v6") is not None and ":" not in host:
+        raise LocatedValueError(f'"{value}": only an IPv6 address goes in brackets')
+    return check_host_pattern(host), int(port)
+
+
+def join_allow_entry(pattern: str, port: int | None) -> str:
+    """The canonical entry text for a normalised pattern and port: `[::1]:443`, `a.com:8443`."""
+    if port is None:
+        return pattern
+    return f"[{pattern}]:{port}" if ":" in pattern else f"{pattern}:{port}"
+
+
+def check_allow_entry(value: str) -> str:
+    """An allowlist entry with an optional port, normalised: `API.x.com.:443` -> `api.x.com:443`."""
+    return join_allow_entry(*parse_allow_entry(value))
+
+
 def check_host_pattern(value: str) -> str:
-    """An allowlist entry: `host.name`, `*.suffix`, an IP or a CIDR; returns it normalised."""
+    """A host pattern: `host.name`, `*.suffix`, an IP or a CIDR; returns it normalised."""
     text = value.strip().lower()
     try:
         if "/" in text:
@@ -151,10 +183,10 @@ def check_host_pattern(value: str) -> str:
         pass
     host = text[2:] if text.startswith("*.") else text
     if "*" in host or not _HOST_RE.fullmatch(host) or len(host) > 253:
-        bare = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text).split("/")[0].split(":")[0]
-        hint = (f'did you mean "{bare}"? (a host only: no scheme, port or path)'
-                if bare != text and _HOST_RE.fullmatch(bare.removeprefix("*."))
+        bare = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text).split("/")[0]
+        hint = (f'did you mean "{bare}"? (a host and maybe a port: no scheme or path)'
+                if bare != text and _HOST_RE.fullmatch(bare.split(":")[0].removeprefix("*."))
                 else 'use a host name (api.github.com), a wildcard ("*.example.com"), '
-                "an IP address or a CIDR (10.0.0.0/8)")
+                "an IP address or a CIDR (10.0.0.0/8), optionally with :PORT")
         raise LocatedValueError(f'"{value}" is not a host pattern', hint=hint)
     return text.rstrip(".")

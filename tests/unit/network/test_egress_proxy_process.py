@@ -31,7 +31,8 @@ def test_sigterm_stops_the_proxy_cleanly(tmp_path: Path, upstream: Any,
                                          exchange: Exchange) -> None:
     state_file, pidfile, log = tmp_path / "proxy.json", tmp_path / "proxy.pid", tmp_path / "p.log"
     process = subprocess.Popen(
-        [*PROXY, "--listen", "127.0.0.1:0", "--allow", "127.0.0.1", "--allow", "*.example.com",
+        [*PROXY, "--listen", "127.0.0.1:0", "--allow", f"127.0.0.1:{upstream.port}",
+         "--allow", "*.example.com",
          "--state", str(state_file), "--pidfile", str(pidfile), "--log", str(log)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -40,7 +41,7 @@ def test_sigterm_stops_the_proxy_cleanly(tmp_path: Path, upstream: Any,
         assert int(pidfile.read_text()) == process.pid
         assert state["host"] == "127.0.0.1"
         assert state["port"] > 0
-        assert state["allow"] == ["127.0.0.1", "*.example.com"]
+        assert state["allow"] == [f"127.0.0.1:{upstream.port}", "*.example.com"]
         with socket.create_connection(("127.0.0.1", state["port"]), timeout=5) as idle:
             response = exchange(state["port"],
                                 f"GET http://127.0.0.1:{upstream.port}/ HTTP/1.1\r\n\r\n".encode())

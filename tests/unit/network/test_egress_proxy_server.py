@@ -28,7 +28,7 @@ def status_of(response: bytes) -> int:
 
 def test_connect_to_allowed_host_tunnels(start_proxy: StartProxy, upstream: Any,
                                          exchange: Exchange) -> None:
-    proxy = start_proxy(["127.0.0.1"])
+    proxy = start_proxy([f"127.0.0.1:{upstream.port}"])
     # the request inside the tunnel is sent before the proxy answers: it must not be lost
     response = exchange(proxy.port, f"CONNECT 127.0.0.1:{upstream.port} HTTP/1.1\r\n"
                         f"Host: 127.0.0.1:{upstream.port}\r\n\r\n"
@@ -52,7 +52,7 @@ def test_connect_to_unlisted_host_is_refused_before_resolving(
 
 def test_plain_http_is_forwarded_without_hop_by_hop_headers(
         start_proxy: StartProxy, upstream: Any, exchange: Exchange) -> None:
-    proxy = start_proxy(["127.0.0.1"])
+    proxy = start_proxy([f"127.0.0.1:{upstream.port}"])
     response = exchange(proxy.port, (
         f"GET http://127.0.0.1:{upstream.port}/path?q=1 HTTP/1.1\r\n"
         "Host: somewhere-else.example\r\n"
@@ -74,7 +74,7 @@ def test_plain_http_is_forwarded_without_hop_by_hop_headers(
 
 def test_listed_name_resolving_to_loopback_is_refused(
         start_proxy: StartProxy, upstream: Any, exchange: Exchange) -> None:
-    proxy = start_proxy(["localhost"], resolve={"localhost": ["127.0.0.1"]})
+    proxy = start_proxy([f"localhost:{upstream.port}"], resolve={"localhost": ["127.0.0.1"]})
     response = exchange(proxy.port, f"CONNECT localhost:{upstream.port} HTTP/1.1\r\n\r\n".encode())
     assert status_of(response) == 403
     assert b"127.0.0.1 is a private, local or reserved address" in response
@@ -85,7 +85,7 @@ def test_listed_name_resolving_to_loopback_is_refused(
 def test_name_resolving_to_public_and_private_uses_only_the_public_address(
         start_proxy: StartProxy, exchange: Exchange) -> None:
     # 192.0.2.0/24 is special too, so list it: the point is that 10.0.0.1 is skipped silently
-    proxy = start_proxy(["mixed.example", "192.0.2.0/24"],
+    proxy = start_proxy(["mixed.example:9", "192.0.2.0/24"],
                         resolve={"mixed.example": ["10.0.0.1", "127.0.0.1"]})
     response = exchange(proxy.port, b"CONNECT mixed.example:9 HTTP/1.1\r\n\r\n")
     assert status_of(response) == 403
@@ -128,13 +128,13 @@ def test_slow_request_head_times_out(start_proxy: StartProxy) -> None:
 
 def test_unresolvable_and_unreachable_targets_get_502(
         start_proxy: StartProxy, exchange: Exchange) -> None:
-    proxy = start_proxy(["nowhere.example", "127.0.0.1"])
-    response = exchange(proxy.port, b"CONNECT nowhere.example:443 HTTP/1.1\r\n\r\n")
-    assert status_of(response) == 502
-    assert b"cannot resolve nowhere.example" in response
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
+    proxy = start_proxy(["nowhere.example", f"127.0.0.1:{closed_port}"])
+    response = exchange(proxy.port, b"CONNECT nowhere.example:443 HTTP/1.1\r\n\r\n")
+    assert status_of(response) == 502
+    assert b"cannot resolve nowhere.example" in response
     response = exchange(proxy.port, f"CONNECT 127.0.0.1:{closed_port} HTTP/1.1\r\n\r\n".encode())
     assert status_of(response) == 502
     assert b"Connection refused" in response
@@ -151,7 +151,7 @@ def test_connection_limit_answers_503(start_proxy: StartProxy, exchange: Exchang
 
 def test_log_has_one_line_per_request(start_proxy: StartProxy, upstream: Any,
                                       exchange: Exchange) -> None:
-    proxy = start_proxy(["127.0.0.1"])
+    proxy = start_proxy([f"127.0.0.1:{upstream.port}"])
     exchange(proxy.port, f"GET http://127.0.0.1:{upstream.port}/x HTTP/1.1\r\n\r\n".encode())
     exchange(proxy.port, b"CONNECT api.example.com:443 HTTP/1.1\r\n\r\n")
     lines = _wait_for_lines(proxy, 2)
@@ -179,7 +179,7 @@ def test_close_cuts_live_tunnels(start_proxy: StartProxy) -> None:
     with socket.socket() as silent:  # an upstream that accepts and never speaks
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        proxy = start_proxy(["127.0.0.1"])
+        proxy = start_proxy([f"127.0.0.1:{silent.getsockname()[1]}"])
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as client:
             client.sendall(f"CONNECT 127.0.0.1:{silent.getsockname()[1]} HTTP/1.1\r\n\r\n"
                            .encode())

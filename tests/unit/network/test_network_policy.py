@@ -38,7 +38,7 @@ def test_malformed_request_names_are_refused(host: str) -> None:
 
 
 def test_ip_literal_needs_an_ip_rule() -> None:
-    policy = HostPolicy(["203.0.113.0/24", "api.github.com", "8.8.8.8"])
+    policy = HostPolicy(["203.0.113.0/24", "api.github.com", "8.8.8.8:53"])
     assert policy.permits_host("8.8.8.8", 53)
     assert not policy.permits_host("8.8.4.4", 53)
     # documentation range is special, but a rule holding only it may open it
@@ -52,6 +52,11 @@ def test_ip_literal_needs_an_ip_rule() -> None:
         "0.0.0.0", "224.0.0.1", "255.255.255.255", "::1", "::", "fc00::1", "fd12::1", "fe80::1",
         "ff02::1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::ffff:127.0.0.1",
         "2002:a00:1::", "64:ff9b::10.0.0.1", "::a00:1",
+        # IPv4-translated (RFC 2765) forms of the metadata and private addresses
+        "::ffff:0:a9fe:a9fe", "::ffff:0:169.254.169.254", "::ffff:0:10.0.0.1",
+        # IPv4-compatible, 6to4, NAT64 and Teredo forms of private/metadata addresses
+        "::169.254.169.254", "2002:a9fe:a9fe::1", "64:ff9b::a9fe:a9fe",
+        "2001:0:4136:e378:8000:63bf:5601:5656",  # Teredo, client 169.254.169.169 (obfuscated)
     ],
 )
 def test_special_addresses_are_refused_even_for_listed_names(address: str) -> None:
@@ -111,17 +116,60 @@ def test_nat64_of_public_address_passes_only_for_listed_names() -> None:
     assert not policy.permits_address("64:ff9b::169.254.169.254", listed_by_name=True)
 
 
-def test_ports_all_by_default_or_as_listed() -> None:
-    policy = HostPolicy(["open.example.com", "tls.example.com:443", "10.0.0.9:5432",
-                         "[2606:4700::1]:443"])
-    assert policy.permits_host("open.example.com", 22)
+def test_an_entry_without_a_port_allows_80_and_443_only() -> None:
+    policy = HostPolicy(["web.example.com", "*.cdn.example", "203.0.113.0/24", "8.8.8.8"])
+    for port in (80, 443):
+        assert policy.permits_host("web.example.com", port)
+        assert policy.permits_host("a.cdn.example", port)
+        assert policy.permits_host("203.0.113.9", port)
+        assert policy.permits_host("8.8.8.8", port)
+    for port in (22, 8080, 8443, 5432):
+        assert not policy.permits_host("web.example.com", port)
+        assert not policy.permits_host("a.cdn.example", port)
+        assert not policy.permits_host("203.0.113.9", port)
+        assert not policy.permits_host("8.8.8.8", port)
+    refusal = policy.host_refusal("web.example.com", 22)
+    assert refusal == ("port 22 of web.example.com is not allowed (listed as web.example.com; "
+                       "an entry without :PORT allows 80 and 443)")
+
+
+def test_an_entry_with_a_port_allows_that_port_only() -> None:
+    policy = HostPolicy(["tls.example.com:443", "10.0.0.9:5432", "[2606:4700::1]:443",
+                         "*.example.com:8443", "both.example:22", "both.example"])
     assert policy.permits_host("tls.example.com", 443)
-    refusal = policy.host_refusal("tls.example.com", 80)
-    assert refusal == "port 80 of tls.example.com is not in this sandbox's allowlist"
+    assert not policy.permits_host("tls.example.com", 80)
     assert policy.permits_address("10.0.0.9", listed_by_name=False, port=5432)
     assert not policy.permits_address("10.0.0.9", listed_by_name=False, port=22)
+    assert not policy.permits_address("10.0.0.9", listed_by_name=False, port=443)
     assert policy.permits_host("[2606:4700::1]", 443)
     assert not policy.permits_host("2606:4700::1", 80)
+    assert policy.permits_host("a.example.com", 8443)
+    assert not policy.permits_host("a.example.com", 443)
+    assert policy.permits_host("tls.example.com", 8443)  # the wildcard lists it on 8443
+    for port in (22, 80, 443):  # two entries for one host add up
+        assert policy.permits_host("both.example", port)
+    assert not policy.permits_host("both.example", 23)
+    refusal = policy.host_refusal("10.0.0.9", 22)
+    assert refusal is not None
+    assert refusal.startswith("port 22 of 10.0.0.9 is not allowed (listed as 10.0.0.9:5432")
+
+
+def test_a_private_address_of_a_name_needs_its_entry_on_any_port() -> None:
+    # the name's entry decides the port; the address entry only opens the private address
+    policy = HostPolicy(["db.internal:5432", "10.0.0.9"])
+    assert policy.permits_address("10.0.0.9", listed_by_name=True, port=5432)
+    assert not policy.permits_address("10.0.0.10", listed_by_name=True, port=5432)
+    assert not policy.permits_address("10.0.0.9", listed_by_name=False, port=5432)
+
+
+@pytest.mark.parametrize("host", ["api.example.com\x1f", "api.example.com ", " api.example.com",
+                                  "api.example.com\t", "\x00api.example.com",
+                                  "api.example.com\x85", "8.8.8.8\n", " 8.8.8.8"])
+def test_whitespace_or_control_characters_around_a_host_are_refused(host: str) -> None:
+    policy = HostPolicy(["api.example.com", "8.8.8.8"])
+    refusal = policy.host_refusal(host, 443)
+    assert refusal is not None
+    assert "not a host name" in refusal
 
 
 def test_entries_are_canonical_and_deduplicated() -> None:

@@ -48,14 +48,15 @@ def kill_hard(pid: int) -> None:
 
 
 def test_start_reuse_and_stop(run_dir: Path, runner: Any, upstream: Any) -> None:
-    handle = ensure_proxy(run_dir, "127.0.0.1", ["127.0.0.1"], runner=runner)
+    listed = f"127.0.0.1:{upstream.port}"
+    handle = ensure_proxy(run_dir, "127.0.0.1", [listed], runner=runner)
     assert handle.host == "127.0.0.1"
-    assert handle.allow == ("127.0.0.1",)
+    assert handle.allow == (listed,)
     assert is_proxy_process(handle.pid)
     assert ask(handle, f"127.0.0.1:{upstream.port}") == b"HTTP/1.1 200 Connection established"
     assert ask(handle, "api.example.com:443") == b"HTTP/1.1 403 Forbidden"
 
-    again = ensure_proxy(run_dir, "127.0.0.1", ["127.0.0.1/32"], runner=runner)
+    again = ensure_proxy(run_dir, "127.0.0.1", [f"127.0.0.1/32:{upstream.port}"], runner=runner)
     assert again == handle  # same allowlist once normalised: reused, not restarted
     assert len(runner.requests) == 1
     assert proxy_status(run_dir).state == "running"

@@ -156,14 +156,16 @@ def test_host_patterns_are_normalised(pattern: str, normalised: str) -> None:
     assert values.check_host_pattern(pattern) == normalised
 
 
-BARE_PYPI = 'did you mean "pypi.org"? (a host only: no scheme, port or path)'
+BARE_PYPI = 'did you mean "pypi.org"? (a host and maybe a port: no scheme or path)'
 
 
 @pytest.mark.parametrize(
     ("pattern", "hint"),
     [
         ("https://pypi.org/simple", BARE_PYPI),
-        ("pypi.org:443", BARE_PYPI),
+        ("https://pypi.org:443/x", 'did you mean "pypi.org:443"? (a host and maybe a port: '
+         "no scheme or path)"),
+        ("pypi.org:443", None),
         ("bad host!", None),
         ("*", None),
         ("a.*.com", None),
@@ -181,3 +183,36 @@ def test_bad_host_patterns_are_refused(pattern: str, hint: str | None) -> None:
     else:
         assert caught.value.hint is not None
         assert caught.value.hint.startswith("use a host name")
+
+
+@pytest.mark.parametrize(
+    ("entry", "normalised"),
+    [
+        ("api.github.com", "api.github.com"),
+        ("API.GitHub.com.:443", "api.github.com:443"),
+        ("10.0.0.5:5432", "10.0.0.5:5432"),
+        ("[2001:DB8::1]:443", "[2001:db8::1]:443"),
+        ("*.Example.com:8443", "*.example.com:8443"),
+        ("10.1.2.3/8:5432", "10.0.0.0/8:5432"),
+        ("[2001:db8::/32]:443", "[2001:db8::/32]:443"),
+        ("2001:db8::1", "2001:db8::1"),  # no brackets: an IPv6 address, not a port
+    ],
+)
+def test_allow_entries_take_an_optional_port(entry: str, normalised: str) -> None:
+    assert values.check_allow_entry(entry) == normalised
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("api.github.com:0", "port 0 is out of range"),
+        ("api.github.com:65536", "port 65536 is out of range"),
+        ("api.github.com:0000443", "out of range"),
+        ("[api.github.com]:443", "only an IPv6 address goes in brackets"),
+        ("api.github.com:https", "is not a host pattern"),
+        ("bad host!:443", "is not a host pattern"),
+    ],
+)
+def test_bad_allow_entries_are_refused(entry: str, message: str) -> None:
+    with pytest.raises(LocatedValueError, match=message):
+        values.check_allow_entry(entry)
