@@ -1,7 +1,8 @@
 """Allowlist networking through apply on real podman: proxy env, decisions, recovery, cleanup.
 
 Only local addresses are used: the "upstream" is an HTTP server on the sandbox network's
-gateway address, allowed through a CIDR entry covering podman's internal networks.
+gateway address, allowed through a CIDR entry covering podman's internal networks on the port
+the upstream listens on (an entry without a port allows only 80 and 443).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +29,7 @@ name: NAME
 sandboxes:
   agent:
     image: localhost/asbx/busybox:latest
-    network: {allow: ["10.0.0.0/8"]}
+    network: {allow: ["10.0.0.0/8:PORT"]}
 """
 
 
@@ -49,12 +51,20 @@ def proxy_state(project: Project) -> dict[str, object]:
     return state
 
 
+def free_port() -> int:
+    """A port free on every address a moment ago (the upstream binds it later)."""
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        return int(probe.getsockname()[1])
+
+
 def sandbox_sh(project: Project, script: str) -> str:
     return project.podman("exec", f"{project.name}-agent", "sh", "-c", script).stdout
 
 
 def test_allowlisted_sandbox_reaches_only_listed_hosts_through_its_proxy(project: Project) -> None:
-    project.write(SPEC)
+    upstream = free_port()
+    project.write(SPEC.replace("PORT", str(upstream)))
     project.asbx("apply", "-y", check=True)
     state = proxy_state(project)
     gateway, port = str(state["host"]), int(str(state["port"]))
@@ -63,10 +73,9 @@ def test_allowlisted_sandbox_reaches_only_listed_hosts_through_its_proxy(project
     assert inspect[0]["dns_enabled"] is False, "podman's DNS would forward names: a way out"
     env = sandbox_sh(project, "env")
     assert f"HTTP_PROXY=http://{gateway}:{port}" in env
-    server = ThreadingHTTPServer((gateway, 0), Hello)
+    server = ThreadingHTTPServer((gateway, upstream), Hello)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        upstream = server.server_address[1]
         allowed = sandbox_sh(
             project,
             f"printf 'GET http://{gateway}:{upstream}/ HTTP/1.0\\r\\n\\r\\n'"

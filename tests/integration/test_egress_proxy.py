@@ -130,6 +130,11 @@ def test_sandbox_gets_out_only_through_its_proxy(lab: Lab) -> None:
         "Networks"][f"asbx-outside-{tag}"]["IPAddress"]
     listed, listed_port = lab.serve(gateway)  # the bridge exists now that the sandbox runs
     unlisted, unlisted_port = lab.serve("127.0.0.1")
+    # An entry without a port allows 80 and 443 only: list the upstreams' ports (the list
+    # changes, so the proxy restarts on the same port and the sandbox's URL stays right).
+    handle = ensure_proxy(lab.run_dir, gateway, [f"{gateway}:{listed_port}",
+                                                 f"localhost:{unlisted_port}"],
+                          runner=SubprocessRunner())
 
     assert lab.sh(sandbox, "echo $HTTPS_PROXY").stdout.strip() == handle.url
     assert "nameserver" not in lab.sh(sandbox, "cat /etc/resolv.conf").stdout

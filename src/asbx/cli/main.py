@@ -34,6 +34,7 @@ COMMANDS = {
     "lock": "asbx.cli.commands.lock:lock",
     "snapshot": "asbx.cli.commands.snapshot:snapshot",
     "gc": "asbx.cli.commands.snapshot:gc",
+    "policy": "asbx.cli.commands.policy:policy",
 }
 
 
