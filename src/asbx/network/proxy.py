@@ -43,6 +43,7 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _AUTHORITY = re.compile(
     r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]/@\s]+)):(?P<port>\d{1,5})$")
 _VERSIONS = ("HTTP/1.0", "HTTP/1.1")
+_UNSAFE_TARGET = re.compile(r"[\t\r\n]")  # what urlsplit deletes; other controls reach the policy
 _SAFE_LOG_TEXT = re.compile(r"[A-Za-z0-9.:_\[\]*/-]+")
 _REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout",
             431: "Request Header Fields Too Large", 500: "Internal Server Error",
@@ -360,6 +361,8 @@ def parse_head(raw: bytes) -> RequestHead:
 
 def request_target(head: RequestHead) -> tuple[str, int]:
     """The (host, port) a request wants: CONNECT's authority or an http:// absolute URI's."""
+    if _UNSAFE_TARGET.search(head.target):  # urlsplit would silently delete them
+        raise _Reply(400, "tab or line break in the request target")
     if head.method == "CONNECT":
         match = _AUTHORITY.match(head.target)
         if not match:
