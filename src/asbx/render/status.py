@@ -17,7 +17,7 @@ from asbx.graph import ResourceGraph
 from asbx.lifecycle import Deadlines, StopMark, deadlines, format_duration, sandbox_facts
 from asbx.plan.observed import Observed
 from asbx.runtime.base import LABEL_HASH, ObservedContainer
-from asbx.spec.model import ImageSpec, SandboxSpec, Spec
+from asbx.spec.model import ImageSpec, PortSpec, SandboxSpec, Spec
 from asbx.spec.values import format_size
 from asbx.state.records import ResourceRecord, StateSnapshot
 
@@ -42,6 +42,7 @@ class StatusRow:
     cpus: float | None = None
     memory: int | None = None
     network: str = ""
+    ports: tuple[str, ...] | None = None  # sandboxes: published ports, `127.0.0.1:8080->80/tcp`
     created_at: float | None = None
     last_activity: float | None = None
     idle_stop_at: float | None = None
@@ -122,6 +123,7 @@ def _sandbox_row(inp: StatusInput, address: Address, record: ResourceRecord | No
         cpus=box.cpus,
         memory=box.memory,
         network=box.network.describe(),
+        ports=tuple(map(port_text, box.ports)),
         created_at=created,
         last_activity=inp.state.activity.get(address),
         idle_stop_at=due.idle_stop_at,
@@ -129,6 +131,12 @@ def _sandbox_row(inp: StatusInput, address: Address, record: ResourceRecord | No
         delete_timer=timer.value if timer else None,
         detail=live.name if live else "",
     )
+
+
+def port_text(port: PortSpec) -> str:
+    """A published port as `status` shows it: `127.0.0.1:8080->80/tcp`, `[::1]:53->53/udp`."""
+    host = f"[{port.host_ip}]" if ":" in port.host_ip else port.host_ip
+    return f"{host}:{port.host}->{port.container}/{port.protocol}"
 
 
 def _sandbox_state(record: ResourceRecord | None, live: ObservedContainer | None) -> str:
@@ -208,6 +216,7 @@ def _row_json(row: StatusRow, now: float) -> dict[str, Any]:
         "cpus": row.cpus,
         "memory": row.memory,
         "network": row.network or None,
+        "ports": list(row.ports) if row.ports is not None else None,
         "created_at": iso(row.created_at),
         "age_seconds": round(now - row.created_at) if row.created_at else None,
         "last_activity": iso(row.last_activity),
@@ -239,8 +248,8 @@ _STATE_STYLES = {
     "not in spec": "red",
     "untracked": "magenta",
 }
-_COLUMNS = ("KIND", "NAME", "STATE", "IMAGE", "CPUS/MEM", "NETWORK", "AGE", "ACTIVITY",
-            "IDLE STOP", "DELETE")
+_COLUMNS = ("KIND", "NAME", "STATE", "IMAGE", "CPUS/MEM", "NETWORK", "PORTS", "AGE",
+            "ACTIVITY", "IDLE STOP", "DELETE")
 
 
 def render_status_table(report: StatusReport, *, color: bool, width: int | None = None) -> str:
@@ -273,6 +282,7 @@ def _cells(row: StatusRow, now: float, color: bool) -> list[Any]:
         row.image or "-",
         _limits(row) if row.address.kind is ResourceKind.SANDBOX else "-",
         row.network or "-",
+        ", ".join(row.ports or ()) or "-",
         format_duration(now - row.created_at) if row.created_at else "-",
         f"{format_duration(now - row.last_activity)} ago" if row.last_activity else "-",
         _when(row.idle_stop_at, now),

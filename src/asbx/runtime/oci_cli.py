@@ -384,7 +384,9 @@ def mount_arg(mount: MountRequest) -> str:
 
 
 def port_arg(port: PortRequest) -> str:
-    return f"{port.host_ip}:{port.host_port}:{port.container_port}/{port.protocol}"
+    """`-p` value: `127.0.0.1:8080:80/tcp`, `[::1]:8080:80/tcp` (podman refuses a bare IPv6)."""
+    host = f"[{port.host_ip}]" if ":" in port.host_ip else port.host_ip
+    return f"{host}:{port.host_port}:{port.container_port}/{port.protocol}"
 
 
 def cpus_arg(cpus: float) -> str:

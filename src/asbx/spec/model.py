@@ -420,6 +420,11 @@ class PortSpec(_Model):
     container: int = Field(ge=1, le=65535)
     protocol: Literal["tcp", "udp"] = "tcp"
 
+    @field_validator("host_ip")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        return _host_ip(value, value)
+
 
 _PORT_RE = re.compile(
     r"(?:(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(?P<host>\d+):(?P<ctr>\d+)(?:/(?P<proto>tcp|udp))?"
@@ -584,7 +589,7 @@ class SandboxSpec(_Model):
     ports: tuple[Port, ...] = Field(
         (),
         description="Ports published on the host, bound to 127.0.0.1 unless an address is "
-        "given; needs network: open or allow.",
+        "given; inbound only, and only with network: open.",
     )
     depends_on: tuple[Name, ...] = Field(
         (), description="Sandboxes created (and set up) before this one."

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from asbx.diagnostics import Diagnostics, did_you_mean
-from asbx.spec.model import LifecycleSpec, SandboxSpec, Spec
+from asbx.spec.model import LifecycleSpec, PortSpec, SandboxSpec, Spec
 from asbx.spec.values import format_size
 from asbx.spec.yaml_source import SourceMap, dotted
 
@@ -98,9 +99,7 @@ def _check_sandbox(ctx: _Context, name: str, box: SandboxSpec) -> None:
         _missing(ctx, (*base, "workspace", "snapshot"), "snapshot", snapshot,
                  ctx.names("snapshots"))
     _check_depends_on(ctx, base, name, box)
-    if box.ports and box.network.mode == "deny":
-        _error(ctx, (*base, "ports"), "ports cannot be published with network: deny "
-               "(the sandbox has no network interface)", hint="set network: open, or remove ports")
+    _check_ports_network(ctx, base, box)
     if box.memory is not None and box.memory < MIN_MEMORY:
         _error(ctx, (*base, "memory"), f"memory must be at least {format_size(MIN_MEMORY)}, "
                f"not {format_size(box.memory)}",
@@ -152,13 +151,41 @@ def _check_lifecycle(ctx: _Context, base: Loc, lifecycle: LifecycleSpec | None) 
                "idle_timeout must be shorter than max_lifetime")
 
 
+def _check_ports_network(ctx: _Context, base: Loc, box: SandboxSpec) -> None:
+    """Ports are inbound only: they need an interface, and never open a way out."""
+    if not box.ports:
+        return
+    if box.network.mode == "deny":
+        _error(ctx, (*base, "ports"), "ports cannot be published with network: deny "
+               "(the sandbox has no network interface)", hint="set network: open, or remove ports")
+    elif box.network.mode == "allow":
+        _error(ctx, (*base, "ports"), "ports cannot be published with network: allow (an "
+               "allowlist sandbox's network is internal, and podman/netavark does not forward "
+               "published ports to an internal network)",
+               hint="reach it with asbx exec, or serve from a separate network: open sandbox")
+
+
 def _check_host_ports(ctx: _Context) -> None:
-    seen: dict[tuple[str, int, str], str] = {}
+    """One host address/port/protocol per project; 0.0.0.0 and :: overlap the addresses they
+    cover (:: takes IPv4 too on a dual-stack host)."""
+    seen: list[tuple[PortSpec, str, int]] = []
     for name, box in ctx.spec.sandboxes.items():
         for index, port in enumerate(box.ports):
-            key = (port.host_ip, port.host, port.protocol)
-            if key in seen:
+            clash = next((other for other in seen if _overlap(port, other[0])), None)
+            if clash is not None:
+                other, owner, at = clash
+                where = f"ports[{at}]" if owner == name else f"sandbox {owner}"
+                shown = "" if other.host_ip == port.host_ip else f" (on {other.host_ip})"
                 _error(ctx, ("sandboxes", name, "ports", index),
                        f"host port {port.host}/{port.protocol} is already published by "
-                       f"sandbox {seen[key]}", hint="publish a different host port")
-            seen.setdefault(key, name)
+                       f"{where}{shown}", hint="publish a different host port")
+            seen.append((port, name, index))
+
+
+def _overlap(a: PortSpec, b: PortSpec) -> bool:
+    if (a.host, a.protocol) != (b.host, b.protocol):
+        return False
+    if a.host_ip == b.host_ip or "::" in (a.host_ip, b.host_ip):
+        return True
+    ips = (ipaddress.ip_address(a.host_ip), ipaddress.ip_address(b.host_ip))
+    return ips[0].version == ips[1].version and any(ip.is_unspecified for ip in ips)

@@ -32,7 +32,7 @@ SPEC = Spec.model_validate({
     "sandboxes": {
         "web": {"image": "base", "cpus": 2, "memory": "1G",
                 "lifecycle": {"idle_timeout": "30m", "max_lifetime": "8h"}},
-        "job": {"image": "base", "network": "open",
+        "job": {"image": "base", "network": "open", "ports": [8080, "[::1]:5353:53/udp"],
                 "lifecycle": {"auto_delete": "1h"}},
         "drift": {"image": "base"},
         "lost": {"image": "base"},
@@ -124,9 +124,16 @@ def test_sandbox_row_has_limits_activity_and_deadlines() -> None:
     assert job["delete_timer"] == "auto_delete"
 
 
+def test_sandbox_rows_show_published_ports() -> None:
+    rows = report()
+    assert rows["sandbox.job"]["ports"] == ["127.0.0.1:8080->8080/tcp", "[::1]:5353->53/udp"]
+    assert rows["sandbox.web"]["ports"] == []
+    assert rows["volume.cache"]["ports"] is None
+
+
 def test_json_rows_carry_the_documented_keys() -> None:
     keys = {"address", "kind", "name", "state", "in_spec", "image", "cpus", "memory", "network",
-            "created_at", "age_seconds", "last_activity", "idle_stop_at", "delete_at",
+            "ports", "created_at", "age_seconds", "last_activity", "idle_stop_at", "delete_at",
             "delete_timer", "detail"}
     for row in report().values():
         assert set(row) == keys
@@ -142,8 +149,8 @@ def test_table_shows_one_line_per_resource_without_colour_codes() -> None:
     assert "\x1b[" not in text
     lines = text.splitlines()
     assert lines[0] == "project p (podman)"
-    assert lines[1].split() == ["KIND", "NAME", "STATE", "IMAGE", "CPUS/MEM", "NETWORK", "AGE",
-                                "ACTIVITY", "IDLE", "STOP", "DELETE"]
+    assert lines[1].split() == ["KIND", "NAME", "STATE", "IMAGE", "CPUS/MEM", "NETWORK", "PORTS",
+                                "AGE", "ACTIVITY", "IDLE", "STOP", "DELETE"]
     web = next(line for line in lines if " web " in line)
     assert "running" in web
     assert "2/1G" in web

@@ -12,7 +12,7 @@ from asbx.errors import AsbxError
 from asbx.runtime.base import BuildRequest, ContainerRequest, MountRequest, PortRequest
 from asbx.runtime.command import CommandRequest
 from asbx.runtime.docker import DockerRuntime
-from asbx.runtime.oci_cli import EXEC_MARKER, OciCliRuntime
+from asbx.runtime.oci_cli import EXEC_MARKER, OciCliRuntime, port_arg
 from asbx.runtime.podman import PodmanRuntime
 from tests.fakes.runtime import ScriptedRunner
 
@@ -290,3 +290,15 @@ def test_podman_refuses_volume_labels_its_cli_would_split(runner: ScriptedRunner
         make("podman", runner).create_volume("cache", {"team": "a,b"})
     make("docker", runner).create_volume("cache", {"team": "a,b"})
     assert args_of(runner) == [["volume", "create", "--label", "team=a,b", "cache"]]
+
+
+@pytest.mark.parametrize(
+    ("port", "arg"),
+    [
+        (PortRequest("127.0.0.1", 8080, 80), "127.0.0.1:8080:80/tcp"),
+        (PortRequest("0.0.0.0", 53, 53, "udp"), "0.0.0.0:53:53/udp"),
+        (PortRequest("::1", 8080, 80), "[::1]:8080:80/tcp"),  # podman refuses ::1:8080:80
+    ],
+)
+def test_port_arg_brackets_ipv6_host_addresses(port: PortRequest, arg: str) -> None:
+    assert port_arg(port) == arg
