@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from asbx.runtime.base import (
     ContainerRequest,
     ContainerState,
     MountRequest,
+    PortRequest,
     Runtime,
 )
 from asbx.runtime.pull_errors import PullCause, PullError
@@ -249,6 +252,68 @@ def _cpu_limit(ctx: Ctx, name: str) -> float:
                         " $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)")
     quota, period = text.split()
     return int(quota) / int(period)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        return int(probe.getsockname()[1])
+
+
+def _host_address() -> str:
+    """The default-route interface's IPv4 address (a UDP route lookup sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("198.51.100.1", 9))
+        return str(probe.getsockname()[0])
+
+
+def _answer(address: str, port: int, wait: float) -> str | None:
+    """The server's reply to GET / within `wait` seconds, or None when none comes."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=2) as sock:
+                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+                if chunks:
+                    return b"".join(chunks).decode("latin-1")
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.2)
+
+
+SERVE = ("sh", "-c", "mkdir -p /www && echo served > /www/index.html && httpd -f -p 80 -h /www")
+
+
+def test_published_port_answers_on_its_host_address_only(live: Ctx) -> None:
+    port = _free_port()
+    live.runtime.create_container(dataclasses.replace(
+        live.sandbox(network="default", ports=(PortRequest("127.0.0.1", port, 80),)),
+        command=SERVE))
+    live.runtime.start_container(live.name("box"))
+    reply = _answer("127.0.0.1", port, wait=10)
+    assert reply is not None
+    assert "served" in reply
+    assert _answer(_host_address(), port, wait=0) is None
+
+
+def test_published_port_on_an_internal_network_is_not_forwarded(live: Ctx) -> None:
+    """Why asbx refuses ports on allowlist sandboxes: their network is internal."""
+    network = live.name("internal")
+    live.runtime.create_network(network, live.labels, internal=True)
+    port = _free_port()
+    live.runtime.create_container(dataclasses.replace(
+        live.sandbox(network=network, ports=(PortRequest("127.0.0.1", port, 80),)),
+        command=SERVE))
+    name = live.name("box")
+    live.runtime.start_container(name)
+    assert "served" in live.sh(name, "sleep 0.5; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | "
+                                     "nc -w 3 127.0.0.1 80")
+    assert _answer("127.0.0.1", port, wait=2) is None
 
 
 def test_exec_env_workdir_user_stdin_and_exit_code(live: Ctx) -> None:

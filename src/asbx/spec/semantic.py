@@ -160,7 +160,7 @@ def _check_ports_network(ctx: _Context, base: Loc, box: SandboxSpec) -> None:
                "(the sandbox has no network interface)", hint="set network: open, or remove ports")
     elif box.network.mode == "allow":
         _error(ctx, (*base, "ports"), "ports cannot be published with network: allow (an "
-               "allowlist sandbox's network is internal, and podman/netavark does not forward "
+               "allowlist sandbox's network is internal, and neither podman nor docker forwards "
                "published ports to an internal network)",
                hint="reach it with asbx exec, or serve from a separate network: open sandbox")
 
