@@ -217,7 +217,7 @@ class HostPolicy:
         """The entry that lets the proxy connect to this address, or why it must not.
 
         `by_name`: the address is a resolved name's, whose entry already allowed the port; a
-        private address still needs an entry of its own, whatever port that entry names.
+        private address still needs an entry of its own that allows the port too.
         """
         address = canonical_address(ip)
         special = is_special(address)
@@ -225,7 +225,7 @@ class HostPolicy:
             return None, None
         candidates = [rule for rule in self.rules if rule.contains(address, None)
                       and (rule.lists_only_special() or not special)]
-        allowing = [rule for rule in candidates if by_name or rule.allows_port(port)]
+        allowing = [rule for rule in candidates if rule.allows_port(port)]
         if allowing:
             return allowing[0], None
         if candidates:

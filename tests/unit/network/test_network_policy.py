@@ -154,12 +154,14 @@ def test_an_entry_with_a_port_allows_that_port_only() -> None:
     assert refusal.startswith("port 22 of 10.0.0.9 is not allowed (listed as 10.0.0.9:5432")
 
 
-def test_a_private_address_of_a_name_needs_its_entry_on_any_port() -> None:
-    # the name's entry decides the port; the address entry only opens the private address
-    policy = HostPolicy(["db.internal:5432", "10.0.0.9"])
+def test_a_private_address_of_a_name_needs_its_own_entry_on_that_port() -> None:
+    policy = HostPolicy(["db.internal:5432", "10.0.0.9:5432", "10.0.0.10"])
     assert policy.permits_address("10.0.0.9", listed_by_name=True, port=5432)
-    assert not policy.permits_address("10.0.0.10", listed_by_name=True, port=5432)
-    assert not policy.permits_address("10.0.0.9", listed_by_name=False, port=5432)
+    assert policy.permits_address("10.0.0.9", listed_by_name=False, port=5432)
+    refusal = policy.address_refusal("10.0.0.10", listed_by_name=True, port=5432)
+    assert refusal == ("port 5432 of 10.0.0.10 is not allowed (listed as 10.0.0.10; "
+                       "an entry without :PORT allows 80 and 443)")
+    assert not policy.permits_address("10.0.0.11", listed_by_name=True, port=5432)
 
 
 @pytest.mark.parametrize("host", ["api.example.com\x1f", "api.example.com ", " api.example.com",

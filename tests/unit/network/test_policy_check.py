@@ -43,26 +43,31 @@ class Case:
 
 CASES = [
     # names and their ports
-    Case(("loop.example:UP", "127.0.0.1"), "loop.example:UP", "allowed", "loop.example:UP"),
+    Case(("loop.example:UP", "127.0.0.1:UP"), "loop.example:UP", "allowed", "loop.example:UP"),
     Case(("loop.example", "127.0.0.1"), "loop.example:UP", "refused", "an entry without :PORT"),
     Case(("loop.example", "127.0.0.1"), "loop.example:443", "allowed", "loop.example"),
     Case(("loop.example", "127.0.0.1"), "loop.example:80", "allowed", "loop.example"),
     Case(("loop.example", "127.0.0.1"), "loop.example:22", "refused", "port 22 of loop.example"),
-    Case(("loop.example:22", "loop.example:UP", "127.0.0.1"), "loop.example:UP", "allowed",
+    Case(("loop.example:22", "loop.example:UP", "127.0.0.1:UP"), "loop.example:UP", "allowed",
          "loop.example:UP"),
-    Case(("*.svc.example:UP", "127.0.0.0/8"), "a.svc.example:UP", "allowed", "*.svc.example:UP"),
+    Case(("*.svc.example:UP", "127.0.0.0/8:UP"), "a.svc.example:UP", "allowed",
+         "*.svc.example:UP"),
     Case(("*.svc.example:UP", "127.0.0.0/8"), "svc.example:UP", "refused", "not in this"),
     Case(("*.svc.example:UP", "127.0.0.0/8"), "a.svc.example:443", "refused", "port 443"),
-    Case(("API.Example.com.:UP", "127.0.0.1"), "api.example.com.:UP", "allowed",
+    Case(("API.Example.com.:UP", "127.0.0.1:UP"), "api.example.com.:UP", "allowed",
          "api.example.com:UP"),
     Case(("other.example",), "api.example.com:443", "refused", "not in this sandbox's allowlist"),
     # resolution: unlisted names are never resolved, listed ones that do not resolve are 502
     Case(("nowhere.example",), "nowhere.example:443", "unresolved", "cannot resolve"),
     # private addresses of listed names (rebinding) and how an address entry opens them
     Case(("loop.example:UP",), "loop.example:UP", "refused", "127.0.0.1 is a private"),
-    Case(("loop.example:UP", "127.0.0.2"), "loop.example:UP", "refused", "127.0.0.1 is a private"),
-    Case(("mixed.example:UP", "127.0.0.1"), "mixed.example:UP", "allowed", "mixed.example:UP"),
-    Case(("v6.example:UP", "::1"), "v6.example:UP", "allowed", "v6.example:UP"),
+    Case(("loop.example:UP", "127.0.0.2:UP"), "loop.example:UP", "refused",
+         "127.0.0.1 is a private"),
+    # the address entry's port applies too
+    Case(("loop.example:UP", "127.0.0.1"), "loop.example:UP", "refused",
+         "port UP of 127.0.0.1 is not allowed (listed as 127.0.0.1;"),
+    Case(("mixed.example:UP", "127.0.0.1:UP"), "mixed.example:UP", "allowed", "mixed.example:UP"),
+    Case(("v6.example:UP", "[::1]:UP"), "v6.example:UP", "allowed", "v6.example:UP"),
     # IP literals need an IP entry, on the port
     Case(("127.0.0.1:UP",), "127.0.0.1:UP", "allowed", "127.0.0.1:UP"),
     Case(("127.0.0.1",), "127.0.0.1:UP", "refused", "port UP of 127.0.0.1"),
@@ -76,7 +81,7 @@ CASES = [
     Case(("0.0.0.0/0", "::/0"), "[::ffff:169.254.169.254]:80", "refused", "is a private"),
     Case(("8.8.8.8",), "8.8.4.4:443", "refused", "not in this sandbox's allowlist"),
     # plain HTTP goes through the same decision
-    Case(("loop.example:UP", "127.0.0.1"), "http://loop.example:UP/x", "allowed",
+    Case(("loop.example:UP", "127.0.0.1:UP"), "http://loop.example:UP/x", "allowed",
          "loop.example:UP"),
     Case(("loop.example", "127.0.0.1"), "http://loop.example:UP/x", "refused", "port UP"),
     Case(("loop.example", "127.0.0.1"), "http://evil.example/x", "refused", "not in this"),
@@ -140,7 +145,7 @@ def test_policy_check_and_the_proxy_agree(case: Case, start_proxy: StartProxy,
 
 def test_an_allowed_request_reaches_the_upstream_on_the_decided_address(
         start_proxy: StartProxy, upstream: Any) -> None:
-    allow = [f"loop.example:{upstream.port}", "127.0.0.1"]
+    allow = [f"loop.example:{upstream.port}", f"127.0.0.1:{upstream.port}"]
     proxy = start_proxy(allow, resolve=RESOLVE)
     target = f"http://loop.example:{upstream.port}/agree"
     decision = check_network(NetworkPolicy(mode="allow", allow=tuple(allow)), target,
