@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from asbx.cli.main import cli
+from asbx.cli.main import cli, run
 from asbx.network.check import check_network, parse_target
 from asbx.spec.model import NetworkPolicy
 
@@ -226,3 +226,15 @@ def test_cli_answers_with_the_rule_and_exit_code(tmp_path: Path) -> None:
     quiet = run_cli(tmp_path, "quiet", "https://api.github.com/")
     assert quiet.exit_code == 1
     assert "network: deny" in quiet.output
+
+
+def test_cli_unknown_sandbox_and_bad_url_are_errors(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "sandboxes.yaml"
+    spec.write_text(SPEC)
+    assert run(["-f", str(spec), "policy", "check", "agnt", "api.github.com:443"]) == 1
+    err = capsys.readouterr().err
+    assert 'unknown sandbox "agnt"' in err
+    assert 'did you mean "agent"' in err
+    assert run(["-f", str(spec), "policy", "check", "agent", "api.github.com"]) == 1
+    assert "has no port" in capsys.readouterr().err
