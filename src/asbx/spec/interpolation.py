@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -44,10 +43,11 @@ def _reference(text: str, start: int, env: Mapping[str, str],
     named = _NAME_RE.match(rest)
     if named:
         return _plain(named.group(0), env, unset), start + 1 + named.end()
-    if rest.startswith("{"):
-        close = _matching_brace(text, start + 1)
-        if close is not None:
-            return _braced(text[start + 2 : close], env, unset), close + 1
+    if not rest.startswith("{"):
+        return "$", start + 1  # a `$` that starts no variable is text, as in Compose
+    close = _matching_brace(text, start + 1)
+    if close is not None:
+        return _braced(text[start + 2 : close], env, unset), close + 1
     shown = text[start : start + 12]
     raise InterpolationError(
         f'invalid interpolation "{shown}" (use ${{VAR}}, or $$ for a literal $)'
@@ -126,25 +126,3 @@ def interpolate_tree(data: Any, env: Mapping[str, str], on_error: Report,
         return node
 
     return walk(data, ())
-
-
-def read_dotenv(path: Path) -> dict[str, str]:
-    """Read a `.env` file: KEY=VALUE lines, `#` comments, optional quotes, `export ` prefix."""
-    values: dict[str, str] = {}
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not re.fullmatch(_NAME, key):
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values

@@ -15,7 +15,8 @@ from asbx.errors import SpecError, SpecNotFoundError
 from asbx.graph import CycleError, ResourceGraph, build_graph
 from asbx.spec import errors_translation as translate
 from asbx.spec.dockerfile import from_references
-from asbx.spec.interpolation import interpolate_tree, read_dotenv
+from asbx.spec.dotenv import DotenvError, read_dotenv
+from asbx.spec.interpolation import interpolate_tree
 from asbx.spec.model import SandboxSpec, Spec
 from asbx.spec.semantic import check_spec
 from asbx.spec.yaml_source import SourceMap, YamlReadError, decode_text, load_yaml
@@ -116,7 +117,7 @@ def load_spec_text(
     spec = crossed
     dockerfiles: dict[str, str] = {}
     if whole is not None:  # files are checked only for resources that validated whole
-        spec = _merge_env_files(whole, path.parent, smap, diags)
+        spec = _merge_env_files(whole, path.parent, smap, env, diags)
         dockerfiles = _read_dockerfiles(spec, path.parent, smap, diags)
         _check_paths(spec, path.parent, smap, diags)
     graph = _graph(spec if whole is crossed else crossed, dockerfiles, smap, diags)
@@ -139,18 +140,25 @@ def display_name(path: Path) -> str:
 def _variables(directory: Path, environ: Mapping[str, str] | None,
                diags: Diagnostics) -> dict[str, str]:
     """Interpolation variables: `.env` beside the spec, overridden by the environment."""
+    environ = dict(os.environ if environ is None else environ)
     env: dict[str, str] = {}
     dotenv = directory / ".env"
     if dotenv.is_file():
-        env.update(_read_env_file(dotenv, directory, diags))
-    env.update(os.environ if environ is None else environ)
+        env.update(_read_env_file(dotenv, directory, environ, diags))
+    env.update(environ)
     return env
 
 
-def _read_env_file(file: Path, directory: Path, diags: Diagnostics,
+def _read_env_file(file: Path, directory: Path, lookup: Mapping[str, str], diags: Diagnostics,
                    pos: SourcePos | None = None, path: str = "") -> dict[str, str]:
+    """The variables of one `.env`-format file; its errors are reported at their line."""
     try:
-        return read_dotenv(file)
+        return read_dotenv(file, lookup)
+    except DotenvError as exc:
+        diags.add(exc.message, pos=SourcePos(_rel(file, directory), exc.line, 1), path=path,
+                  hint="the .env format: KEY=value lines, '#' comments, 'single' or "
+                       "\"double\" quotes (with \\n escapes and $VAR expansion)")
+        return {}
     except (OSError, UnicodeDecodeError) as exc:
         reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror
         diags.add(f'cannot read "{_rel(file, directory)}": {reason}',
@@ -260,7 +268,9 @@ def _declared_names(data: dict[str, Any]) -> dict[str, list[str]]:
             for section in NAMED_SECTIONS for entries in [data.get(section)]}
 
 
-def _merge_env_files(spec: Spec, directory: Path, smap: SourceMap, diags: Diagnostics) -> Spec:
+def _merge_env_files(spec: Spec, directory: Path, smap: SourceMap, env: Mapping[str, str],
+                     diags: Diagnostics) -> Spec:
+    """Each sandbox's `env_file`s merged under its `env`; variables in them expand from `env`."""
     updated: dict[str, SandboxSpec] = {}
     for name, box in spec.sandboxes.items():
         if not box.env_file:
@@ -275,7 +285,8 @@ def _merge_env_files(spec: Spec, directory: Path, smap: SourceMap, diags: Diagno
                           path=translate.dotted(keypath),
                           hint="paths are relative to the spec's directory")
                 continue
-            merged.update(_read_env_file(file, directory, diags, pos, translate.dotted(keypath)))
+            merged.update(_read_env_file(file, directory, env, diags, pos,
+                                         translate.dotted(keypath)))
         merged.update(box.env)
         updated[name] = box.model_copy(update={"env": merged})
     if not updated:

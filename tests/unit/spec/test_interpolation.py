@@ -11,7 +11,6 @@ from asbx.spec.interpolation import (
     InterpolationError,
     interpolate,
     interpolate_tree,
-    read_dotenv,
 )
 from asbx.spec.loader import load_spec
 
@@ -79,8 +78,6 @@ def test_interpolation_forms(text: str, result: str) -> None:
         ("${1X}", 'invalid interpolation "${1X}" (use ${VAR} or ${VAR:-default})'),
         ("${A B}", 'invalid interpolation "${A B}" (use ${VAR} or ${VAR:-default})'),
         ("${SET:x}", 'invalid interpolation "${SET:x}" (use ${VAR} or ${VAR:-default})'),
-        ("costs $5", 'invalid interpolation "$5" (use ${VAR}, or $$ for a literal $)'),
-        ("trailing $", 'invalid interpolation "$" (use ${VAR}, or $$ for a literal $)'),
     ],
 )
 def test_interpolation_errors(text: str, message: str) -> None:
@@ -98,26 +95,24 @@ def test_interpolate_tree_touches_values_not_keys_and_reports_paths() -> None:
                        'invalid interpolation "${BAD" (use ${VAR}, or $$ for a literal $)')]
 
 
-def test_read_dotenv_formats(tmp_path: Path) -> None:
-    dotenv = tmp_path / ".env"
-    dotenv.write_text(
-        "# comment\n"
-        "PLAIN=value\n"
-        "export EXPORTED=yes\n"
-        "SPACED = padded \n"
-        "DOUBLE=\"a # not a comment\"\n"
-        "SINGLE='b'\n"
-        "TRAILING=c # a comment\n"
-        "EMPTY=\n"
-        "not a line\n"
-        "1BAD=x\n"
-        "EQUALS=a=b\n",
-        encoding="utf-8",
-    )
-    assert read_dotenv(dotenv) == {
-        "PLAIN": "value", "EXPORTED": "yes", "SPACED": "padded", "DOUBLE": "a # not a comment",
-        "SINGLE": "b", "TRAILING": "c", "EMPTY": "", "EQUALS": "a=b",
-    }
+def test_dotenv_error_is_positioned(tmp_path: Path) -> None:
+    spec = _project(tmp_path, "TOKEN: ${TOKEN}", "A=1\n# c\nNOT A LINE\n")
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec, environ={})
+    assert [str(d.pos) + ": " + d.message for d in caught.value.diagnostics if d.pos
+            and d.pos.file == ".env"] == [
+        '.env:3:1: key "NOT A LINE" cannot contain a space']
+
+
+def test_env_file_expands_from_the_environment_and_dotenv(tmp_path: Path) -> None:
+    spec = tmp_path / "sandboxes.yaml"
+    spec.write_text("version: 1\nsandboxes:\n  web:\n    image: busybox\n"
+                    "    env_file: [app.env]\n", encoding="utf-8")
+    (tmp_path / ".env").write_text("HOST=db\n", encoding="utf-8")
+    (tmp_path / "app.env").write_text('URL="pg://${HOST}:${PORT:-5432}"\nUSER\n',
+                                      encoding="utf-8")
+    loaded = load_spec(spec, environ={"USER": "ada"})
+    assert loaded.spec.sandboxes["web"].env == {"URL": "pg://db:5432", "USER": "ada"}
 
 
 def _project(tmp_path: Path, env_line: str, dotenv: str | None) -> Path:
