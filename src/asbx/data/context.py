@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from asbx.data.dockerignore import DockerignoreError
 from asbx.data.ignore import IgnoreRules, dockerignore_file, dockerignore_rules, read_ignore_file
 from asbx.errors import DataError
 
@@ -72,7 +73,7 @@ def context_digest(
     else:
         dockerfile_path = context / (dockerfile or Path("Dockerfile"))
         text = _read_dockerfile(dockerfile_path)
-    rules = dockerignore_rules(read_ignore_file(dockerignore_file(context, dockerfile_path)))
+    rules = _context_rules(dockerignore_file(context, dockerfile_path))
     stat_cache = _StatCache(cache, context)
     files = {rel: stat_cache.fingerprint(rel, path, st) for rel, path, st in _kept(context, rules)}
     stat_cache.save()
@@ -160,6 +161,14 @@ def _read_dockerfile(path: Path) -> bytes:
         raise DataError(f"cannot read Dockerfile {path}: {exc.strerror}") from None
 
 
+def _context_rules(ignore_file: Path) -> IgnoreRules:
+    """The context's `.dockerignore` rules; a pattern Docker rejects is a DataError at file:line."""
+    try:
+        return dockerignore_rules(read_ignore_file(ignore_file))
+    except DockerignoreError as exc:
+        raise DataError(f"{ignore_file}:{exc.line}: {exc.message}") from None
+
+
 def _kept(context: Path, rules: IgnoreRules) -> Iterator[tuple[str, str, os.stat_result]]:
     """(relative path, absolute path, lstat) of every file and symlink the rules keep."""
     root = os.fspath(context.absolute())
@@ -168,6 +177,11 @@ def _kept(context: Path, rules: IgnoreRules) -> Iterator[tuple[str, str, os.stat
         rel_dir, abs_dir = pending.pop()
         try:
             listing = list(os.scandir(abs_dir))
+        except PermissionError:
+            if rel_dir and rules.excludes(rel_dir, is_dir=True):
+                continue  # BuildKit (fsutil) skips an excluded directory it cannot read
+            raise DataError(f"cannot read build context directory {abs_dir}: permission denied"
+                            ) from None
         except OSError as exc:
             message = f"cannot read build context directory {abs_dir}: {exc.strerror}"
             raise DataError(message) from None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import abc
-import posixpath
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pathspec
-from pathspec import Pattern
 
+from asbx.data.dockerignore import DockerMatcher, compile_patterns, read_patterns
 from asbx.errors import DataError
 
 ASBXIGNORE = ".asbxignore"
@@ -45,43 +44,17 @@ class _GitRules(IgnoreRules):
 
 
 class _DockerRules(IgnoreRules):
-    """Docker's matcher: the last pattern matching the path *or one of its parents* wins.
+    """Docker's rules (see asbx.data.dockerignore): the last pattern matching the path *or one
+    of its parents* wins, and `dir/` is the same pattern as `dir`."""
 
-    pathspec's gitignore regexes rely on git pruning excluded directories (`/*` matches only
-    top-level names), so the parent check is done here, once per directory and pattern.
-    """
-
-    def __init__(self, patterns: list[tuple[Pattern, bool]]) -> None:
-        self._patterns = patterns  # (pattern, True to exclude / False for a `!` exception)
-        self._reincludes = any(not exclude for _, exclude in patterns)
-        self._ancestry_of: dict[str, tuple[bool, ...]] = {"": (False,) * len(patterns)}
+    def __init__(self, matcher: DockerMatcher) -> None:
+        self._matcher = matcher
 
     def excludes(self, path: str, *, is_dir: bool = False) -> bool:
-        if not self._patterns:
-            return False
-        above = self._ancestry(path.rpartition("/")[0])
-        matched = False
-        for (pattern, exclude), parent_hit in zip(self._patterns, above, strict=True):
-            if exclude == matched:
-                continue  # cannot change the answer (Docker skips these too)
-            if parent_hit or pattern.match_file(path) is not None:
-                matched = exclude
-        return matched
+        return self._matcher.excludes(path)
 
     def prune(self, directory: str) -> bool:
-        return not self._reincludes and self.excludes(directory)
-
-    def _ancestry(self, directory: str) -> tuple[bool, ...]:
-        """Per pattern: does it match `directory` or one of its ancestors?"""
-        known = self._ancestry_of.get(directory)
-        if known is None:
-            above = self._ancestry(directory.rpartition("/")[0])
-            known = tuple(
-                hit or pattern.match_file(directory) is not None
-                for (pattern, _), hit in zip(self._patterns, above, strict=True)
-            )
-            self._ancestry_of[directory] = known
-        return known
+        return self._matcher.can_skip(directory)
 
 
 def gitignore_rules(patterns: Iterable[str]) -> IgnoreRules:
@@ -116,36 +89,11 @@ def dockerignore_file(context: Path, dockerfile: Path | None) -> Path:
 
 
 def dockerignore_rules(lines: Iterable[str]) -> IgnoreRules:
-    """Rules with Docker's `.dockerignore` semantics, expressed as anchored gitignore patterns.
-
-    Docker (moby/patternmatcher) differs from git in ways this translation keeps:
-    - every pattern is relative to the context root (`*.md` matches `README.md`, not
-      `doc/x.md`; write `**/*.md` for any depth): each pattern is anchored with a leading `/`;
-    - patterns are cleaned like Go's `filepath.Clean` (`./a/`, `a//b/` -> `a`, `a/b`), so a
-      trailing `/` does not restrict a pattern to directories;
-    - a pattern matching a directory excludes everything below it, and the last pattern that
-      matches a path or one of its parents wins, so `!` can re-include `dir/keep` after `dir`
-      (git cannot);
-    - lines starting with `#` are comments and surrounding whitespace is trimmed.
-    Known gaps: `.` and `/` (which Docker keeps as literal patterns) and patterns that climb out
-    of the context with `..` are ignored, as they match no file of the context.
+    """Rules with Docker's `.dockerignore` semantics (moby/patternmatcher, as BuildKit's fsutil
+    walks a context with it): every pattern is relative to the context root (`*.md` matches
+    `README.md`, not `doc/x.md`; `**/*.md` matches at any depth), a pattern matching a
+    directory excludes everything below it, the last matching pattern wins (so `!dir/keep`
+    after `dir` re-includes), `#` starts a comment only at the start of a line.
+    Raises DockerignoreError (with the line) for a pattern Docker rejects.
     """
-    anchored = [pattern for line in lines if (pattern := _docker_pattern(line)) is not None]
-    compiled = pathspec.PathSpec.from_lines("gitignore", anchored).patterns
-    return _DockerRules([(p, bool(p.include)) for p in compiled if p.include is not None])
-
-
-def _docker_pattern(line: str) -> str | None:
-    """One `.dockerignore` line as an anchored gitignore pattern, or None for nothing."""
-    if line.startswith("#"):
-        return None
-    pattern = line.strip()
-    invert = pattern.startswith("!")
-    if invert:
-        pattern = pattern[1:].strip()
-    if not pattern:
-        return None
-    cleaned = posixpath.normpath(pattern).lstrip("/")
-    if cleaned in ("", ".") or cleaned == ".." or cleaned.startswith("../"):
-        return None
-    return ("!" if invert else "") + "/" + cleaned
+    return _DockerRules(DockerMatcher(compile_patterns(read_patterns(lines))))

@@ -10,8 +10,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from asbx.data.dockerignore import DockerignoreError
+from asbx.data.ignore import dockerignore_file, dockerignore_rules, read_ignore_file
 from asbx.diagnostics import Diagnostics, Severity, SourcePos
-from asbx.errors import SpecError, SpecNotFoundError
+from asbx.errors import DataError, SpecError, SpecNotFoundError
 from asbx.graph import CycleError, ResourceGraph, build_graph
 from asbx.spec import errors_translation as translate
 from asbx.spec.dockerfile import from_references
@@ -119,6 +121,7 @@ def load_spec_text(
     if whole is not None:  # files are checked only for resources that validated whole
         spec = _merge_env_files(whole, path.parent, smap, env, diags)
         dockerfiles = _read_dockerfiles(spec, path.parent, smap, diags)
+        _check_dockerignores(spec, path.parent, smap, diags)
         _check_paths(spec, path.parent, smap, diags)
     graph = _graph(spec if whole is crossed else crossed, dockerfiles, smap, diags)
     if diags.has_errors():
@@ -321,6 +324,29 @@ def _read_dockerfiles(spec: Spec, directory: Path, smap: SourceMap,
             continue
         texts[name] = text
     return texts
+
+
+def _check_dockerignores(spec: Spec, directory: Path, smap: SourceMap,
+                         diags: Diagnostics) -> None:
+    """Each build context's `.dockerignore` (or `<Dockerfile>.dockerignore`) as Docker reads
+    it: a pattern Docker would reject is reported at its line."""
+    for name, image in spec.images.items():
+        build = image.build
+        context = _under(directory, build.context) if build is not None else None
+        if build is None or context is None or not _exists(context, directory=True):
+            continue
+        dockerfile = None if build.inline is not None else context / (
+            build.dockerfile or "Dockerfile")
+        ignore_file = dockerignore_file(context, dockerfile)
+        keypath = ("images", name, "build", "context")
+        try:
+            dockerignore_rules(read_ignore_file(ignore_file))
+        except DockerignoreError as exc:
+            diags.add(exc.message, pos=SourcePos(_rel(ignore_file, directory), exc.line, 1),
+                      path=translate.dotted(keypath),
+                      hint="Docker would refuse this build context: fix or escape the pattern")
+        except DataError as exc:
+            diags.add(str(exc), pos=smap.value_pos(keypath), path=translate.dotted(keypath))
 
 
 def _read_dockerfile(file: Path) -> str | None:
