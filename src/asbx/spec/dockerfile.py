@@ -1,116 +1,233 @@
-"""Minimal Dockerfile reading: the `FROM` references (image-to-image dependencies) and their
-rewriting to the real references of images asbx built."""
+"""Minimal Dockerfile reading, as BuildKit reads it: the `FROM` references (image-to-image
+dependencies) with global `ARG`s expanded, and their rewriting to the real references of images
+asbx built."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-_FROM_RE = re.compile(
-    r"^\s*FROM\s+(?:--[a-z-]+=\S+\s+)*(?P<ref>\S+)(?:\s+AS\s+(?P<alias>\S+))?\s*$",
-    re.IGNORECASE,
-)
-_ARG_RE = re.compile(r"^\s*ARG\s+(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:=(?P<value>\S*))?",
-                     re.IGNORECASE)
-_ESCAPE_RE = re.compile(r"^\s*#\s*escape\s*=\s*(?P<char>[\\`])\s*$", re.IGNORECASE)
-_VAR_RE = re.compile(
-    r"\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))"
-)
+from asbx.spec.shellword import ShellWordError, expand_word
+
+_DIRECTIVE_RE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
+_FIELD_RE = re.compile(r"[^\t\v\f\r ]+")
+
+
+class DockerfileError(ValueError):
+    """An instruction BuildKit would refuse; `line` is its first 1-based line."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class _Instruction:
+    """One logical instruction: its keyword (lower case), the rest of its text with
+    continuations joined, and its first and last physical line (0-based)."""
+
+    keyword: str
+    rest: str
+    first: int
+    last: int
+
+
+@dataclass(frozen=True)
+class _From:
+    instruction: _Instruction
+    ref: str  # the base name with global ARGs expanded (unset ones kept as written)
+    raw: str  # the base name as written
+    flags: tuple[str, ...]
+    alias: str | None
+    is_stage: bool
 
 
 def from_references(text: str, args: Mapping[str, str] | None = None) -> list[str]:
     """The images FROM lines name, leaving out earlier stages (`FROM x AS b` ... `FROM b`).
 
-    `ARG NAME=default` lines before the first FROM are substituted into FROM lines (build
-    `args` override the defaults), as `docker build` does; an unresolved `$VAR` stays as it is.
+    Global `ARG`s (before the first FROM) are expanded into FROM lines as BuildKit does (quotes,
+    `${A:-d}`, `${A#pattern}`, ARGs using earlier ARGs; build `args` win over defaults); a
+    variable that is not set at all stays as written. Raises DockerfileError.
     """
     refs: list[str] = []
-    for ref, is_stage in _from_lines(_instructions(text), args):
-        if not is_stage and ref not in refs:
-            refs.append(ref)
+    for found in _froms(text, args or {}):
+        if not found.is_stage and found.ref not in refs:
+            refs.append(found.ref)
     return refs
 
 
 def rewrite_from(text: str, replacements: Mapping[str, str],
                  args: Mapping[str, str] | None = None) -> str:
-    """`text` with each FROM naming a key of `replacements` (after ARG substitution, as in
+    """`text` with each FROM naming a key of `replacements` (after ARG expansion, as in
     `from_references`) pointing at its value instead; earlier stages are left alone.
 
-    Only the reference of a FROM line changes (`FROM $BASE AS b` -> `FROM <real> AS b`).
+    Only the reference of a FROM line changes (`FROM $BASE AS b` -> `FROM <real> AS b`). A
+    Dockerfile `from_references` rejects is returned unchanged.
     """
+    try:
+        froms = _froms(text, args or {})
+    except DockerfileError:
+        return text
     lines = text.splitlines(keepends=True)
-    resolved = iter(_from_lines(lines, args))
-    out: list[str] = []
-    for line in lines:
-        match = _FROM_RE.match(line.rstrip("\r\n"))
-        if match is None or line.lstrip().startswith("#"):
-            out.append(line)
+    for found in froms:
+        if found.is_stage or found.ref not in replacements:
             continue
-        ref, is_stage = next(resolved)
-        if is_stage or ref not in replacements:
-            out.append(line)
-            continue
-        start, end = match.span("ref")
-        out.append(line[:start] + replacements[ref] + line[end:])
-    return "".join(out)
+        _replace_ref(lines, found, replacements[found.ref])
+    return "".join(lines)
 
 
-def _from_lines(lines: list[str], args: Mapping[str, str] | None) -> list[tuple[str, bool]]:
-    """(reference with global ARGs substituted, names an earlier stage) of every FROM line."""
-    stages: set[str] = set()
-    found: list[tuple[str, bool]] = []
+def _replace_ref(lines: list[str], found: _From, real: str) -> None:
+    first, last = found.instruction.first, found.instruction.last
+    if first == last:
+        line = lines[first]
+        words = list(re.finditer(r"\S+", line))
+        ref = next(w for w in words[1:] if not w.group(0).startswith("--"))
+        lines[first] = line[: ref.start()] + real + line[ref.end() :]
+        return
+    ending = lines[last][len(lines[last].rstrip("\r\n")) :]
+    alias = f" AS {found.alias}" if found.alias else ""
+    rebuilt = " ".join(("FROM", *found.flags, real)) + alias + (ending or "\n")
+    lines[first : last + 1] = [rebuilt] + ["\n"] * (last - first)
+
+
+def _froms(text: str, args: Mapping[str, str]) -> list[_From]:
+    instructions, escape = _instructions(text)
     global_args: dict[str, str] = {}
-    seen_from = False
-    for line in lines:
-        if line.lstrip().startswith("#"):
-            continue
-        arg = _ARG_RE.match(line)
-        if arg and not seen_from:
-            value = (args or {}).get(arg["name"], arg["value"])
-            if value is not None:
-                global_args[arg["name"]] = value
-            continue
-        match = _FROM_RE.match(line.rstrip("\r\n"))
-        if not match:
-            continue
-        seen_from = True
-        ref = _substitute(match["ref"], global_args)
-        found.append((ref, ref.lower() in stages))
-        if match["alias"]:
-            stages.add(match["alias"].lower())
+    stages: set[str] = set()
+    found: list[_From] = []
+    for instruction in instructions:
+        if instruction.keyword == "arg" and not found:
+            _global_arg(instruction, args, global_args, escape)
+        elif instruction.keyword == "from":
+            entry = _from(instruction, global_args, stages, escape)
+            found.append(entry)
+            if entry.alias:
+                stages.add(entry.alias.lower())
     return found
 
 
-def _instructions(text: str) -> list[str]:
-    """Logical lines: continuations joined, comment lines dropped."""
-    lines = text.splitlines()
+def _global_arg(instruction: _Instruction, args: Mapping[str, str],
+                global_args: dict[str, str], escape: str) -> None:
+    """`ARG a=1 b="two words" c`: each default expanded with the ARGs before it."""
+    words = _words(instruction.rest, escape)
+    if not words:
+        raise DockerfileError(instruction.first + 1, "ARG requires at least one argument")
+    for word in words:
+        name, has_value, value = word.partition("=")
+        if has_value and not name:
+            raise DockerfileError(instruction.first + 1, "ARG names can not be blank")
+        if name in args:
+            global_args[name] = args[name]
+        elif has_value:
+            global_args[name] = _expand(value, global_args, instruction, escape)
+
+
+def _from(instruction: _Instruction, global_args: Mapping[str, str], stages: set[str],
+          escape: str) -> _From:
+    fields = _FIELD_RE.findall(instruction.rest)
+    count = 0
+    while count < len(fields) and fields[count].startswith("--"):
+        count += 1
+    flags, rest = tuple(fields[:count]), fields[count:]
+    line = instruction.first + 1
+    if len(rest) not in (1, 3) or (len(rest) == 3 and rest[1].lower() != "as"):
+        raise DockerfileError(line, "FROM requires either one or three arguments "
+                                    "(FROM <image> [AS <name>])")
+    ref = _expand(rest[0], global_args, instruction, escape, skip_unset=True)
+    if not ref:
+        raise DockerfileError(line, f"base name ({rest[0]}) should not be blank")
+    return _From(instruction, ref, rest[0], flags, rest[2] if len(rest) == 3 else None,
+                 ref.lower() in stages)
+
+
+def _expand(word: str, env: Mapping[str, str], instruction: _Instruction, escape: str,
+            *, skip_unset: bool = False) -> str:
+    try:
+        return expand_word(word, env, escape=escape, skip_unset=skip_unset)
+    except ShellWordError as exc:
+        raise DockerfileError(instruction.first + 1,
+                              f"{instruction.keyword.upper()}: {exc}") from None
+
+
+def _instructions(text: str) -> tuple[list[_Instruction], str]:
+    """Logical instructions as BuildKit's parser joins them: a UTF-8 BOM dropped, the
+    `# escape=` directive honoured, comment lines skipped (also inside continuations), a line
+    ending in the escape character continued by the next non-empty line."""
+    lines = text.removeprefix("\ufeff").splitlines()
+    escape = _escape_directive(lines)
+    continuation = re.compile(re.escape(escape) + r"[ \t]*$")
+    out: list[_Instruction] = []
+    index = 0
+    while index < len(lines):
+        first = index
+        line = lines[index].lstrip(" \t")
+        index += 1
+        if not line or line.startswith("#"):
+            continue
+        joined, ended = _trim_continuation(line, continuation)
+        while not ended and index < len(lines):
+            part = lines[index]
+            index += 1
+            if part.lstrip(" \t").startswith("#") or not part.strip(" \t"):
+                continue
+            piece, ended = _trim_continuation(part, continuation)
+            joined += piece
+        stripped = joined.strip()
+        head = _FIELD_RE.match(stripped)
+        if head is None:
+            continue
+        rest = stripped[head.end() :].lstrip("\t\v\f\r ")
+        out.append(_Instruction(head.group(0).lower(), rest, first, index - 1))
+    return out, escape
+
+
+def _trim_continuation(line: str, continuation: re.Pattern[str]) -> tuple[str, bool]:
+    """The line without a trailing escape character, and whether the instruction ends here."""
+    trimmed = continuation.sub("", line)
+    return trimmed, trimmed == line
+
+
+def _escape_directive(lines: list[str]) -> str:
+    """The `# escape=` parser directive among the leading `# key=value` lines (default `\\`)."""
     escape = "\\"
     for line in lines:
-        directive = _ESCAPE_RE.match(line)
-        if directive:
-            escape = directive["char"]
+        directive = _DIRECTIVE_RE.match(line.removeprefix("\ufeff").strip())
+        if directive is None:
             break
-        if line.strip() and not line.lstrip().startswith("#"):
-            break
-    out: list[str] = []
-    current = ""
-    for line in lines:
-        if line.lstrip().startswith("#"):
+        if directive.group(1).lower() == "escape" and directive.group(2) in ("\\", "`"):
+            escape = directive.group(2)
+    return escape
+
+
+def _words(rest: str, escape: str) -> list[str]:
+    """BuildKit's parseWords: whitespace-separated words, quotes and escapes kept in them
+    but spaces inside quotes not splitting (`a="x y" b` -> [`a="x y"`, `b`])."""
+    words: list[str] = []
+    word: list[str] = []
+    quote = ""
+    blank_ok = False
+    index = 0
+    while index < len(rest):
+        char = rest[index]
+        index += 1
+        if not quote and char.isspace():
+            if word or blank_ok:
+                words.append("".join(word))
+            word, blank_ok = [], False
             continue
-        stripped = line.rstrip()
-        if stripped.endswith(escape):
-            current += stripped[:-1] + " "
-            continue
-        out.append(current + line)
-        current = ""
-    if current:
-        out.append(current)
-    return out
-
-
-def _substitute(ref: str, values: Mapping[str, str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        name = match["braced"] or match["plain"]
-        return values.get(name, match.group(0))
-
-    return _VAR_RE.sub(replace, ref)
+        if quote and char == quote:
+            quote = ""
+        elif not quote and char in "'\"":
+            quote, blank_ok = char, True
+        if char == escape and quote != "'":
+            if index >= len(rest):
+                continue  # an escape at the end is dropped
+            word.append(char)
+            char = rest[index]
+            index += 1
+        word.append(char)
+    if word or blank_ok:
+        words.append("".join(word))
+    return words

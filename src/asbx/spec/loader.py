@@ -16,7 +16,7 @@ from asbx.diagnostics import Diagnostics, Severity, SourcePos
 from asbx.errors import DataError, SpecError, SpecNotFoundError
 from asbx.graph import CycleError, ResourceGraph, build_graph
 from asbx.spec import errors_translation as translate
-from asbx.spec.dockerfile import from_references
+from asbx.spec.dockerfile import DockerfileError, from_references
 from asbx.spec.dotenv import DotenvError, read_dotenv
 from asbx.spec.interpolation import interpolate_tree
 from asbx.spec.model import SandboxSpec, Spec
@@ -123,7 +123,7 @@ def load_spec_text(
         dockerfiles = _read_dockerfiles(spec, path.parent, smap, diags)
         _check_dockerignores(spec, path.parent, smap, diags)
         _check_paths(spec, path.parent, smap, diags)
-    graph = _graph(spec if whole is crossed else crossed, dockerfiles, smap, diags)
+    graph = _graph(spec if whole is crossed else crossed, dockerfiles, path.parent, smap, diags)
     if diags.has_errors():
         raise SpecError(diags.sorted())
     assert graph is not None
@@ -413,10 +413,33 @@ def _build_args(spec: Spec, image: str) -> Mapping[str, str]:
     return build.args if build is not None else {}
 
 
-def _graph(spec: Spec, dockerfiles: Mapping[str, str], smap: SourceMap,
+def _dockerfile_error(spec: Spec, name: str, error: DockerfileError, directory: Path,
+                      smap: SourceMap, diags: Diagnostics) -> None:
+    """A FROM or global ARG BuildKit would refuse, at its line of the Dockerfile (or at the
+    `inline` text of the spec)."""
+    build = spec.images[name].build
+    assert build is not None
+    keypath: tuple[str | int, ...] = ("images", name, "build", "inline")
+    pos = smap.value_pos(keypath)
+    if build.inline is None:
+        context = _under(directory, build.context)
+        keypath = ("images", name, "build", "dockerfile" if build.dockerfile else "context")
+        if context is not None:
+            file = context / (build.dockerfile or "Dockerfile")
+            pos = SourcePos(_rel(file, directory), error.line, 1)
+    diags.add(f"Dockerfile: {error.message}", pos=pos, path=translate.dotted(keypath),
+              hint="docker build would fail the same way")
+
+
+def _graph(spec: Spec, dockerfiles: Mapping[str, str], directory: Path, smap: SourceMap,
            diags: Diagnostics) -> ResourceGraph | None:
-    bases = {name: from_references(text, _build_args(spec, name))
-             for name, text in dockerfiles.items()}
+    bases: dict[str, list[str]] = {}
+    for name, text in dockerfiles.items():
+        try:
+            bases[name] = from_references(text, _build_args(spec, name))
+        except DockerfileError as exc:
+            _dockerfile_error(spec, name, exc, directory, smap, diags)
+            bases[name] = []
     graph = build_graph(spec, bases)
     try:
         graph.order()
