@@ -86,10 +86,10 @@ def _replace_ref(lines: list[str], found: _From, real: str) -> None:
         ref = next(w for w in words[1:] if not w.group(0).startswith("--"))
         lines[first] = line[: ref.start()] + real + line[ref.end() :]
         return
-    ending = lines[last][len(lines[last].rstrip("\r\n")) :]
+    endings = [line[len(line.rstrip("\r\n")) :] for line in lines[first : last + 1]]
     alias = f" AS {found.alias}" if found.alias else ""
-    rebuilt = " ".join(("FROM", *found.flags, real)) + alias + (ending or "\n")
-    lines[first : last + 1] = [rebuilt] + ["\n"] * (last - first)
+    rebuilt = " ".join(("FROM", *found.flags, real)) + alias
+    lines[first : last + 1] = [rebuilt + endings[0], *endings[1:]]  # same line count
 
 
 def _froms(text: str, args: Mapping[str, str]) -> list[_From]:

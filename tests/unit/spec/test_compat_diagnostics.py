@@ -1,4 +1,5 @@
-"""A `.dockerignore` pattern Docker rejects is a validate-time diagnostic at its file:line."""
+"""What Docker would refuse in a `.dockerignore` or in a Dockerfile's FROM/ARG lines is a
+validate-time diagnostic at its file:line."""
 
 from __future__ import annotations
 
@@ -45,3 +46,28 @@ def test_rejected_pattern_is_reported_at_its_line(tmp_path: Path, ignore_name: s
 def test_valid_patterns_load(tmp_path: Path) -> None:
     spec = _project(tmp_path, ".dockerignore", "**/*.pyc\n!keep.pyc\n[\\]a]\n")
     assert "app" in load_spec(spec, environ={}).spec.images
+
+
+def test_dockerfile_error_is_reported_at_its_line(tmp_path: Path) -> None:
+    spec = _project(tmp_path, ".dockerignore", "")
+    (tmp_path / "app" / "Dockerfile").write_text(
+        "# syntax=docker/dockerfile:1\nARG TAG=${TAG:?set TAG}\nFROM busybox:$TAG\n",
+        encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec, environ={})
+    # the space splits the ARG into two words, as in BuildKit: quote the message to keep it
+    assert [f"{d.pos}: {d.path}: {d.message}" for d in caught.value.diagnostics] == [
+        'app/Dockerfile:2:1: images.app.build.context: Dockerfile: ARG: failed to process '
+        '"${TAG:?set": syntax error: missing \'}\'']
+
+
+def test_dockerfile_arg_defaults_make_image_dependencies(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "Dockerfile").write_text("FROM busybox\n", encoding="utf-8")
+    spec = _project(tmp_path, ".dockerignore", "")
+    (tmp_path / "app" / "Dockerfile").write_text('ARG BASE="base"\nFROM ${BASE}\n',
+                                                 encoding="utf-8")
+    spec.write_text(spec.read_text(encoding="utf-8")
+                    + "  base:\n    build:\n      context: ./base\n", encoding="utf-8")
+    order = [str(address) for address in load_spec(spec, environ={}).graph.order()]
+    assert order.index("image.base") < order.index("image.app")
