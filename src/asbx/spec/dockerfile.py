@@ -12,6 +12,9 @@ from asbx.spec.shellword import ShellWordError, expand_word
 
 _DIRECTIVE_RE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
 _FIELD_RE = re.compile(r"[^\t\v\f\r ]+")
+# BuildKit's heredocs (`RUN <<EOF`, `COPY <<-"EOF" /dst`): their bodies are not instructions.
+_HEREDOC_INSTRUCTIONS = frozenset({"run", "copy", "add"})
+_HEREDOC_RE = re.compile(r"(?:^|(?<=\s))(\d*)<<(-?)([\"']?)([^\s<\"']+)\3")
 
 
 class DockerfileError(ValueError):
@@ -179,8 +182,24 @@ def _instructions(text: str) -> tuple[list[_Instruction], str]:
         if head is None:
             continue
         rest = stripped[head.end() :].lstrip("\t\v\f\r ")
-        out.append(_Instruction(head.group(0).lower(), rest, first, index - 1))
+        keyword = head.group(0).lower()
+        if keyword in _HEREDOC_INSTRUCTIONS:
+            index = _skip_heredocs(rest, lines, index)
+        out.append(_Instruction(keyword, rest, first, index - 1))
     return out, escape
+
+
+def _skip_heredocs(rest: str, lines: list[str], index: int) -> int:
+    """The index after the bodies of the `<<EOF` / `<<-EOF` heredocs `rest` opens (their lines
+    are data, never instructions)."""
+    for heredoc in _HEREDOC_RE.finditer(rest):
+        strip_tabs, name = heredoc.group(2) == "-", heredoc.group(4)
+        while index < len(lines):
+            line = lines[index].lstrip("\t") if strip_tabs else lines[index]
+            index += 1
+            if line == name:
+                break
+    return index
 
 
 def _trim_continuation(line: str, continuation: re.Pattern[str]) -> tuple[str, bool]:

@@ -162,6 +162,10 @@ def test_reverse_pattern(pattern: str, reversed_: str) -> None:
         ("FROM \\\n# a comment inside\n\n  base\n", {}, ["base"]),
         ("FROM 'quoted'\n", {}, ["quoted"]),
         ("ARG UNSET\nFROM ${UNSET:-fallback}\n", {}, ["fallback"]),
+        # heredoc bodies (dockerfile_heredoc_test.go) are data, not instructions
+        ("FROM a\nRUN <<EOF\nFROM not-an-image\nEOF\nFROM b\n", {}, ["a", "b"]),
+        ("FROM a\nCOPY <<-\"EOT\" <<two /dst/\n\tFROM x\n\tEOT\nFROM y\ntwo\nFROM b\n", {},
+         ["a", "b"]),
         # asbx keeps a plain unset reference as written (see docs/spec.md); Docker would fail
         ("FROM $NEVER_DECLARED\n", {}, ["$NEVER_DECLARED"]),
     ],
