@@ -186,6 +186,10 @@ def test_rejected_patterns_name_their_line(lines: list[str], line: int, message:
     assert (caught.value.line, caught.value.message) == (line, message)
 
 
+def test_a_comment_starts_in_the_first_column_only() -> None:
+    assert read_patterns(["#c", " #kept", "\t# kept too"]) == [(2, "#kept"), (3, "# kept too")]
+
+
 def test_clean_patterns() -> None:
     assert len(compile_patterns(read_patterns(["docs", "config", ""]))) == 2
     assert [p.exclusion for p in compile_patterns(read_patterns(["docs", "!docs/README.md"]))] \

@@ -84,6 +84,7 @@ FIXTURES = Path(__file__).parents[2] / "fixtures" / "dotenv"
         # not in the Go tests; what parser.go does
         ("FOO='it\\'s'", "FOO", "it's"),
         ("CAFÉ=1", "CAFÉ", "1"),
+        ("ARR[0]=x", "ARR[0]", "x"),
         ("A=1\r", "A", "1"),
         ("KEY=\"a\nb\" # c", "KEY", "a\nb"),
     ],
