@@ -37,8 +37,9 @@ def parse_dotenv(text: str, lookup: Mapping[str, str] | None = None) -> dict[str
 
 
 def read_dotenv(path: Path, lookup: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Parse the `.env` file at `path` (UTF-8); raises OSError, UnicodeDecodeError, DotenvError."""
-    return parse_dotenv(path.read_text(encoding="utf-8"), lookup)
+    """Parse the `.env` file at `path` (UTF-8; line endings kept as written, as Compose keeps
+    them); raises OSError, UnicodeDecodeError, DotenvError."""
+    return parse_dotenv(path.read_bytes().decode("utf-8"), lookup)
 
 
 def _go_space(char: str) -> bool:

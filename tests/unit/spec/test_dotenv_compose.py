@@ -232,3 +232,9 @@ def test_bare_key_on_the_last_line_is_inherited() -> None:
     # deviation: Compose reads a bare KEY without a final newline as `"" = "KEY"`
     assert parse_dotenv("A=1\nTOKEN", {"TOKEN": "t"}) == {"A": "1", "TOKEN": "t"}
 
+
+
+def test_line_endings_are_kept_as_written(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_bytes(b'A=1\r\nB="x\r\ny"\r\nC=3\r')
+    assert read_dotenv(env) == {"A": "1", "B": "x\r\ny", "C": "3"}
