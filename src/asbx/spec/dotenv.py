@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from asbx.spec.interpolation import InterpolationError, interpolate
@@ -27,19 +27,25 @@ class DotenvError(ValueError):
         self.message = message
 
 
-def parse_dotenv(text: str, lookup: Mapping[str, str] | None = None) -> dict[str, str]:
+OnUnset = Callable[[int, str], None]
+
+
+def parse_dotenv(text: str, lookup: Mapping[str, str] | None = None,
+                 on_unset: OnUnset | None = None) -> dict[str, str]:
     """The variables of a `.env` file's text, as compose-go's dotenv parser reads them.
 
     `lookup` (the environment) resolves a bare `KEY` line and wins over earlier keys of the
-    file when `$VAR` is expanded in unquoted and double-quoted values. Raises DotenvError.
+    file when `$VAR` is expanded in unquoted and double-quoted values; `on_unset(line, name)`
+    hears of each plain `$VAR` that was unset and became "" (Compose warns). Raises DotenvError.
     """
-    return _Parser(text.removeprefix("\ufeff"), lookup or {}).parse()
+    return _Parser(text.removeprefix("\ufeff"), lookup or {}, on_unset).parse()
 
 
-def read_dotenv(path: Path, lookup: Mapping[str, str] | None = None) -> dict[str, str]:
+def read_dotenv(path: Path, lookup: Mapping[str, str] | None = None,
+                on_unset: OnUnset | None = None) -> dict[str, str]:
     """Parse the `.env` file at `path` (UTF-8; line endings kept as written, as Compose keeps
     them); raises OSError, UnicodeDecodeError, DotenvError."""
-    return parse_dotenv(path.read_bytes().decode("utf-8"), lookup)
+    return parse_dotenv(path.read_bytes().decode("utf-8"), lookup, on_unset)
 
 
 def _go_space(char: str) -> bool:
@@ -57,11 +63,12 @@ def _key_char(char: str) -> bool:
 class _Parser:
     """One pass over the text; `line` follows the position, for errors."""
 
-    def __init__(self, text: str, lookup: Mapping[str, str]) -> None:
+    def __init__(self, text: str, lookup: Mapping[str, str], on_unset: OnUnset | None) -> None:
         self.text = text
         self.pos = 0
         self.line = 1
         self.lookup = lookup
+        self.on_unset = on_unset
         self.out: dict[str, str] = {}
 
     def parse(self) -> dict[str, str]:
@@ -179,10 +186,15 @@ class _Parser:
     def _expand(self, value: str, line: int) -> str:
         if "$" not in value:
             return value
+        unset: set[str] = set()
         try:
-            return interpolate(value, {**self.out, **self.lookup})
+            expanded = interpolate(value, {**self.out, **self.lookup}, unset)
         except InterpolationError as exc:
             raise DotenvError(line, str(exc)) from None
+        for name in sorted(unset):
+            if self.on_unset is not None:
+                self.on_unset(line, name)
+        return expanded
 
 
 def _expand_escapes(value: str) -> str:

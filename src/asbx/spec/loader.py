@@ -155,8 +155,15 @@ def _variables(directory: Path, environ: Mapping[str, str] | None,
 def _read_env_file(file: Path, directory: Path, lookup: Mapping[str, str], diags: Diagnostics,
                    pos: SourcePos | None = None, path: str = "") -> dict[str, str]:
     """The variables of one `.env`-format file; its errors are reported at their line."""
+    shown = _rel(file, directory)
+
+    def warn(line: int, name: str) -> None:
+        diags.add(f'the "{name}" variable is not set: it becomes an empty string',
+                  pos=SourcePos(shown, line, 1), path=path, severity=Severity.WARNING,
+                  hint=f"set it in the environment, or give a default: ${{{name}:-default}}")
+
     try:
-        return read_dotenv(file, lookup)
+        return read_dotenv(file, lookup, warn)
     except DotenvError as exc:
         diags.add(exc.message, pos=SourcePos(_rel(file, directory), exc.line, 1), path=path,
                   hint="the .env format: KEY=value lines, '#' comments, 'single' or "

@@ -238,3 +238,11 @@ def test_line_endings_are_kept_as_written(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_bytes(b'A=1\r\nB="x\r\ny"\r\nC=3\r')
     assert read_dotenv(env) == {"A": "1", "B": "x\r\ny", "C": "3"}
+
+
+def test_unset_variables_are_reported_with_their_line() -> None:
+    heard: list[tuple[int, str]] = []
+    text = 'A=$NOPE\nB="${ALSO}${A:-x}"\nC=${GONE:-fine}\n'
+    values = parse_dotenv(text, {}, lambda line, name: heard.append((line, name)))
+    assert values == {"A": "", "B": "x", "C": "fine"}
+    assert heard == [(1, "NOPE"), (2, "ALSO")]

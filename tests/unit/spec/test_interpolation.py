@@ -104,6 +104,14 @@ def test_dotenv_error_is_positioned(tmp_path: Path) -> None:
         '.env:3:1: key "NOT A LINE" cannot contain a space']
 
 
+def test_an_unset_variable_in_dotenv_is_a_positioned_warning(tmp_path: Path) -> None:
+    spec = _project(tmp_path, "TOKEN: ${TOKEN}", "# c\nTOKEN=pre-${MISSING}\n")
+    loaded = load_spec(spec, environ={})
+    assert loaded.spec.sandboxes["web"].env == {"TOKEN": "pre-"}
+    assert [f"{w.pos}: {w.message}" for w in loaded.warnings] == [
+        '.env:2:1: the "MISSING" variable is not set: it becomes an empty string']
+
+
 def test_env_file_expands_from_the_environment_and_dotenv(tmp_path: Path) -> None:
     spec = tmp_path / "sandboxes.yaml"
     spec.write_text("version: 1\nsandboxes:\n  web:\n    image: busybox\n"
