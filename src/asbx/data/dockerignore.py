@@ -124,7 +124,9 @@ class DockerMatcher:
 
     def excludes(self, path: str) -> bool:
         """True when `path` ("a/b", relative to the context) is left out of the context."""
-        return bool(self.patterns) and self._evaluate(path)[0]
+        if not self.patterns:
+            return False
+        return self._decide(path, self._directory(path.rpartition("/")[0]))[0]
 
     def can_skip(self, directory: str) -> bool:
         """fsutil's shortcut: an excluded directory is not even opened when no exception could
@@ -135,11 +137,17 @@ class DockerMatcher:
         return not any((_without_trailing_glob(p.text) + "/").startswith(below)
                        for p in self.exceptions)
 
-    def _evaluate(self, path: str) -> tuple[bool, tuple[bool, ...]]:
+    def _directory(self, path: str) -> tuple[bool, ...]:
+        """Per pattern, whether it matched `path` or a parent (cached: files share parents)."""
         known = self._infos.get(path)
-        if known is not None:
-            return known
-        parent = self._evaluate(path.rpartition("/")[0])[1]
+        if known is None:
+            known = self._decide(path, self._directory(path.rpartition("/")[0]))
+            if len(self._infos) < 100_000:
+                self._infos[path] = known
+        return known[1]
+
+    def _decide(self, path: str, parent: tuple[bool, ...]) -> tuple[bool, tuple[bool, ...]]:
+        """patternmatcher's MatchesUsingParentResults: (excluded, per-pattern matches)."""
         matched = False
         info: list[bool] = []
         for pattern, parent_hit in zip(self.patterns, parent, strict=True):
@@ -152,10 +160,7 @@ class DockerMatcher:
             info.append(hit)
             if hit:
                 matched = not pattern.exclusion
-        result = (matched, tuple(info))
-        if len(self._infos) < 100_000:
-            self._infos[path] = result
-        return result
+        return matched, tuple(info)
 
 
 def _go_trim(text: str) -> str:
