@@ -10,6 +10,10 @@ Sources (github.com/moby/buildkit):
   testDefaultEnvWithArgs: the FROM each of those Dockerfiles resolves to;
 - `frontend/dockerfile/parser/parser.go` rules (BOM, `# escape=`, comments and empty lines
   inside continuations) for the extra cases at the end.
+
+dockerfile-parse 2.0.1 was checked as a replacement and rejected: its parent_images gives
+`busyidlebox#idle}` for `FROM busy${image#idle}`, nothing for a file starting with a BOM,
+`${A}thon` for `ARG A=py B=${A}thon`, and `:-fallback}` for `FROM ${U:-fallback}`.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ Fixtures in tests/fixtures/dotenv: plain.env, quoted.env and substitutions-defau
 of compose-go's; the others are rebuilt from what the Go tests expect of them (the index holds
 no copy). Deliberate deviations are listed in docs/spec.md and marked "deviation" below.
 
-python-dotenv was checked as a replacement and rejected: it keeps `KEY: value` lines out, takes
-no `\\0123` octal escapes, and reads `FOO=bar#baz`-style and multi-line edge cases differently
-(see test_python_dotenv_disagrees).
+python-dotenv 1.x was checked as a replacement and rejected on these cases: `OPTION_A: 1`
+(it drops the line), `KEY="\\0123"` (it keeps the text), `lol$wut` and `KEY="value` (it accepts
+them silently where Compose fails), `A="x" B=2` (it drops both).
 """
 
 from __future__ import annotations
