@@ -187,7 +187,13 @@ def _kept(context: Path, rules: IgnoreRules) -> Iterator[tuple[str, str, os.stat
             raise DataError(message) from None
         for entry in listing:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            st = entry.stat(follow_symlinks=False)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                if isinstance(exc, PermissionError) and rules.excludes(rel):
+                    continue  # listed but not searchable, and excluded: skipped, as by BuildKit
+                raise DataError(f"cannot read build context entry {rel}: {exc.strerror}"
+                                ) from None
             if stat.S_ISDIR(st.st_mode):
                 if not rules.prune(rel):
                     pending.append((rel, entry.path))

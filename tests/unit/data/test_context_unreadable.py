@@ -78,7 +78,9 @@ def context() -> Iterator[Path]:
         (ctx / "secret").chmod(0o000 if os.geteuid() == 0 else 0o300)
         yield ctx
     finally:
-        (top / "ctx" / "secret").chmod(0o755)
+        for name in ("secret", "listable"):
+            if (top / "ctx" / name).exists():
+                (top / "ctx" / name).chmod(0o755)
         shutil.rmtree(top)
 
 
@@ -109,6 +111,17 @@ def test_unreadable_kept_directory_is_an_error(context: Path) -> None:
     result = digest_as_nobody(context, "*.tmp\n")
     assert result == f"cannot read build context directory {context / 'secret'}: " \
                      "permission denied"
+
+
+def test_a_listable_but_unsearchable_excluded_directory_is_skipped(context: Path) -> None:
+    listable = context / "listable"
+    listable.mkdir()
+    (listable / "x.md").write_text("x\n")
+    listable.chmod(0o444)  # its names can be read, its entries cannot be looked at
+    ignore = "secret\nlistable/x.md\n!**/*.txt\n"
+    assert digest_as_nobody(context, ignore) == KEPT
+    assert digest_as_nobody(context, "secret\n") == (
+        "cannot read build context entry listable/x.md: Permission denied")
 
 
 def test_the_child_really_cannot_read_it(context: Path) -> None:
