@@ -107,8 +107,6 @@ class OciCliRuntime:
                  ) -> CommandResult:
         if result.timed_out:
             raise RuntimeTimeoutError(result.argv, timeout, result.stdout, result.stderr)
-        if result.returncode == 127 and not result.stdout:
-            raise self.unavailable(result)
         if result.returncode != 0:
             raise self._failure(result, missing)
         return result
@@ -123,6 +121,12 @@ class OciCliRuntime:
         return self._checked(result, self._timeout)
 
     def _failure(self, result: CommandResult, missing: str | None) -> AsbxError:
+        """The error for a failed command: a known host problem first (podman exits 127 when
+        netavark cannot run iptables), then a missing runtime, a missing object, the rest."""
+        if (problem := self.host_problem(result)) is not None:
+            return problem
+        if result.returncode == 127 and not result.stdout:
+            return self.unavailable(result)
         if missing is not None and _NOT_FOUND.search(result.stderr):
             return NotFoundError(f"{missing} not found in {self.name}")
         return RuntimeCommandError(result.argv, result.returncode, result.stdout, result.stderr)
@@ -238,15 +242,15 @@ class OciCliRuntime:
         with env_args(request.env) as env:
             args = create_args(request, env)
             result = self._call(args, timeout=self._timeout)
-        if result.returncode != 0 and not result.timed_out and _NOT_FOUND.search(result.stderr):
+        if (result.returncode != 0 and not result.timed_out and _NOT_FOUND.search(result.stderr)
+                and self.host_problem(result) is None):  # CNI's own "network podman not found"
             raise NotFoundError(f"cannot create {request.name!r}: {first_error(result)}")
-        if result.returncode != 0 and (problem := self.host_problem(result)) is not None:
-            raise problem
         self._checked(result, self._timeout)
         return result.stdout.strip().splitlines()[-1]
 
     def host_problem(self, result: CommandResult) -> AsbxError | None:
-        """A failure that no container on this host can escape (its configuration), if any."""
+        """A failure with a known cause on this host (its configuration), if any: the one
+        place where failed runtime commands are matched against host problems."""
         return None
 
     def start_container(self, name: str) -> None:

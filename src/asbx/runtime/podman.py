@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from asbx.errors import AsbxError, RuntimeUnavailableError
 from asbx.runtime.base import Capabilities, ObservedNetwork
 from asbx.runtime.command import CommandResult, first_error
+from asbx.runtime.host_problems import host_problem_error
 from asbx.runtime.oci_cli import OciCliRuntime, label_args
-from asbx.runtime.pull_errors import last_error
 
 CAPABILITIES = Capabilities(
     fractional_cpus=True,
@@ -59,20 +59,14 @@ class PodmanRuntime(OciCliRuntime):
                 "sandbox could not reach its egress proxy (podman's CNI network backend does "
                 "this)",
                 hint='install netavark and set network_backend = "netavark" in the [network] '
-                     "table of containers.conf, or use network: open or deny")
+                     "table of containers.conf, or use network: open or deny; `asbx doctor` checks "
+                     "this machine")
         self._run(["network", "create", "--internal", "--disable-dns", "--subnet", picked.subnet,
                    "--gateway", picked.gateway, *label_args(labels), name])
         return self.inspect_network(name)
 
     def host_problem(self, result: CommandResult) -> AsbxError | None:
-        if "error setting rlimit" in result.stderr:  # no CAP_SYS_RESOURCE (see podman-here)
-            return RuntimeUnavailableError(
-                "podman cannot start containers on this host: its OCI runtime may not raise "
-                f"their resource limits ({last_error(result)})",
-                hint='set default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"] (no higher '
-                     "than `ulimit -Hn` / `ulimit -Hu`) in the [containers] table of "
-                     "containers.conf; asbx's scripts/containers.conf is an example")
-        return None
+        return host_problem_error(result, self.name)
 
     def unavailable(self, result: CommandResult) -> RuntimeUnavailableError:
         if result.returncode == 127:
