@@ -10,6 +10,7 @@ from asbx.paths import asbx_home
 
 if TYPE_CHECKING:
     from asbx.runtime.base import Runtime
+    from asbx.runtime.command import CommandRunner
     from asbx.spec.loader import LoadedSpec
     from asbx.state.store import StateStore
     from asbx.workflow import Session
@@ -59,19 +60,23 @@ class AppContext:
                 click.echo(render_diagnostics(self._loaded.warnings, color=self.color), err=True)
         return self._loaded
 
+    def runner(self) -> CommandRunner:
+        """The one command runner, tracing every command with -vv."""
+        import click
+
+        from asbx.runtime.command import SubprocessRunner
+
+        def trace(line: str) -> None:
+            click.echo(click.style(line, dim=True) if self.color else line, err=True)
+
+        return SubprocessRunner(trace=trace if self.verbose >= 2 else None)
+
     def runtime(self) -> Runtime:
         """The selected runtime (--runtime, ASBX_RUNTIME, else detected)."""
         if self._runtime is None:
-            import click
-
-            from asbx.runtime.command import SubprocessRunner
             from asbx.runtime.detect import create_runtime
 
-            def trace(line: str) -> None:
-                click.echo(click.style(line, dim=True) if self.color else line, err=True)
-
-            runner = SubprocessRunner(trace=trace if self.verbose >= 2 else None)
-            self._runtime = create_runtime(self.runtime_name, runner)
+            self._runtime = create_runtime(self.runtime_name, self.runner())
         return self._runtime
 
     def store(self) -> StateStore:

@@ -35,6 +35,7 @@ COMMANDS = {
     "snapshot": "asbx.cli.commands.snapshot:snapshot",
     "gc": "asbx.cli.commands.snapshot:gc",
     "policy": "asbx.cli.commands.policy:policy",
+    "doctor": "asbx.cli.commands.doctor:doctor",
 }
 
 

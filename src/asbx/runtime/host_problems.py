@@ -80,8 +80,8 @@ class HostProblemError(RuntimeUnavailableError):
     def __init__(self, problem: HostProblem, result: CommandResult, runtime: str) -> None:
         self.problem = problem
         self.result = result
-        super().__init__(f"{runtime} cannot start containers on this host: {problem.sentence} "
-                         f"({last_error(result)})",
+        self.detail = f"{problem.sentence} ({last_error(result)})"
+        super().__init__(f"{runtime} cannot start containers on this host: {self.detail}",
                          hint=f"{problem.fix}; {DOCTOR_POINTER}")
 
     @property
