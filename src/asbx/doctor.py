@@ -22,6 +22,9 @@ from asbx.runtime.command import CommandRequest, CommandRunner, first_error
 from asbx.runtime.detect import EXECUTABLES, create_runtime, runtime_name
 from asbx.runtime.host_problems import HostProblemError, host_problem_error
 from asbx.runtime.oci_cli import OciCliRuntime
+from asbx.spec.dockerfile import from_references
+from asbx.spec.loader import LoadedSpec
+from asbx.spec.model import ImageSpec
 
 BASE_IMAGE = "localhost/asbx/busybox:latest"  # what scripts/build-base-image builds
 MIN_FREE = 1024**3  # warn under 1 GiB free under ASBX_HOME
@@ -57,7 +60,7 @@ class CheckResult:
 
 
 SpecRefs = Callable[[], Sequence[str] | None]
-"""The image refs the spec pulls (`ref:`, or a sandbox's plain image); None when no spec."""
+"""The images the spec needs (see spec_image_refs); None when there is no spec."""
 
 
 @dataclass
@@ -154,6 +157,19 @@ def _podman_info(machine: Machine, found: Found, runtime: OciCliRuntime) -> Chec
     return CheckResult("service", Status.OK,
                        f"`podman info` works (cgroup manager {host.get('cgroupManager', '?')}, "
                        f"cgroups {host.get('cgroupVersion', '?')}, OCI runtime {oci})")
+
+
+def spec_image_refs(loaded: LoadedSpec) -> list[str]:
+    """The images a spec needs from outside: every `ref:` (and plain sandbox image) and each
+    Dockerfile's FROM that is not another images key (`scratch` needs nothing)."""
+    refs = {spec.ref for spec in loaded.graph.resources.values()
+            if isinstance(spec, ImageSpec) and spec.ref}
+    for name, text in loaded.dockerfiles.items():
+        image = loaded.spec.images.get(name)
+        args = image.build.args if image is not None and image.build is not None else None
+        refs.update(ref for ref in from_references(text, args)
+                    if ref not in loaded.spec.images and ref != "scratch")
+    return sorted(refs)
 
 
 def probe_image(found: Found, refs: Sequence[str]) -> str | None:
@@ -258,7 +274,7 @@ def _refs_or_none(machine: Machine) -> Sequence[str]:
 
 
 def check_images(machine: Machine, found: Found) -> CheckResult:
-    """Each image the spec pulls is present locally (or will be pulled by `apply`)."""
+    """Each image the spec needs is present locally (or will be pulled by `apply`)."""
     try:
         refs = machine.spec_refs()
     except AsbxError as exc:
@@ -269,7 +285,7 @@ def check_images(machine: Machine, found: Found) -> CheckResult:
     if found.runtime is None or not found.service_ok:
         return CheckResult("images", Status.SKIP, "the runtime does not answer")
     if not refs:
-        return CheckResult("images", Status.OK, "the spec pulls no images")
+        return CheckResult("images", Status.OK, "the spec needs no image from a registry")
     if found.images is None:
         found.images = found.runtime.list_images()
     local = {normalise_ref(name) for image in found.images for name in image.names}

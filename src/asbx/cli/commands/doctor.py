@@ -43,13 +43,11 @@ def doctor(app: AppContext, as_json: bool) -> None:
 
 
 def _spec_refs(app: AppContext) -> Sequence[str] | None:
-    """The refs the project's spec pulls; None when there is no sandboxes.yaml."""
+    """The images the project's spec pulls or builds FROM; None when there is no spec."""
+    from asbx.doctor import spec_image_refs
     from asbx.errors import SpecNotFoundError
-    from asbx.spec.model import ImageSpec
 
     try:
-        loaded = app.load()
+        return spec_image_refs(app.load())
     except SpecNotFoundError:
         return None
-    return sorted({spec.ref for spec in loaded.graph.resources.values()
-                   if isinstance(spec, ImageSpec) and spec.ref})
