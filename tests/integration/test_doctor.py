@@ -78,3 +78,17 @@ def test_doctor_names_a_cni_backend_without_plugins_and_the_fix(project: Project
     assert checks["network"]["status"] == "fail"
     assert "netavark" in checks["network"]["fix"]
     assert checks["containers"]["status"] == "ok"  # --network none needs no plugin
+
+
+def test_apply_on_that_host_names_the_cause_and_points_to_doctor(project: Project,
+                                                                tmp_path: Path) -> None:
+    project.write(f'version: 1\nname: NAME\nsandboxes:\n  box: {{image: "{BASE_IMAGE}", '
+                  "network: open}\n")
+    project.extra_env["CONTAINERS_CONF"] = str(_cni_conf(tmp_path))
+    result = project.asbx("apply", "-y")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert ("error: sandbox.box (create): podman cannot start containers on this host: podman's "
+            "CNI network backend is selected but its CNI plugins are missing") in result.stderr
+    hint = next(line for line in result.stderr.splitlines() if line.startswith("  hint:"))
+    assert hint.endswith("`asbx doctor` checks this machine")
