@@ -186,17 +186,17 @@ def probe_image(found: Found, refs: Sequence[str]) -> str | None:
     return named[0] if named else None
 
 
-def _probe_container(machine: Machine, found: Found, image: str, network: str) -> None:
+def _probe_container(runtime: Runtime, token: str, image: str, network: str,
+                     suffix: str) -> None:
     """Run `true` in a throw-away container on `network`; removed even when it failed."""
-    assert found.runtime is not None
-    name = f"asbx-doctor-{machine.token}-{network}"[:60]
+    name = f"asbx-doctor-{token}-{suffix}"
     request = ContainerRequest(name=name, image=image, command=("true",), workdir="/",
-                               labels={PROBE_LABEL: machine.token}, network=network, start=True)
+                               labels={PROBE_LABEL: token}, network=network, start=True)
     try:
-        found.runtime.create_container(request)
+        runtime.create_container(request)
     finally:
         with contextlib.suppress(AsbxError):
-            found.runtime.remove_containers([name])
+            runtime.remove_containers([name])
 
 
 def check_containers(machine: Machine, found: Found) -> CheckResult:
@@ -209,7 +209,7 @@ def check_containers(machine: Machine, found: Found) -> CheckResult:
                            "no local image to run a throw-away container with, so not proven",
                            "build one (scripts/build-base-image) or pull one, then run again")
     try:
-        _probe_container(machine, found, image, "none")
+        _probe_container(found.runtime, machine.token, image, "none", "run")
     except AsbxError as exc:
         found.containers_failed = True
         return failed("containers", exc)
@@ -225,13 +225,13 @@ def check_network(machine: Machine, found: Found) -> CheckResult:
         return CheckResult("network", Status.SKIP,
                            f"{_backend(backend)}not probed: no container runs (see containers)")
     if found.runtime.name == "podman" and backend != "netavark":
-        return _cni_network(machine, found, backend or "unknown")
+        return _cni_network(machine, found, found.runtime, backend or "unknown")
     image = probe_image(found, _refs_or_none(machine))
     name = f"asbx-doctor-{machine.token}"
     try:
         found.runtime.create_network(name, {PROBE_LABEL: machine.token}, internal=True)
         if image is not None:
-            _probe_container(machine, found, image, name)
+            _probe_container(found.runtime, machine.token, image, name, "net")
     except AsbxError as exc:
         return failed("network", exc, _backend(backend))
     finally:
@@ -250,7 +250,8 @@ def _backend(backend: str) -> str:
     return f"backend {backend}: " if backend else ""
 
 
-def _cni_network(machine: Machine, found: Found, backend: str) -> CheckResult:
+def _cni_network(machine: Machine, found: Found, runtime: Runtime, backend: str
+                 ) -> CheckResult:
     """Not netavark: the default network is probed (an internal CNI network that fails to
     come up leaves its config file behind), and allowlists are said to need netavark."""
     needs = (f"asbx's network allowlists need the netavark backend, podman uses {backend} "
@@ -259,7 +260,7 @@ def _cni_network(machine: Machine, found: Found, backend: str) -> CheckResult:
     if image is None:
         return CheckResult("network", Status.WARN, needs, NETAVARK_FIX)
     try:
-        _probe_container(machine, found, image, "default")
+        _probe_container(runtime, machine.token, image, "default", "net")
     except AsbxError as exc:
         return failed("network", exc, f"backend {backend}: ", f"; {needs}")
     return CheckResult("network", Status.WARN,

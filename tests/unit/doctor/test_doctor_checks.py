@@ -80,8 +80,8 @@ def test_the_probes_are_labelled_and_cleaned_up(runner: ScriptedRunner, tmp_path
     assert len(runs) == 2
     assert all("dev.asbx.doctor=t0k3n" in a for a in runs)
     assert runs[0][runs[0].index("--network"):][:2] == ["--network", "none"]
-    assert ["rm", "-v", "-f", "asbx-doctor-t0k3n-none"] in argvs
-    assert ["rm", "-v", "-f", "asbx-doctor-t0k3n-asbx-doctor-t0k3n"] in argvs
+    assert ["rm", "-v", "-f", "asbx-doctor-t0k3n-run"] in argvs
+    assert ["rm", "-v", "-f", "asbx-doctor-t0k3n-net"] in argvs
     assert argvs[-1] == ["network", "rm", "asbx-doctor-t0k3n"]
 
 
@@ -139,7 +139,7 @@ def test_a_container_that_cannot_start_names_the_cause(name: str, fix: str,
     assert results["network"].status is Status.SKIP
     assert results["network"].detail == ("backend netavark: not probed: no container runs "
                                          "(see containers)")
-    assert ["rm", "-v", "-f", "asbx-doctor-t0k3n-none"] in [list(a[1:]) for a in runner.argvs()]
+    assert ["rm", "-v", "-f", "asbx-doctor-t0k3n-run"] in [list(a[1:]) for a in runner.argvs()]
 
 
 def test_iptables_missing_fails_the_network(runner: ScriptedRunner, tmp_path: Path) -> None:
