@@ -276,3 +276,39 @@ def test_low_disk_space_warns(tmp_path: Path) -> None:
     assert result.status is Status.WARN
     assert result.detail == f"0.3 GiB free under {tmp_path} (less than 1 GiB)"
     assert passed([result])
+
+
+def test_a_healthy_docker_is_probed_the_same_way(tmp_path: Path) -> None:
+    docker = Path(__file__).parents[2] / "fixtures" / "runtime" / "docker"
+    runner = ScriptedRunner()
+    runner.on("--version", stdout="Docker version 20.10.24+dfsg1, build 297e128\n")
+    runner.on("version", stdout=(docker / "version.json").read_text())
+    runner.on("image", "ls", stdout="sha256:" + "a" * 64 + "\n")
+    runner.on("image", "inspect", stdout=json.dumps([{"Id": "sha256:" + "a" * 64,
+                                                      "RepoTags": [BASE_IMAGE]}]))
+    runner.on("run", stdout="c0ffee\n")
+    runner.on("network", "inspect", stdout=json.dumps([{"Name": "n", "Internal": True}]))
+    results = by_name(run_checks(machine(runner, tmp_path, requested="docker")))
+    assert results["service"].detail == "the Docker daemon answers (version 20.10.24+dfsg1)"
+    assert results["containers"].status is Status.OK
+    assert results["network"] == CheckResult("network", Status.OK,
+                                             "a container ran on an --internal network")
+    argvs = [list(a[1:]) for a in runner.argvs()]
+    assert ["network", "create", "--internal", "--label", "dev.asbx.doctor=t0k3n",
+            "asbx-doctor-t0k3n"] in argvs
+    assert argvs[-1] == ["network", "rm", "asbx-doctor-t0k3n"]
+
+
+def test_apple_with_its_service_stopped_says_how_to_start_it(tmp_path: Path) -> None:
+    runner = ScriptedRunner()
+    runner.on("--version", stdout="container CLI version 1.2.2 (build: release)\n")
+    runner.on("system", "status", returncode=1, stderr="Error: apiserver is not running\n")
+    m = machine(runner, tmp_path, requested="apple",
+                which={"container": "/usr/local/bin/container"})
+    results = by_name(run_checks(m))
+    assert results["runtime"].detail == ("container CLI version 1.2.2 (build: release) "
+                                         "(/usr/local/bin/container)")
+    assert results["service"] == CheckResult(
+        "service", Status.FAIL, "Apple container's system service is not running",
+        "run: container system start --enable-kernel-install")
+    assert results["containers"].status is Status.SKIP
