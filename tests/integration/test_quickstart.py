@@ -32,6 +32,7 @@ def test_quickstart_applies_execs_and_ends_with_a_noop_plan(
         )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         out = run.stdout
+        assert "asbx can run sandboxes here." in out, "asbx doctor runs first and passes"
         assert f"project {name} (podman)" in out, "asbx status names the test's own project"
         assert "Apply complete: 5 added" in out + run.stderr
         assert "hello from the quickstart image" in out
