@@ -203,7 +203,7 @@ def check_containers(machine: Machine, found: Found) -> CheckResult:
     """A throw-away container runs (rlimits, cgroup manager and OCI runtime problems show)."""
     if found.runtime is None or not found.service_ok:
         return CheckResult("containers", Status.SKIP, "the runtime does not answer")
-    image = probe_image(found, _refs_or_none(machine))
+    image = probe_image(found, _spec_refs_quietly(machine))
     if image is None:
         return CheckResult("containers", Status.WARN,
                            "no local image to run a throw-away container with, so not proven",
@@ -226,7 +226,7 @@ def check_network(machine: Machine, found: Found) -> CheckResult:
                            f"{_backend(backend)}not probed: no container runs (see containers)")
     if found.runtime.name == "podman" and backend != "netavark":
         return _cni_network(machine, found, found.runtime, backend or "unknown")
-    image = probe_image(found, _refs_or_none(machine))
+    image = probe_image(found, _spec_refs_quietly(machine))
     name = f"asbx-doctor-{machine.token}"
     try:
         found.runtime.create_network(name, {PROBE_LABEL: machine.token}, internal=True)
@@ -256,7 +256,7 @@ def _cni_network(machine: Machine, found: Found, runtime: Runtime, backend: str
     come up leaves its config file behind), and allowlists are said to need netavark."""
     needs = (f"asbx's network allowlists need the netavark backend, podman uses {backend} "
              "(see docs/network.md)")
-    image = probe_image(found, _refs_or_none(machine))
+    image = probe_image(found, _spec_refs_quietly(machine))
     if image is None:
         return CheckResult("network", Status.WARN, needs, NETAVARK_FIX)
     try:
@@ -268,7 +268,8 @@ def _cni_network(machine: Machine, found: Found, runtime: Runtime, backend: str
                        NETAVARK_FIX)
 
 
-def _refs_or_none(machine: Machine) -> Sequence[str]:
+def _spec_refs_quietly(machine: Machine) -> Sequence[str]:
+    """The spec's images for choosing a probe image; none when there is no (valid) spec."""
     with contextlib.suppress(AsbxError):
         return machine.spec_refs() or ()
     return ()
