@@ -189,7 +189,20 @@ class OciCliRuntime:
                 and not (result.returncode == 127 and not result.stdout)):
             raise self.pull_failure(ref, result)
         self._checked(result, math.inf)
-        return self._inspect_required(ref)
+        items = self._inspect_items("image", [ref])
+        if not items:
+            raise NotFoundError(f"image {ref!r} not found in {self.name} after it was pulled")
+        digest = pick_digest(items[0], ref)
+        if "@" not in ref and len(repo_digests(items[0], ref)) > 1:
+            digest = self.served_digest(ref) or digest
+        image = parse_image(items[0], digest=digest)
+        assert image is not None  # inspect found it, so it has an id
+        return image
+
+    def served_digest(self, ref: str) -> str:
+        """The digest the registry serves for `ref` now, when the local image records several
+        for its repository (empty: the runtime cannot tell, keep the local pick)."""
+        return ""
 
     def pull_failure(self, ref: str, result: CommandResult) -> AsbxError:
         """A failed pull as one sentence naming the image and the cause (see pull_error)."""
@@ -555,14 +568,28 @@ def repository(ref: str) -> str:
     return f"{head}{slash}{last.partition(':')[0]}"
 
 
-def pick_digest(item: Mapping[str, Any], ref: str) -> str:
-    """The registry digest recorded for `ref`'s repository, if the image has one."""
+def repo_digests(item: Mapping[str, Any], ref: str) -> list[str]:
+    """Every registry digest the image records for `ref`'s repository. podman pairs each of an
+    image's names with every manifest digest it was ever built, pushed or pulled as, so one
+    image can list several for a repository of which the registry serves only one."""
     wanted = repository(ref)
+    found: list[str] = []
     for entry in item.get("RepoDigests") or ():
         name, _, digest = _text(entry).partition("@")
-        if name == wanted or name.endswith("/" + wanted) or wanted.endswith("/" + name):
-            return digest
-    return ""
+        matches = name == wanted or name.endswith("/" + wanted) or wanted.endswith("/" + name)
+        if matches and digest and digest not in found:
+            found.append(digest)
+    return found
+
+
+def pick_digest(item: Mapping[str, Any], ref: str) -> str:
+    """The registry digest recorded for `ref`'s repository, if the image has one: the ref's own
+    digest when it names one, else the first recorded."""
+    found = repo_digests(item, ref)
+    asked = ref.partition("@")[2]
+    if asked in found:
+        return asked
+    return next(iter(found), "")
 
 
 def parse_image(item: Mapping[str, Any], digest: str = "") -> ObservedImage | None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import sys
+import uuid
 from collections.abc import Mapping
 
 from asbx.errors import AsbxError, RuntimeUnavailableError
@@ -31,6 +34,24 @@ class PodmanRuntime(OciCliRuntime):
     json_format = "json"
     pull_flag = "--pull=always"
     service_down = re.compile(r"Cannot connect to Podman|unable to connect to Podman socket")
+
+    def served_digest(self, ref: str) -> str:
+        """Asked of the registry through a throw-away manifest list: `manifest add` fetches the
+        manifest `ref` names (for a multi-platform ref, this platform's) and records its digest,
+        the one `podman push --digestfile` reported and a pull by digest fetches."""
+        scratch = f"localhost/asbx-digest-probe-{uuid.uuid4().hex[:12]}"
+        self._run(["manifest", "create", scratch])
+        try:
+            self._run(["manifest", "add", scratch, ref], timeout=math.inf)
+            listing = json.loads(self._run(["manifest", "inspect", scratch]).stdout)
+        except ValueError:
+            return ""
+        finally:
+            self._call(["manifest", "rm", scratch], timeout=self._timeout)
+        entries = listing.get("manifests") if isinstance(listing, dict) else None
+        first = entries[0] if isinstance(entries, list) and entries else {}
+        digest = first.get("digest") if isinstance(first, dict) else None
+        return digest if isinstance(digest, str) else ""
 
     def tls_fix(self, host: str, plain_http: bool) -> str:
         insecure = (f'mark it insecure in registries.conf: [[registry]] location = "{host}" '

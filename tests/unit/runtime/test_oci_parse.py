@@ -328,3 +328,43 @@ def test_a_host_that_cannot_raise_rlimits_says_how_to_configure_podman() -> None
         PodmanRuntime(runner).create_container(request)
     assert e.value.hint is not None
     assert "default_ulimits" in e.value.hint
+
+
+# podman pairs every name of an image with every manifest digest it was ever pushed or pulled
+# as (seen on podman 4.3: a base image pushed in two formats lists both under each repository).
+SEVERAL = {
+    "Id": "c" * 64,
+    "RepoDigests": [
+        "127.0.0.1:5000/demo@sha256:111",
+        "127.0.0.1:5000/demo@sha256:222",
+        "localhost/base@sha256:111",
+        "localhost/base@sha256:222",
+    ],
+}
+
+
+def test_a_digest_named_in_the_ref_is_the_one_picked() -> None:
+    assert pick_digest(SEVERAL, "127.0.0.1:5000/demo@sha256:222") == "sha256:222"
+    assert pick_digest(SEVERAL, "127.0.0.1:5000/demo:v1") == "sha256:111"
+
+
+def test_podman_pull_asks_the_registry_which_of_several_digests_it_serves() -> None:
+    served = '{"manifests": [{"digest": "sha256:222", "mediaType": "x"}]}'
+    runner = ScriptedRunner()
+    runner.on("image", "inspect", stdout=f"[{_json(SEVERAL)}]")
+    runner.on("manifest", "inspect", stdout=served)
+    image = PodmanRuntime(runner).pull("127.0.0.1:5000/demo:v1")
+    assert image.digest == "sha256:222"
+    verbs = [argv[1:3] for argv in runner.argvs()]
+    assert ("manifest", "create") in verbs
+    assert ("manifest", "rm") in verbs, "the probe is removed"
+    added = next(argv for argv in runner.argvs() if argv[1:3] == ("manifest", "add"))
+    assert added[-1] == "127.0.0.1:5000/demo:v1"
+
+
+def test_podman_pull_with_one_recorded_digest_asks_nothing_more() -> None:
+    item = {"Id": "c" * 64, "RepoDigests": ["127.0.0.1:5000/demo@sha256:333"]}
+    runner = ScriptedRunner()
+    runner.on("image", "inspect", stdout=f"[{_json(item)}]")
+    assert PodmanRuntime(runner).pull("127.0.0.1:5000/demo:v1").digest == "sha256:333"
+    assert not any(argv[1] == "manifest" for argv in runner.argvs())
