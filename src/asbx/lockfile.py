@@ -39,6 +39,17 @@ def lock_path(spec_path: Path) -> Path:
     return spec_path.parent / LOCK_NAME
 
 
+def lock_files(spec_path: Path) -> tuple[Path, Path]:
+    """The files `asbx lock` writes beside the spec (the lock and its temporary): asbx's own,
+    so they never count toward a build context (a lock must not invalidate itself)."""
+    path = lock_path(spec_path)
+    return path, _temporary(path)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_suffix(".lock.tmp")
+
+
 def read_lock(path: Path) -> Lock | None:
     """The lock at `path`, or None if there is none; a broken lock is a clear error."""
     if not path.is_file():
@@ -73,7 +84,7 @@ def render_lock(lock: Lock) -> str:
 
 
 def write_lock(path: Path, lock: Lock) -> None:
-    temporary = path.with_suffix(".lock.tmp")
+    temporary = _temporary(path)
     temporary.write_text(render_lock(lock), encoding="utf-8")
     temporary.replace(path)
 

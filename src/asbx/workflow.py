@@ -183,6 +183,7 @@ def context_digests(
     if not builds:
         return contexts, details
     from asbx.data.context import context_digest, describe_build_change
+    from asbx.lockfile import lock_files
 
     cache_dir = session.project_dir / "contexts"
     for name, image in builds.items():
@@ -200,6 +201,7 @@ def context_digests(
             target=build.target,
             platform=image.platform,
             cache=cache_dir / f"{name}.cache",
+            skip=lock_files(session.loaded.path),
         )
         manifest = cache_dir / f"{name}.applied.json"
         if Address(ResourceKind.IMAGE, name) in state.records and manifest.is_file():

@@ -178,3 +178,29 @@ def test_apply_pull_fetches_a_moved_tag_and_replaces_the_sandboxes_on_it(
     assert project.asbx("plan", "--detailed-exitcode").returncode == 0
     again = project.asbx("apply", "-y", "--pull", check=True)  # the tag did not move since
     assert "0 replaced" in again.stdout + again.stderr or "No changes" in again.stdout
+
+
+def test_lock_check_plan_is_a_fixed_point_with_the_spec_directory_as_context(
+    project: Project,
+) -> None:
+    """The lock is written into a context of `.`; it must not count toward that context."""
+    (project.root / "Dockerfile").write_text(
+        "FROM localhost/asbx/busybox:latest\nCOPY app.txt /app.txt\n"
+    )
+    (project.root / "app.txt").write_text("app\n")
+    project.write(
+        "version: 1\nname: NAME\nimages:\n  app:\n    build: {context: .}\n"
+        "sandboxes:\n  web:\n    image: app\n"
+    )
+    project.asbx("apply", "-y", check=True)
+    project.asbx("lock", check=True)
+    check = project.asbx("lock", "--check")
+    assert check.returncode == 0, check.stderr
+    assert changes(project) == {}
+    project.asbx("lock", check=True)
+    assert project.asbx("lock", "--check").returncode == 0
+    assert changes(project) == {}
+    project.asbx("apply", "-y", "--locked", check=True)
+
+    (project.root / "app.txt").write_text("app v2\n")
+    assert project.asbx("lock", "--check").returncode == 1, "a real context change still counts"

@@ -9,7 +9,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -56,6 +56,7 @@ def context_digest(
     target: str | None = None,
     platform: str | None = None,
     cache: Path | None = None,
+    skip: Collection[Path] = (),
 ) -> ContextDigest:
     """sha256 over the Dockerfile text, build args, target, platform and the context's kept files.
 
@@ -63,7 +64,7 @@ def context_digest(
     else `context/Dockerfile`. Files are those `.dockerignore` keeps, with Docker's rules (see
     `asbx.data.ignore.dockerignore_rules`); `<Dockerfile>.dockerignore` wins over it, as in
     BuildKit. With `cache` (a JSON file), unchanged files (same size, mtime, ctime and inode)
-    are not read again.
+    are not read again. Files in `skip` (asbx's own, e.g. sandboxes.lock) never count.
     """
     if not context.is_dir():
         raise DataError(f"build context {context} is not a directory")
@@ -75,7 +76,9 @@ def context_digest(
         text = _read_dockerfile(dockerfile_path)
     rules = _context_rules(dockerignore_file(context, dockerfile_path))
     stat_cache = _StatCache(cache, context)
-    files = {rel: stat_cache.fingerprint(rel, path, st) for rel, path, st in _kept(context, rules)}
+    skipped = {rel for rel in (_relative_to(path, context) for path in skip) if rel is not None}
+    files = {rel: stat_cache.fingerprint(rel, path, st)
+             for rel, path, st in _kept(context, rules) if rel not in skipped}
     stat_cache.save()
     header = {
         "version": DIGEST_VERSION,

@@ -296,3 +296,14 @@ def test_an_inline_dockerfile_edit_and_a_manifest_without_inputs(context: Path) 
     assert _why(before, after) == "Dockerfile changed"
     # a manifest written by an older asbx has no inputs: only files can be compared
     assert describe_build_change({}, before.files, after) == "context changed: no files changed"
+
+
+def test_skipped_files_never_count(context: Path) -> None:
+    before = context_digest(context)
+    (context / "sandboxes.lock").write_text("{}\n")
+    (context / "src" / "sandboxes.lock").write_text("{}\n")
+    skipped = context_digest(context, skip=[context / "sandboxes.lock", context.parent / "x"])
+    assert "sandboxes.lock" not in skipped.files
+    assert "src/sandboxes.lock" in skipped.files, "only the very path given is skipped"
+    (context / "src" / "sandboxes.lock").unlink()
+    assert context_digest(context, skip=[context / "sandboxes.lock"]).digest == before.digest
