@@ -26,3 +26,9 @@ def pin_reference(ref: str, digest: str) -> str:
     if ":" in last:
         name = name[: name.rfind(":")]
     return f"{name}@{digest}"
+
+
+def local_only(ref: str) -> bool:
+    """Whether `ref` is in the `localhost/` namespace: how podman names images built or loaded
+    on this machine, which no registry serves (so they are never pulled once locked)."""
+    return normalise_ref(ref).split("/", 1)[0] == "localhost"

@@ -322,9 +322,10 @@ def _cause(error: AsbxError) -> str:
 def _local_only_image(session: Session, ref: str, error: AsbxError) -> ObservedImage | None:
     """The local image behind a `localhost/...` reference whose pull found no registry or no
     such image; None for anything else (a registry error is then the answer)."""
-    from asbx.runtime.pull_errors import PullCause, PullError, registry_host
+    from asbx.images import local_only
+    from asbx.runtime.pull_errors import PullCause, PullError
 
-    if registry_host(ref) != "localhost" or not (
+    if not local_only(ref) or not (
         isinstance(error, PullError)
         and error.cause in (PullCause.UNREACHABLE, PullCause.NOT_FOUND)
     ):

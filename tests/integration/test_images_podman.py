@@ -204,3 +204,40 @@ def test_lock_check_plan_is_a_fixed_point_with_the_spec_directory_as_context(
 
     (project.root / "app.txt").write_text("app v2\n")
     assert project.asbx("lock", "--check").returncode == 1, "a real context change still counts"
+
+
+def test_a_locked_local_image_is_used_by_its_local_id_never_pulled(
+    project: Project, tmp_path: Path
+) -> None:
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text(
+        "FROM localhost/asbx/busybox:latest\nRUN echo local > /marker\n"
+    )
+    tag = f"localhost/asbx-it/{project.name}-local:latest"
+    label = f"dev.asbx.project={project.name}"  # so the fixture removes it afterwards
+    built = project.podman("build", "-q", "--label", label, "-t", tag, str(tmp_path / "ctx"))
+    assert built.returncode == 0, built.stderr
+    project.write(f"version: 1\nname: NAME\nsandboxes:\n  web:\n    image: {tag}\n")
+    project.asbx("apply", "-y", check=True)
+
+    locked = project.asbx("lock", check=True)
+    assert "local image that no registry serves" in locked.stderr
+    planned = changes(project)
+    (image,) = (address for address in planned if address.startswith("image."))
+    assert planned[image][0] == "create"
+    assert "will be taken from this machine's images" in project.asbx("plan").stdout
+    applied = project.asbx("apply", "-y", "--locked")
+    assert applied.returncode == 0, applied.stderr
+    assert "pull" not in applied.stderr.lower()
+    web = f"{project.name}-web"
+    assert project.podman("exec", web, "cat", "/marker").stdout == "local\n"
+    assert changes(project) == {}
+
+    lock_file = project.root / "sandboxes.lock"
+    lock = json.loads(lock_file.read_text())
+    lock["images"][image.removeprefix("image.")]["digest"] = "sha256:" + "1" * 64
+    lock_file.write_text(json.dumps(lock))
+    failed = project.asbx("apply", "-y", "--locked")
+    assert failed.returncode == 1
+    assert "no image on this machine has it" in failed.stderr
+    assert "unreachable" not in failed.stderr, "a locked local image is never pulled"

@@ -14,7 +14,7 @@ from asbx import project as naming
 from asbx.addresses import Address, ResourceKind
 from asbx.apply.batching import Removals
 from asbx.errors import AsbxError, NotFoundError
-from asbx.images import pin_reference
+from asbx.images import local_only, pin_reference
 from asbx.plan.hashing import HASH_VERSION
 from asbx.plan.model import Action, Change
 from asbx.runtime.base import (
@@ -25,6 +25,7 @@ from asbx.runtime.base import (
     BuildRequest,
     ContainerRequest,
     MountRequest,
+    ObservedImage,
     PortRequest,
     Runtime,
 )
@@ -178,7 +179,11 @@ def _create_image(ctx: StepContext, change: Change, out: OutputFn) -> None:
     name = change.address.name
     spec = ctx.spec_of(change.address)
     assert isinstance(spec, ImageSpec)
-    if spec.ref is not None:
+    if spec.ref is not None and name in ctx.pinned and local_only(spec.ref):
+        image = _locked_local_image(ctx, name, spec.ref, ctx.pinned[name])
+        outputs = {"ref": image.id, "image_id": image.id, "digest": ctx.pinned[name],
+                   "built": False}
+    elif spec.ref is not None:
         ref = pin_reference(spec.ref, ctx.pinned[name]) if name in ctx.pinned else spec.ref
         image = ctx.runtime.pull(ref, spec.platform, on_output=out)
         outputs = {"ref": ref, "image_id": image.id, "digest": image.digest, "built": False}
@@ -195,6 +200,20 @@ def _create_image(ctx: StepContext, change: Change, out: OutputFn) -> None:
     with ctx._lock:
         ctx.image_refs[name] = str(outputs["ref"])
     ctx.record(change, outputs)
+
+
+def _locked_local_image(ctx: StepContext, name: str, ref: str, digest: str) -> ObservedImage:
+    """The local image a lock pinned a `localhost/` reference to, found by that digest among
+    this machine's images: no registry serves it, so it is used by its local id, never pulled."""
+    image = ctx.runtime.inspect_image(pin_reference(ref, digest))
+    if image is None:
+        raise AsbxError(
+            f"image.{name}: {ref} is locked to the local digest {digest}, and no image on this "
+            "machine has it (no registry serves localhost/ images, so it cannot be pulled)",
+            hint=f"build or load that very image again, or run `asbx lock` to pin the {ref} "
+                 "this machine has",
+        )
+    return image
 
 
 def _build(ctx: StepContext, change: Change, spec: ImageSpec, tag: str, out: OutputFn) -> Any:

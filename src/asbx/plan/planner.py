@@ -8,7 +8,7 @@ from typing import Any
 
 from asbx.addresses import Address, ResourceKind
 from asbx.graph import ResourceGraph, stable_topological_order
-from asbx.images import pin_reference
+from asbx.images import local_only, pin_reference
 from asbx.plan import hashing
 from asbx.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
 from asbx.plan.observed import Observed
@@ -139,8 +139,8 @@ def _plan_image(
 ) -> Change:
     spec = inp.graph.resources[want.address]
     assert isinstance(spec, ImageSpec)
-    verb = "build" if spec.build is not None else "pull"
     address = want.address
+    verb = _image_verb(inp, address.name, spec)
     if record is None:
         if spec.ref is not None and inp.observed.has_image(
             _pinned_ref(inp, address.name, spec.ref)
@@ -191,6 +191,13 @@ def _plan_image(
                    "before it plans)",),
         )
     return _noop_or_version_bump(want, record)
+
+
+def _image_verb(inp: PlanInput, name: str, spec: ImageSpec) -> str:
+    """build, pull, or `local` for a locked `localhost/` image (used by its id, never pulled)."""
+    if spec.build is not None:
+        return "build"
+    return "local" if spec.ref and name in inp.pinned and local_only(spec.ref) else "pull"
 
 
 def _pinned_ref(inp: PlanInput, name: str, ref: str) -> str:

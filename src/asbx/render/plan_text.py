@@ -68,6 +68,7 @@ def _phrase(change: dict[str, Any]) -> str:
         base = {
             "build": "will be built",
             "pull": "will be pulled",
+            "local": "will be taken from this machine's images (locked, never pulled)",
             "capture": "will be captured",
         }.get(verb, "will be created")
     else:

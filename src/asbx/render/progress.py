@@ -23,7 +23,7 @@ _VERBS = {
 }
 
 
-_VERB_DOING = {"build": "building", "pull": "pulling", "capture": "capturing"}
+_VERB_DOING = {"build": "building", "pull": "pulling", "local": "finding", "capture": "capturing"}
 
 
 def _doing(change: Change, phase: str) -> str:
