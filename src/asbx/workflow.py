@@ -17,9 +17,10 @@ from asbx.apply.applier import ApplyResult, apply_plan
 from asbx.apply.hooks import ApplyHooks
 from asbx.apply.steps import StepContext
 from asbx.errors import AsbxError, PlanError
+from asbx.lockfile import lock_path
 from asbx.observe import observe
 from asbx.plan.hashing import applied_form
-from asbx.plan.model import Plan, PlanOptions
+from asbx.plan.model import BuildInputs, Plan, PlanOptions
 from asbx.plan.observed import Observed
 from asbx.plan.planner import PlanInput, plan
 from asbx.project import project_name
@@ -114,7 +115,20 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
     if lock_problems:
         warning = "sandboxes.lock is out of date: " + "; ".join(lock_problems) + " (run asbx lock)"
         result = dataclasses.replace(result, warnings=(*result.warnings, warning))
+    result = dataclasses.replace(
+        result,
+        lock_digest=_file_digest(lock_path(session.loaded.path)),
+        contexts={n: BuildInputs(c.digest, c.files) for n, c in contexts.items()},
+    )
     return Planned(result, state, observed, pinned, contexts)
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file's bytes, "" when there is none (what a saved plan compares)."""
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return ""
 
 
 def _observe(session: Session, archives: list[str]) -> Observed:

@@ -170,13 +170,14 @@ def test_saved_plan_applies_once_and_is_refused_when_stale(project: Project) -> 
     assert len(project.containers()) == 3
     again = project.asbx("apply", str(saved))
     assert again.returncode == 1
-    assert "plan is stale: state changed since it was made" in again.stderr
+    assert "plan is stale: since it was made, the state changed (serial" in again.stderr
 
     project.asbx("plan", "-o", str(saved), check=True)
     project.write(SPEC.replace("memory: 256M", "memory: 300M"))
     edited = project.asbx("apply", str(saved))
     assert edited.returncode == 1
-    assert "plan is stale: sandboxes.yaml changed since it was made" in edited.stderr
+    assert "plan is stale: since it was made, sandboxes.yaml" in edited.stderr
+    assert "runtime" not in edited.stderr
 
 
 def test_apply_without_a_terminal_needs_yes(project: Project) -> None:

@@ -241,3 +241,34 @@ def test_a_locked_local_image_is_used_by_its_local_id_never_pulled(
     assert failed.returncode == 1
     assert "no image on this machine has it" in failed.stderr
     assert "unreachable" not in failed.stderr, "a locked local image is never pulled"
+
+
+def test_a_saved_plan_refused_after_a_context_edit_names_the_file(project: Project) -> None:
+    write_contexts(project.root)
+    project.write(BUILD_SPEC)
+    project.asbx("apply", "-y", check=True)
+    saved = project.root / "plan.json"
+    (project.root / "app" / "app.txt").write_text("app v2\n")
+    project.asbx("plan", "-o", str(saved), check=True)
+    (project.root / "app" / "app.txt").write_text("app v3\n")
+    refused = project.asbx("apply", str(saved))
+    assert refused.returncode == 1
+    assert "plan is stale" in refused.stderr
+    assert "the build context of image.app changed: 1 file changed (app.txt)" in refused.stderr
+    assert "runtime" not in refused.stderr
+
+    project.asbx("plan", "-o", str(saved), check=True)
+    project.asbx("lock", check=True)
+    refused = project.asbx("apply", str(saved))
+    assert refused.returncode == 1
+    assert "sandboxes.lock was created" in refused.stderr
+
+    project.asbx("apply", "-y", check=True)
+    project.asbx("plan", "-o", str(saved), check=True)
+    project.podman("rm", "-f", "-t", "0", f"{project.name}-web")
+    refused = project.asbx("apply", str(saved))
+    assert refused.returncode == 1
+    assert "the runtime changed" in refused.stderr
+    project.asbx("plan", "-o", str(saved), check=True)
+    project.asbx("apply", str(saved), check=True)
+    assert project.podman("exec", f"{project.name}-web", "cat", "/app.txt").stdout == "app v3\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -120,11 +121,20 @@ class PlanOptions:
 
 
 @dataclass(frozen=True)
+class BuildInputs:
+    """A build context as a plan saw it: its digest and each kept file's fingerprint."""
+
+    digest: str
+    files: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Plan:
     """Every change for one project, in apply order, plus what was found wrong before anything ran.
 
     `errors` make the plan unappliable (a field the runtime cannot honour); `warnings` are shown.
-    `state_serial`/`state_lineage`/`spec_digest` let a saved plan detect that it went stale.
+    `state_serial`/`state_lineage`/`spec_digest`/`lock_digest`/`contexts` let a saved plan
+    detect that it went stale, and say what changed (see `asbx.plan.staleness`).
     """
 
     project: str
@@ -136,6 +146,8 @@ class Plan:
     state_lineage: str = ""
     spec_digest: str = ""
     runtime: str = ""
+    lock_digest: str | None = None  # sha256 of sandboxes.lock, "" without one, None: unknown
+    contexts: Mapping[str, BuildInputs] = field(default_factory=dict)  # by image name
 
     @property
     def pending(self) -> tuple[Change, ...]:

@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from asbx.addresses import Address
-from asbx.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
+from asbx.plan.model import (
+    Action,
+    BuildInputs,
+    Change,
+    FieldChange,
+    Plan,
+    PlanOptions,
+    Reason,
+)
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
@@ -18,6 +26,13 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
         "runtime": plan.runtime,
         "state": {"serial": plan.state_serial, "lineage": plan.state_lineage},
         "spec_digest": plan.spec_digest,
+        "inputs": {
+            "lock_digest": plan.lock_digest,
+            "contexts": {
+                name: {"digest": c.digest, "files": dict(c.files)}
+                for name, c in sorted(plan.contexts.items())
+            },
+        },
         "options": _options_to_json(plan.options),
         "changes": [_change_to_json(c) for c in plan.changes],
         "summary": {
@@ -109,7 +124,20 @@ def plan_from_json(data: dict[str, Any]) -> Plan:
         state_lineage=data["state"]["lineage"],
         spec_digest=data["spec_digest"],
         runtime=data["runtime"],
+        **_inputs_from_json(data.get("inputs")),
     )
+
+
+def _inputs_from_json(inputs: Any) -> dict[str, Any]:
+    """The plan's recorded inputs; a plan saved before format 1.1 has none (left unknown)."""
+    if not isinstance(inputs, dict):
+        return {}
+    contexts = {
+        str(name): BuildInputs(str(c["digest"]), {str(k): str(v) for k, v in c["files"].items()})
+        for name, c in inputs.get("contexts", {}).items()
+    }
+    lock = inputs.get("lock_digest")
+    return {"lock_digest": None if lock is None else str(lock), "contexts": contexts}
 
 
 def _change_from_json(data: dict[str, Any]) -> Change:

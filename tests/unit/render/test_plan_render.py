@@ -42,7 +42,7 @@ def test_the_json_form_round_trips_exactly(tmp_path: Path) -> None:
     text = json.dumps(data, sort_keys=True)
     again = plan_to_json(plan_from_json(json.loads(text)))
     assert json.dumps(again, sort_keys=True) == text
-    assert data["format_version"] == "1.0"  # as docs/plan-format.md says
+    assert data["format_version"] == "1.1"  # as docs/plan-format.md says
     assert "s3cr3t" not in text  # neither the old secret nor the new one
 
 

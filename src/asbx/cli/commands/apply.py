@@ -194,21 +194,18 @@ def _saved_options(plan_file: Path) -> Any:
 
 
 def _check_saved(plan_file: Path, fresh: Any) -> None:
-    """A saved plan applies only if state serial/lineage, spec and changes all still match."""
+    """A saved plan applies only if its inputs (state, spec, lock, build contexts) and its
+    changes all still match; a refusal names what changed."""
+    from asbx.plan.staleness import stale_reasons
     from asbx.render.plan_json import plan_from_json, plan_to_json
 
     saved = plan_from_json(json.loads(plan_file.read_text(encoding="utf-8")))
-    if (saved.state_lineage, saved.state_serial) != (fresh.state_lineage, fresh.state_serial):
+    differ = plan_to_json(saved)["changes"] != plan_to_json(fresh)["changes"]
+    reasons = stale_reasons(saved, fresh, differ)
+    if reasons:
         raise PlanStaleError(
-            "plan is stale: state changed since it was made", hint="run asbx plan again"
-        )
-    if saved.spec_digest != fresh.spec_digest:
-        raise PlanStaleError(
-            "plan is stale: sandboxes.yaml changed since it was made", hint="run asbx plan again"
-        )
-    if plan_to_json(saved)["changes"] != plan_to_json(fresh)["changes"]:
-        raise PlanStaleError(
-            "plan is stale: the runtime changed since it was made", hint="run asbx plan again"
+            "plan is stale: since it was made, " + "; ".join(reasons),
+            hint="run asbx plan again",
         )
 
 
