@@ -103,8 +103,8 @@ def build_graph(
         deps[addr.sandbox(name)] = _sandbox_deps(spec, name, box, implicit)
     for name, snap in spec.snapshots.items():
         resources[addr.snapshot(name)] = snap
-        known = snap.sandbox in spec.sandboxes
-        deps[addr.snapshot(name)] = {addr.sandbox(snap.sandbox)} if known else set()
+        source = snap.sandbox if snap.sandbox in spec.sandboxes else None
+        deps[addr.snapshot(name)] = {addr.sandbox(source)} if source is not None else set()
     frozen = {a: frozenset(d & resources.keys()) for a, d in deps.items()}
     return ResourceGraph(resources, frozen, frozenset(implicit.values()))
 

@@ -16,7 +16,7 @@ from asbx.addresses import Address, ResourceKind
 from asbx.apply.applier import ApplyResult, apply_plan
 from asbx.apply.hooks import ApplyHooks
 from asbx.apply.steps import StepContext
-from asbx.errors import AsbxError, PlanError
+from asbx.errors import AsbxError, NotFoundError, PlanError
 from asbx.lockfile import lock_path
 from asbx.observe import observe
 from asbx.plan.hashing import applied_form
@@ -106,6 +106,7 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
             context_digests={n: c.digest for n, c in contexts.items()},
             context_details=details,
             pinned=pinned,
+            archive_digests=_archive_digests(session.loaded),
             spec_digest=spec_digest(session.loaded),
             runtime=session.runtime.name,
             now=time.time(),
@@ -121,6 +122,52 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
         contexts={n: BuildInputs(c.digest, c.files) for n, c in contexts.items()},
     )
     return Planned(result, state, observed, pinned, contexts)
+
+
+def _archive_digests(loaded: LoadedSpec) -> dict[str, str]:
+    """The digest of each snapshot's declared `archive:` file, as the snapshot store names it."""
+    from asbx.spec.loader import snapshot_archive
+
+    digests: dict[str, str] = {}
+    for name, snap in loaded.spec.snapshots.items():
+        if snap.archive is None:
+            continue
+        file = snapshot_archive(loaded.directory, snap.archive)
+        if file is None:
+            raise AsbxError(f"snapshot.{name}: its archive {snap.archive!r} is not a file "
+                            "inside the spec's directory")
+        digests[name] = _file_digest(file)
+    return digests
+
+
+def import_snapshot(
+    session: Session, name: str, file: Path, *, hooks: ApplyHooks
+) -> ApplyResult:
+    """`asbx snapshot import FILE NAME`: FILE becomes snapshot NAME's value, recorded by apply's
+    own import step with the config hash a plan computes now (lock pins and contexts included),
+    so the next plan keeps it (as imported) until `--replace snapshot.NAME` retakes it."""
+    from asbx.plan.model import Action, Change, Reason
+
+    address = Address(ResourceKind.SNAPSHOT, name)
+    spec = session.loaded.graph.resources.get(address)
+    if spec is None:
+        raise NotFoundError(
+            f"snapshot.{name} is not declared in {session.loaded.path.name}",
+            hint=f"declare it under snapshots: first ({name}: {{sandbox: ...}})",
+        )
+    archive = getattr(spec, "archive", None)
+    if archive is not None:
+        raise AsbxError(
+            f"snapshot.{name} is imported from {archive}, as sandboxes.yaml declares",
+            hint=f"replace that file instead (the next apply imports it), or drop archive: "
+                 f"from snapshot.{name}",
+        )
+    planned = make_plan(session, PlanOptions(targets=frozenset({address}), refresh=False))
+    now = next(c for c in planned.plan.changes if c.address == address)
+    change = Change(address, Action.CREATE, Reason.REQUESTED, "import", f"from {file.name}",
+                    config_hash=now.config_hash)
+    one = dataclasses.replace(planned, plan=dataclasses.replace(planned.plan, changes=(change,)))
+    return run_apply(session, one, parallelism=1, hooks=hooks, imports={name: file})
 
 
 def _file_digest(path: Path) -> str:
@@ -164,8 +211,10 @@ def run_apply(
     parallelism: int,
     hooks: ApplyHooks,
     cancel: threading.Event | None = None,
+    imports: Mapping[str, Path] | None = None,
 ) -> ApplyResult:
-    """Carry out `planned.plan`; each finished step is recorded as it finishes."""
+    """Carry out `planned.plan`; each finished step is recorded as it finishes. `imports`
+    (snapshot name -> archive file) are what `import_snapshot` asks to import."""
     salt = planned.state.meta.salt
     applied = {a: applied_form(spec, salt) for a, spec in session.loaded.graph.resources.items()}
     opts = planned.plan.options
@@ -182,6 +231,7 @@ def run_apply(
         drop_workspaces=opts.destroy_workspaces if opts.destroy else opts.allow_data_loss,
         drop_archives=opts.destroy_snapshots if opts.destroy else opts.allow_data_loss,
         egress=_egress(session),
+        imports=dict(imports or {}),
     )
     deps = {a: tuple(session.loaded.graph.dependencies(a)) for a in session.loaded.graph.resources}
     return apply_plan(planned.plan, ctx, deps, parallelism=parallelism, hooks=hooks, cancel=cancel)

@@ -167,3 +167,124 @@ def test_export_rm_import_and_gc_round_trip(project: Project, tmp_path: Path) ->
     assert first not in archives(project)
     assert len(archives(project)) == 1
     assert "0 unreferenced archive(s)" in project.asbx("gc", check=True).stdout
+
+
+def make_archive(path: Path, files: dict[str, bytes]) -> str:
+    """A .tar.zst holding `files`; returns its digest (as the snapshot store names it)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, payload in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(payload), 0o644
+            tar.addfile(info, io.BytesIO(payload))
+    path.write_bytes(zstandard.ZstdCompressor().compress(raw.getvalue()))
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def snapshot_digest(project: Project, name: str) -> str:
+    rows = json.loads(project.asbx("snapshot", "ls", "--json", check=True).stdout)
+    return str(next(r["digest"] for r in rows if r["name"] == name))
+
+
+IMPORT_SPEC = """
+version: 1
+name: NAME
+sandboxes:
+  builder:
+    image: localhost/asbx/busybox:latest
+    setup: ["echo SETUP > /workspace/made.txt"]
+  worker:
+    image: localhost/asbx/busybox:latest
+    workspace: {snapshot: deps}
+snapshots:
+  deps: {sandbox: builder}
+"""
+
+
+def test_an_imported_snapshot_is_kept_until_replaced(project: Project, tmp_path: Path) -> None:
+    project.write(IMPORT_SPEC)
+    project.asbx("lock", check=True)  # pins the local base image: hashes must still agree
+    project.asbx("apply", "-y", "--locked", check=True)
+    captured = snapshot_digest(project, "deps")
+    shared = tmp_path / "shared.tar.zst"
+    imported = make_archive(shared, {"imported.txt": b"from a teammate\n"})
+
+    out = project.asbx("snapshot", "import", str(shared), "deps", check=True)
+    assert imported in out.stdout
+    plan = project.asbx("plan", "--detailed-exitcode")
+    assert plan.returncode == 0, plan.stdout
+    assert "snapshot.deps: imported from shared.tar.zst" in plan.stdout
+    project.asbx("apply", "-y", "--locked", check=True)
+    assert snapshot_digest(project, "deps") == imported, "apply never overwrites an import"
+
+    project.write(IMPORT_SPEC.replace("echo SETUP", "echo SETUP2"))
+    planned = json.loads(project.asbx("plan", "--json", check=True).stdout)
+    actions = {c["address"]: (c["action"], c["reason"]) for c in planned["changes"]}
+    assert actions["sandbox.builder"][0] == "replace"
+    assert actions["snapshot.deps"] == ("noop", "imported"), "nor does replacing its sandbox"
+    project.asbx("apply", "-y", check=True)
+    assert snapshot_digest(project, "deps") == imported
+
+    project.asbx("apply", "-y", "--replace", "snapshot.deps", check=True)
+    retaken = snapshot_digest(project, "deps")
+    assert retaken not in (imported, captured)
+    assert project.asbx("plan", "--detailed-exitcode").returncode == 0
+
+
+ARCHIVE_SPEC = """
+version: 1
+name: NAME
+sandboxes:
+  worker:
+    image: localhost/asbx/busybox:latest
+    workspace: {snapshot: deps}
+snapshots:
+  deps: {archive: ./deps.tar.zst}
+"""
+
+
+def test_a_declared_archive_is_imported_and_reimported_when_it_changes(
+    project: Project, tmp_path: Path
+) -> None:
+    first = make_archive(project.root / "deps.tar.zst", {"shared.txt": b"v1\n"})
+    project.write(ARCHIVE_SPEC)
+    plan = project.asbx("plan", check=True).stdout
+    assert "snapshot.deps will be created (new: from ./deps.tar.zst)" in plan
+    project.asbx("apply", "-y", check=True)
+    assert snapshot_digest(project, "deps") == first
+    worker = f"{project.name}-worker"
+    assert project.podman("exec", worker, "cat", "/workspace/shared.txt").stdout == "v1\n"
+    assert project.asbx("plan", "--detailed-exitcode").returncode == 0
+
+    second = make_archive(project.root / "deps.tar.zst", {"shared.txt": b"v2\n"})
+    planned = json.loads(project.asbx("plan", "--json", check=True).stdout)
+    deps = next(c for c in planned["changes"] if c["address"] == "snapshot.deps")
+    assert (deps["action"], deps["verb"], deps["detail"]) == (
+        "create", "import", "./deps.tar.zst changed"
+    )
+    project.asbx("apply", "-y", check=True)
+    assert snapshot_digest(project, "deps") == second
+    refused = project.asbx("snapshot", "import", str(project.root / "deps.tar.zst"), "deps")
+    assert refused.returncode == 1
+    assert "replace that file instead" in refused.stderr
+
+    (tmp_path / "outside.tar.zst").write_bytes((project.root / "deps.tar.zst").read_bytes())
+    project.write(ARCHIVE_SPEC.replace("./deps.tar.zst", "../outside.tar.zst"))
+    invalid = project.asbx("validate")
+    assert invalid.returncode == 1
+    assert "is not a file inside the spec's directory" in invalid.stderr
+
+
+def test_a_declared_archive_is_checked_like_an_import(project: Project) -> None:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"bad"))
+    (project.root / "deps.tar.zst").write_bytes(zstandard.ZstdCompressor().compress(raw.getvalue()))
+    project.write(ARCHIVE_SPEC)
+    result = project.asbx("apply", "-y")
+    assert result.returncode == 1
+    assert ".." in result.stderr
+    assert archives(project) == []
+    assert project.containers() == {}

@@ -32,7 +32,7 @@ from asbx.runtime.base import (
 from asbx.spec.dockerfile import rewrite_from
 from asbx.spec.loader import LoadedSpec
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, VolumeSpec
-from asbx.state.records import ResourceRecord
+from asbx.state.records import ResourceRecord, SnapshotOutputs
 from asbx.state.store import StateStore
 
 OutputFn = Callable[[str, str], None]
@@ -59,6 +59,7 @@ class StepContext:
     drop_archives: bool = False
     egress: Any = None  # network.manager hooks, when allowlists are enabled
     image_refs: dict[str, str] = field(default_factory=dict)
+    imports: Mapping[str, Path] = field(default_factory=dict)  # snapshot name -> file given
     removals: Removals = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -381,22 +382,43 @@ def _capture_snapshot(ctx: StepContext, change: Change) -> None:
 
     spec = ctx.spec_of(change.address)
     assert isinstance(spec, SnapshotSpec)
+    if change.verb == "import" or change.address.name in ctx.imports:
+        _import_snapshot(ctx, change, spec)
+        return
+    if spec.sandbox is None:
+        raise AsbxError(f"{change.address} has no sandbox to capture")
     info = home_store(ctx.home).capture(
         workspace_path(ctx.home, ctx.project, spec.sandbox)
     )
     source = Address(ResourceKind.SANDBOX, spec.sandbox)
     source_record = ctx.store.snapshot(ctx.project).records.get(source)  # as just applied
-    ctx.record(
-        change,
-        {
-            "digest": info.digest,
-            "size": info.size,
-            "content_bytes": info.content_bytes,
-            "files": info.files,
-            "source": str(source),
-            "source_config_hash": source_record.config_hash if source_record else "",
-        },
+    outputs = SnapshotOutputs(
+        info.digest, info.size, info.content_bytes, info.files, str(source),
+        source_record.config_hash if source_record else "",
     )
+    ctx.record(change, outputs.to_outputs())
+
+
+def _import_snapshot(ctx: StepContext, change: Change, spec: SnapshotSpec) -> None:
+    """The one way an archive becomes a snapshot's value: the file `snapshot import` was given
+    (`ctx.imports`), else the spec's `archive:`; checked like any archive on the way in."""
+    from asbx.data.snapshots import home_store
+    from asbx.spec.loader import snapshot_archive
+
+    name = change.address.name
+    given = ctx.imports.get(name)
+    if given is not None:
+        file, source = given, f"import {given.name}"
+    else:
+        declared = spec.archive and snapshot_archive(ctx.loaded.directory, spec.archive)
+        if not declared or spec.archive is None:
+            raise AsbxError(f"{change.address}: its archive {spec.archive!r} is not a file "
+                            "inside the spec's directory")
+        file, source = declared, spec.archive
+    info = home_store(ctx.home).import_archive(file)
+    outputs = SnapshotOutputs(info.digest, info.size, info.content_bytes, info.files, source,
+                              imported=True)
+    ctx.record(change, outputs.to_outputs())
 
 
 def _destroy_object(ctx: StepContext, change: Change) -> None:

@@ -58,6 +58,7 @@ class Reason(Enum):
     ADOPTED = "found in runtime, not in state"
     PROXY_DOWN = "egress proxy not running"
     UNCHANGED = "unchanged"
+    IMPORTED = "imported"
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from asbx.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reas
 from asbx.plan.observed import Observed
 from asbx.runtime.base import Capabilities, ContainerState
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, Spec, VolumeSpec
-from asbx.state.records import ResourceRecord, StateSnapshot
+from asbx.state.records import ResourceRecord, SnapshotOutputs, StateSnapshot
 
 DATA_KINDS = frozenset({ResourceKind.VOLUME, ResourceKind.SNAPSHOT})
 
@@ -33,6 +33,8 @@ class PlanInput:
     context_digests: Mapping[str, str] = field(default_factory=dict)
     context_details: Mapping[str, str] = field(default_factory=dict)
     pinned: Mapping[str, str] = field(default_factory=dict)
+    # sha256 of each declared snapshot archive file (by snapshot name), as the store names it
+    archive_digests: Mapping[str, str] = field(default_factory=dict)
     spec_digest: str = ""
     runtime: str = ""
     now: float = 0.0
@@ -438,12 +440,68 @@ def _plan_snapshot(
     inp: PlanInput, want: Desired, record: ResourceRecord | None, planned: Mapping[Address, Change]
 ) -> Change:
     address = want.address
+    spec = inp.graph.resources[address]
+    assert isinstance(spec, SnapshotSpec)
+    verb = "import" if spec.archive is not None else "capture"
+    source_note = f"from {spec.archive}" if spec.archive is not None else ""
     if record is None:
-        return Change(address, Action.CREATE, Reason.NEW, "capture", config_hash=want.config_hash)
+        return Change(address, Action.CREATE, Reason.NEW, verb, source_note,
+                      config_hash=want.config_hash)
     if address in inp.options.replace:
-        return Change(
-            address, Action.CREATE, Reason.REQUESTED, "capture", config_hash=want.config_hash
-        )
+        return Change(address, Action.CREATE, Reason.REQUESTED, verb, source_note,
+                      config_hash=want.config_hash)
+    outputs = SnapshotOutputs.of(record)
+    missing = inp.options.refresh and outputs.digest not in inp.observed.archives
+    if spec.archive is not None:
+        return _plan_declared_archive(inp, want, spec.archive, outputs, missing)
+    if outputs.imported:
+        return _plan_imported(want, outputs, missing)
+    return _plan_capture(inp, want, record, planned, outputs, missing)
+
+
+def _plan_declared_archive(
+    inp: PlanInput, want: Desired, archive: str, outputs: SnapshotOutputs, missing: bool
+) -> Change:
+    """A snapshot the spec imports from a file: imported again when the file changes."""
+    address = want.address
+    if outputs.digest != inp.archive_digests.get(address.name):
+        return Change(address, Action.CREATE, Reason.SPEC_CHANGED, "import",
+                      f"{archive} changed" if outputs.source == archive else f"from {archive}",
+                      config_hash=want.config_hash)
+    if missing:
+        return Change(address, Action.CREATE, Reason.MISSING, "import",
+                      "its archive is missing from the snapshot store",
+                      config_hash=want.config_hash)
+    return _imported_noop(want, outputs)
+
+
+def _plan_imported(want: Desired, outputs: SnapshotOutputs, missing: bool) -> Change:
+    """A snapshot `asbx snapshot import` filled: its value until `--replace` retakes it."""
+    if missing:
+        return Change(want.address, Action.CREATE, Reason.MISSING, "capture",
+                      "its imported archive is missing from the snapshot store",
+                      config_hash=want.config_hash)
+    return _imported_noop(want, outputs)
+
+
+def _imported_noop(want: Desired, outputs: SnapshotOutputs) -> Change:
+    source = outputs.source.removeprefix("import ")
+    return Change(
+        want.address, Action.NOOP, Reason.IMPORTED, "", source,
+        config_hash=want.config_hash,
+        notes=(f"imported from {source}; kept until `--replace {want.address}` retakes it",),
+    )
+
+
+def _plan_capture(
+    inp: PlanInput,
+    want: Desired,
+    record: ResourceRecord,
+    planned: Mapping[Address, Change],
+    outputs: SnapshotOutputs,
+    missing: bool,
+) -> Change:
+    address = want.address
     source = next((d for d in inp.graph.dependencies(address)), None)
     if (
         source is not None
@@ -468,8 +526,7 @@ def _plan_snapshot(
             fields=_field_changes(address.kind, record.applied, want.applied),
             config_hash=want.config_hash,
         )
-    digest = str(record.outputs.get("digest", ""))
-    if inp.options.refresh and digest and digest not in inp.observed.archives:
+    if missing and outputs.digest:
         return Change(
             address,
             Action.CREATE,

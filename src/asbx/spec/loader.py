@@ -375,6 +375,21 @@ def _under(directory: Path, relative: str) -> Path | None:
         return None
 
 
+def snapshot_archive(directory: Path, relative: str) -> Path | None:
+    """A snapshot's declared archive: a regular file that, links resolved, lies inside the
+    spec's directory (a spec must not make apply read files from elsewhere); else None."""
+    path = _under(directory, relative)
+    if path is None:
+        return None
+    try:
+        real = path.resolve(strict=True)
+        if not real.is_file() or not real.is_relative_to(directory.resolve(strict=True)):
+            return None
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return real
+
+
 def _exists(path: Path | None, *, directory: bool = False) -> bool:
     if path is None:
         return False
@@ -400,6 +415,13 @@ def _check_paths(spec: Spec, directory: Path, smap: SourceMap, diags: Diagnostic
             diags.add(f'build context "{image.build.context}" is not a directory',
                       pos=smap.value_pos(keypath), path=translate.dotted(keypath),
                       hint=relative_hint)
+    for name, snap in spec.snapshots.items():
+        if snap.archive is not None and snapshot_archive(directory, snap.archive) is None:
+            archive_path = ("snapshots", name, "archive")
+            diags.add(f'snapshot archive "{snap.archive}" is not a file inside the spec\'s '
+                      "directory", pos=smap.value_pos(archive_path),
+                      path=translate.dotted(archive_path),
+                      hint="check the file in beside sandboxes.yaml (the path is relative to it)")
     for name, box in spec.sandboxes.items():
         source = box.workspace.from_ if box.workspace else None
         if source is not None and not _exists(_under(directory, source), directory=True):

@@ -227,10 +227,25 @@ class VolumeSpec(_Model):
 
 
 class SnapshotSpec(_Model):
-    """An archive of a sandbox's /workspace, taken after its setup ran."""
+    """An archive of a sandbox's /workspace, taken after its setup ran, or a shared archive."""
 
-    sandbox: Name = Field(description="The sandbox whose /workspace is captured.")
+    sandbox: Name | None = Field(None, description="The sandbox whose /workspace is captured.")
+    archive: str | None = Field(
+        None,
+        description="A .tar.zst file (relative to the spec, inside its directory) imported as "
+                    "this snapshot, e.g. one a team checks in; re-imported when it changes.",
+    )
     labels: Labels = Field(default_factory=dict, description="Labels recorded with the snapshot.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SnapshotSpec:
+        if self.sandbox is not None and self.archive is not None:
+            raise LocatedValueError('give either "sandbox" or "archive", not both',
+                                    at=("archive",), key=True)
+        if self.sandbox is None and self.archive is None:
+            raise ValueError('a snapshot needs "sandbox" (whose /workspace is captured) or '
+                             '"archive" (a .tar.zst file to import)')
+        return self
 
 
 class NetworkPolicy(_Model):

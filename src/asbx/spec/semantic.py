@@ -85,7 +85,7 @@ def _check_images(ctx: _Context) -> None:
 
 def _check_snapshots(ctx: _Context) -> None:
     for name, snap in ctx.spec.snapshots.items():
-        if not ctx.known("sandboxes", snap.sandbox):
+        if snap.sandbox is not None and not ctx.known("sandboxes", snap.sandbox):
             _missing(ctx, ("snapshots", name, "sandbox"), "sandbox", snap.sandbox,
                      ctx.names("sandboxes"))
 

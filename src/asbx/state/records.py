@@ -61,3 +61,46 @@ class StateSnapshot:
     activity: Mapping[Address, float] = field(default_factory=dict)
     # Sandboxes `asbx reap` deleted (record gone, nothing done to them since): the reason.
     reaped: Mapping[Address, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SnapshotOutputs:
+    """A snapshot record's outputs, typed: its archive, and whether it was captured from
+    `source` (a sandbox address) or imported from `source` (a file). An imported archive is
+    the snapshot's value until the user retakes it (`--replace snapshot.NAME`)."""
+
+    digest: str
+    size: int = 0
+    content_bytes: int = 0
+    files: int = 0
+    source: str = ""
+    source_config_hash: str = ""
+    imported: bool = False
+
+    def to_outputs(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "size": self.size,
+            "content_bytes": self.content_bytes,
+            "files": self.files,
+            "source": self.source,
+            "source_config_hash": self.source_config_hash,
+            "imported": self.imported,
+        }
+
+    @classmethod
+    def of(cls, record: ResourceRecord) -> SnapshotOutputs:
+        """The typed outputs of a snapshot record (records written before `imported` existed
+        said an import by a source of "import FILE")."""
+        out = record.outputs
+        source = str(out.get("source", ""))
+        imported = out.get("imported")
+        return cls(
+            digest=str(out.get("digest", "")),
+            size=int(out.get("size") or 0),
+            content_bytes=int(out.get("content_bytes") or 0),
+            files=int(out.get("files") or 0),
+            source=source,
+            source_config_hash=str(out.get("source_config_hash", "")),
+            imported=bool(imported) if imported is not None else source.startswith("import "),
+        )

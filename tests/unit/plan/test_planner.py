@@ -414,3 +414,63 @@ def test_allowlist_rejected_until_supported(world_of, tmp_path: Path) -> None:  
     text = BASE.replace("    memory: 1G\n", "    memory: 1G\n    network: {allow: [pypi.org]}\n")
     result = world_of(text).plan(allowlist_supported=False)
     assert any("allowlists cannot be enforced" in e for e in result.errors)
+
+
+def _import_into(world: World, name: str, digest: str) -> None:
+    """What `asbx snapshot import` leaves: the snapshot's record, marked imported."""
+    from asbx.state.records import SnapshotOutputs
+
+    address = Address.parse(f"snapshot.{name}")
+    record = world.state.records[address]
+    outputs = SnapshotOutputs(digest, source="import shared.tar.zst", imported=True)
+    world.archives.add(digest)
+    records = {**world.state.records, address: dataclasses.replace(
+        record, outputs=outputs.to_outputs(), config_hash="sha256:stale")}
+    world.state = StateSnapshot(world.state.meta, records)
+
+
+def test_an_imported_snapshot_is_kept_until_replace(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    _import_into(world, "snap", "sha256:" + "ab" * 32)
+    result = world.plan()
+    assert result.pending == ()
+    snap = next(c for c in result.changes if str(c.address) == "snapshot.snap")
+    assert (snap.action, snap.reason) == (Action.NOOP, Reason.IMPORTED)
+    assert snap.notes == ("imported from shared.tar.zst; kept until `--replace snapshot.snap` "
+                          "retakes it",)
+    world.loaded = spec(BASE.replace("memory: 1G", "memory: 2G"), tmp_path)
+    assert "snapshot.snap" not in actions(world.plan()), "its sandbox's replacement keeps it"
+    retake = world.plan(PlanOptions(replace=frozenset({Address.parse("snapshot.snap")})))
+    assert actions(retake)["snapshot.snap"] == ("create", "requested")
+
+
+ARCHIVE = """
+version: 1
+sandboxes:
+  web:
+    image: localhost/asbx/busybox:latest
+    workspace: {snapshot: snap}
+snapshots:
+  snap: {archive: ./snap.tar.zst}
+"""
+
+
+def test_a_declared_archive_is_imported_when_its_digest_changes(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "snap.tar.zst").write_bytes(b"x")
+    world = world_of(ARCHIVE)
+    first = world.plan(archive_digests={"snap": "sha256:" + "1" * 64})
+    change = next(c for c in first.changes if str(c.address) == "snapshot.snap")
+    assert (change.action, change.verb, change.detail) == (Action.CREATE, "import",
+                                                            "from ./snap.tar.zst")
+    world.apply(first)
+    _import_into(world, "snap", "sha256:" + "1" * 64)
+    records = dict(world.state.records)
+    address = Address.parse("snapshot.snap")
+    outputs = {**records[address].outputs, "source": "./snap.tar.zst"}
+    records[address] = dataclasses.replace(records[address], outputs=outputs)
+    world.state = StateSnapshot(world.state.meta, records)
+    assert world.plan(archive_digests={"snap": "sha256:" + "1" * 64}).pending == ()
+    again = world.plan(archive_digests={"snap": "sha256:" + "2" * 64})
+    change = next(c for c in again.changes if str(c.address) == "snapshot.snap")
+    assert (change.action, change.verb, change.detail) == (Action.CREATE, "import",
+                                                            "./snap.tar.zst changed")

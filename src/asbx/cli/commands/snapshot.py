@@ -12,7 +12,8 @@ import click
 
 from asbx.addresses import Address, ResourceKind
 from asbx.cli.context import AppContext
-from asbx.errors import AsbxError, NotFoundError
+from asbx.errors import AsbxError
+from asbx.state.records import SnapshotOutputs
 
 if TYPE_CHECKING:
     from asbx.state.store import StateStore
@@ -99,48 +100,18 @@ def snapshot_import(app: AppContext, file: Path, name: str) -> int:
     FILE is refused if it would expand past 1 GiB and 1000 times its own size (a
     decompression bomb); snapshots asbx captures itself have no such bound.
     """
-    from asbx.data.snapshots import home_store
-    from asbx.plan.hashing import HASH_VERSION
-    from asbx.plan.observed import Observed
-    from asbx.plan.planner import PlanInput, desired_resources
-    from asbx.state.records import ResourceRecord
+    from asbx.apply.hooks import NullApplyHooks
+    from asbx.workflow import import_snapshot
 
     session = app.session()
-    address = Address(ResourceKind.SNAPSHOT, name)
-    if address not in session.loaded.graph.resources:
-        raise NotFoundError(
-            f"snapshot.{name} is not declared in {session.loaded.path.name}",
-            hint=f"declare it under snapshots: first ({name}: {{sandbox: ...}})",
-        )
-    info = home_store(session.home).import_archive(file)
-    state = session.store.snapshot(session.project)
-    desired = desired_resources(
-        PlanInput(
-            project=session.project,
-            spec=session.loaded.spec,
-            graph=session.loaded.graph,
-            state=state,
-            observed=Observed(),
-        )
-    )[address]
-    session.store.put(
-        session.project,
-        ResourceRecord(
-            address,
-            desired.config_hash,
-            HASH_VERSION,
-            desired.applied,
-            {
-                "digest": info.digest,
-                "size": info.size,
-                "content_bytes": info.content_bytes,
-                "files": info.files,
-                "source": f"import {file.name}",
-            },
-            tuple(session.loaded.graph.dependencies(address)),
-            created_at=time.time(),
-        ),
-    )
+    with session.store.locked(session.project, "snapshot import", 2.0):
+        result = import_snapshot(session, name, file, hooks=NullApplyHooks())
+    for outcome in result.failed:
+        if isinstance(outcome.error, AsbxError):
+            raise outcome.error
+        raise AsbxError(f"cannot import {file}: {outcome.error}")
+    record = session.store.snapshot(session.project).records[Address(ResourceKind.SNAPSHOT, name)]
+    info = SnapshotOutputs.of(record)
     click.echo(f"imported {file} as snapshot.{name} ({info.digest}, {info.files} files)")
     return 0
 
