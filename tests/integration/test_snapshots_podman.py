@@ -249,7 +249,7 @@ def test_a_declared_archive_is_imported_and_reimported_when_it_changes(
     first = make_archive(project.root / "deps.tar.zst", {"shared.txt": b"v1\n"})
     project.write(ARCHIVE_SPEC)
     plan = project.asbx("plan", check=True).stdout
-    assert "snapshot.deps will be created (new: from ./deps.tar.zst)" in plan
+    assert "snapshot.deps will be imported (new: from ./deps.tar.zst)" in plan
     project.asbx("apply", "-y", check=True)
     assert snapshot_digest(project, "deps") == first
     worker = f"{project.name}-worker"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import threading
 import time
@@ -408,16 +409,16 @@ def _import_snapshot(ctx: StepContext, change: Change, spec: SnapshotSpec) -> No
     name = change.address.name
     given = ctx.imports.get(name)
     if given is not None:
-        file, source = given, f"import {given.name}"
+        file, outputs = given, SnapshotOutputs("", source=f"import {given.name}", origin="import")
     else:
-        declared = spec.archive and snapshot_archive(ctx.loaded.directory, spec.archive)
-        if not declared or spec.archive is None:
+        declared = snapshot_archive(ctx.loaded.directory, spec.archive or "")
+        if declared is None or spec.archive is None:
             raise AsbxError(f"{change.address}: its archive {spec.archive!r} is not a file "
                             "inside the spec's directory")
-        file, source = declared, spec.archive
+        file, outputs = declared, SnapshotOutputs("", source=spec.archive, origin="archive")
     info = home_store(ctx.home).import_archive(file)
-    outputs = SnapshotOutputs(info.digest, info.size, info.content_bytes, info.files, source,
-                              imported=True)
+    outputs = dataclasses.replace(outputs, digest=info.digest, size=info.size,
+                                  content_bytes=info.content_bytes, files=info.files)
     ctx.record(change, outputs.to_outputs())
 
 

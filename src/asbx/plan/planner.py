@@ -454,7 +454,7 @@ def _plan_snapshot(
     missing = inp.options.refresh and outputs.digest not in inp.observed.archives
     if spec.archive is not None:
         return _plan_declared_archive(inp, want, spec.archive, outputs, missing)
-    if outputs.imported:
+    if outputs.origin == "import":
         return _plan_imported(want, outputs, missing)
     return _plan_capture(inp, want, record, planned, outputs, missing)
 

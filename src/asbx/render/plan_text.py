@@ -70,6 +70,7 @@ def _phrase(change: dict[str, Any]) -> str:
             "pull": "will be pulled",
             "local": "will be taken from this machine's images (locked, never pulled)",
             "capture": "will be captured",
+            "import": "will be imported",
         }.get(verb, "will be created")
     else:
         base = {

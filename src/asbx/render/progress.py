@@ -23,7 +23,8 @@ _VERBS = {
 }
 
 
-_VERB_DOING = {"build": "building", "pull": "pulling", "local": "finding", "capture": "capturing"}
+_VERB_DOING = {"build": "building", "pull": "pulling", "local": "finding", "capture": "capturing",
+               "import": "importing"}
 
 
 def _doing(change: Change, phase: str) -> str:

@@ -65,8 +65,9 @@ class StateSnapshot:
 
 @dataclass(frozen=True)
 class SnapshotOutputs:
-    """A snapshot record's outputs, typed: its archive, and whether it was captured from
-    `source` (a sandbox address) or imported from `source` (a file). An imported archive is
+    """A snapshot record's outputs, typed: its archive and where it came from. `origin` is
+    "capture" (from `source`, a sandbox address), "import" (`asbx snapshot import`; `source`
+    names the file) or "archive" (the spec's `archive:` file, `source`). An imported archive is
     the snapshot's value until the user retakes it (`--replace snapshot.NAME`)."""
 
     digest: str
@@ -75,7 +76,11 @@ class SnapshotOutputs:
     files: int = 0
     source: str = ""
     source_config_hash: str = ""
-    imported: bool = False
+    origin: str = "capture"
+
+    @property
+    def imported(self) -> bool:
+        return self.origin != "capture"
 
     def to_outputs(self) -> dict[str, Any]:
         return {
@@ -85,16 +90,16 @@ class SnapshotOutputs:
             "files": self.files,
             "source": self.source,
             "source_config_hash": self.source_config_hash,
-            "imported": self.imported,
+            "origin": self.origin,
         }
 
     @classmethod
     def of(cls, record: ResourceRecord) -> SnapshotOutputs:
-        """The typed outputs of a snapshot record (records written before `imported` existed
+        """The typed outputs of a snapshot record (records written before `origin` existed
         said an import by a source of "import FILE")."""
         out = record.outputs
         source = str(out.get("source", ""))
-        imported = out.get("imported")
+        legacy = "import" if source.startswith("import ") else "capture"
         return cls(
             digest=str(out.get("digest", "")),
             size=int(out.get("size") or 0),
@@ -102,5 +107,5 @@ class SnapshotOutputs:
             files=int(out.get("files") or 0),
             source=source,
             source_config_hash=str(out.get("source_config_hash", "")),
-            imported=bool(imported) if imported is not None else source.startswith("import "),
+            origin=str(out.get("origin") or legacy),
         )

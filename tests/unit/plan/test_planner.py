@@ -422,7 +422,7 @@ def _import_into(world: World, name: str, digest: str) -> None:
 
     address = Address.parse(f"snapshot.{name}")
     record = world.state.records[address]
-    outputs = SnapshotOutputs(digest, source="import shared.tar.zst", imported=True)
+    outputs = SnapshotOutputs(digest, source="import shared.tar.zst", origin="import")
     world.archives.add(digest)
     records = {**world.state.records, address: dataclasses.replace(
         record, outputs=outputs.to_outputs(), config_hash="sha256:stale")}

@@ -38,7 +38,8 @@ def snapshot_ls(app: AppContext, as_json: bool) -> int:
     rows = []
     for name in sorted(set(session.loaded.spec.snapshots) | _recorded_names(records)):
         record = records.get(Address(ResourceKind.SNAPSHOT, name))
-        digest = str(record.outputs.get("digest", "")) if record else ""
+        outputs = SnapshotOutputs.of(record) if record else None
+        digest = outputs.digest if outputs else ""
         present = bool(digest) and archives.path_of(digest).is_file()
         users = sorted(
             s
@@ -50,9 +51,10 @@ def snapshot_ls(app: AppContext, as_json: bool) -> int:
                 "name": name,
                 "digest": digest,
                 "present": present,
-                "size": record.outputs.get("size") if record else None,
-                "files": record.outputs.get("files") if record else None,
-                "source": record.outputs.get("source", "") if record else "",
+                "size": outputs.size if outputs else None,
+                "files": outputs.files if outputs else None,
+                "source": outputs.source if outputs else "",
+                "origin": outputs.origin if outputs else "",
                 "captured_at": record.updated_at if record else None,
                 "used_by": [f"sandbox.{u}" for u in users],
             }
