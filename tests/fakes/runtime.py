@@ -161,6 +161,10 @@ class FakeRuntime:
         return found
 
     def _find_image(self, ref: str) -> ObservedImage | None:
+        name, at, digest = ref.partition("@")
+        if at:  # `repo@digest`: an image of that repository holding that digest, as podman does
+            return next((i for i in self.images.values() if i.digest == digest and any(
+                n.rpartition(":")[0] == name or n == name for n in i.names)), None)
         wanted = {ref, f"{ref}:latest"} if ":" not in ref.rpartition("/")[2] else {ref}
         for image in self.images.values():
             if image.id in (ref, f"sha256:{ref}") or wanted & set(image.names):
