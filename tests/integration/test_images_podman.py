@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,8 +104,21 @@ def push(project: Project, source: str, target: str) -> str:
     return digest_file.read_text().strip()
 
 
-def test_lock_pins_digests_until_relocked(project: Project, registry: str, tmp_path: Path) -> None:
+@pytest.fixture
+def untag_after(project: Project) -> Iterator[list[str]]:
+    """Names a test gives images it does not own (a pull tags the shared base image with the
+    pulled ref): untagged afterwards, the images themselves kept."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        project.podman("untag", name, name)
+
+
+def test_lock_pins_digests_until_relocked(
+    project: Project, registry: str, tmp_path: Path, untag_after: list[str]
+) -> None:
     ref = f"{registry}/asbx-it/{project.name}:v1"
+    untag_after.append(ref)
     first = push(project, "localhost/asbx/busybox:latest", ref)
     project.write(f"version: 1\nname: NAME\nsandboxes:\n  web:\n    image: {ref}\n")
     project.asbx("lock", check=True)

@@ -55,6 +55,9 @@ _NOT_FOUND = re.compile(
     r"|no (container|volume) with (name|id)|network \S+ not found",
     re.IGNORECASE,
 )
+# podman 4 listing an image another process is creating or removing at that moment (a build's
+# commit, a manifest list): its stored data is not there (yet, or any more).
+_IN_FLUX = re.compile(r'checking if image "[0-9a-f]+" is dangling|locating item named "manifest"')
 _NOT_RUNNING = re.compile(r"container state improper|is not running", re.IGNORECASE)
 # Kills every process whose environment carries the marker given as $1 (never spliced in).
 _KILL_MARKED = (
@@ -112,11 +115,13 @@ class OciCliRuntime:
         return result
 
     def _listing(self, args: Sequence[str]) -> CommandResult:
-        """A listing call, retried when an object vanished while the runtime listed it
-        (podman 4 then fails the whole `images` or `ps` with "image not known")."""
+        """A listing call, retried when an object vanished or was half-made while the runtime
+        listed it (podman 4 then fails the whole `images` or `ps`: "image not known", or no
+        "manifest" item for an image being committed or removed)."""
         for _attempt in range(LIST_ATTEMPTS):
             result = self._call(args, timeout=self._timeout)
-            if result.returncode == 0 or result.timed_out or not _NOT_FOUND.search(result.stderr):
+            if result.returncode == 0 or result.timed_out or not (
+                    _NOT_FOUND.search(result.stderr) or _IN_FLUX.search(result.stderr)):
                 break
         return self._checked(result, self._timeout)
 

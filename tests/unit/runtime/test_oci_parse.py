@@ -245,6 +245,18 @@ def test_a_listing_that_races_a_removal_is_retried() -> None:
     assert len(runner.requests) == 2
 
 
+def test_a_listing_that_races_an_image_being_made_is_retried() -> None:
+    # podman 4.3, seen here while another process committed an image
+    half_made = ('Error: checking if image "9ff4" is dangling: locating item named "manifest" '
+                 'for image with ID "40b1" (consider removing the image to resolve the issue): '
+                 "file does not exist\n")
+    runner = ScriptedRunner()
+    answers = iter([(125, "", half_made), (0, "[]", "")])
+    runner.on("images", then=lambda _request: next(answers))
+    assert PodmanRuntime(runner).list_images() == []
+    assert len(runner.requests) == 2
+
+
 def test_a_listing_that_keeps_failing_raises() -> None:
     runner = ScriptedRunner()
     runner.on("ps", returncode=125, stderr="Error: image not known\n")
