@@ -147,6 +147,7 @@ def import_snapshot(
     own import step with the config hash a plan computes now (lock pins and contexts included),
     so the next plan keeps it (as imported) until `--replace snapshot.NAME` retakes it."""
     from asbx.plan.model import Action, Change, Reason
+    from asbx.spec.model import SnapshotSpec
 
     address = Address(ResourceKind.SNAPSHOT, name)
     spec = session.loaded.graph.resources.get(address)
@@ -155,10 +156,9 @@ def import_snapshot(
             f"snapshot.{name} is not declared in {session.loaded.path.name}",
             hint=f"declare it under snapshots: first ({name}: {{sandbox: ...}})",
         )
-    archive = getattr(spec, "archive", None)
-    if archive is not None:
+    if isinstance(spec, SnapshotSpec) and spec.archive is not None:
         raise AsbxError(
-            f"snapshot.{name} is imported from {archive}, as sandboxes.yaml declares",
+            f"snapshot.{name} is imported from {spec.archive}, as sandboxes.yaml declares",
             hint=f"replace that file instead (the next apply imports it), or drop archive: "
                  f"from snapshot.{name}",
         )
@@ -173,7 +173,8 @@ def import_snapshot(
 def _file_digest(path: Path) -> str:
     """sha256 of a file's bytes, "" when there is none (what a saved plan compares)."""
     try:
-        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        with path.open("rb") as handle:
+            return "sha256:" + hashlib.file_digest(handle, "sha256").hexdigest()
     except FileNotFoundError:
         return ""
 
