@@ -589,11 +589,12 @@ def repo_digests(item: Mapping[str, Any], ref: str) -> list[str]:
 
 def pick_digest(item: Mapping[str, Any], ref: str) -> str:
     """The registry digest recorded for `ref`'s repository, if the image has one: the ref's own
-    digest when it names one, else the first recorded."""
+    digest when it names one, else the image's own (podman's `Digest`: the manifest it was
+    made or first pulled as, which later pushes and pulls do not change), else the first."""
     found = repo_digests(item, ref)
-    asked = ref.partition("@")[2]
-    if asked in found:
-        return asked
+    for preferred in (ref.partition("@")[2], _text(item.get("Digest"))):
+        if preferred and preferred in found:
+            return preferred
     return next(iter(found), "")
 
 

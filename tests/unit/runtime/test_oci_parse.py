@@ -358,6 +358,8 @@ SEVERAL = {
 def test_a_digest_named_in_the_ref_is_the_one_picked() -> None:
     assert pick_digest(SEVERAL, "127.0.0.1:5000/demo@sha256:222") == "sha256:222"
     assert pick_digest(SEVERAL, "127.0.0.1:5000/demo:v1") == "sha256:111"
+    own = {**SEVERAL, "Digest": "sha256:222"}
+    assert pick_digest(own, "localhost/base:latest") == "sha256:222", "stable across pushes"
 
 
 def test_podman_pull_asks_the_registry_which_of_several_digests_it_serves() -> None:
