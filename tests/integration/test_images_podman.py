@@ -236,6 +236,7 @@ def test_a_locked_local_image_is_used_by_its_local_id_never_pulled(
 
     locked = project.asbx("lock", check=True)
     assert "local image that no registry serves" in locked.stderr
+    assert project.asbx("lock", "--check").returncode == 0
     planned = changes(project)
     (image,) = (address for address in planned if address.startswith("image."))
     assert planned[image][0] == "create"
