@@ -90,6 +90,7 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
     state = session.store.snapshot(session.project)
     archives = _archives(session.home) if options.refresh else []
     observed = _observe(session, archives) if options.refresh else Observed()
+    state = _recovered_salt(state, observed, session.project)
     contexts, details = context_digests(session, state)
     lock_problems, pinned = _lock_state(session, {n: c.digest for n, c in contexts.items()}, locked)
     allowlist = _allowlist_supported()
@@ -117,6 +118,15 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
     return Planned(result, state, observed, pinned, contexts)
 
 
+def _recovered_salt(state: StateSnapshot, observed: Observed, project: str) -> StateSnapshot:
+    """With no records (a lost or new database), hash with the salt the runtime's objects are
+    labelled with, so that what asbx made is adopted rather than seen as changed."""
+    salt = observed.labelled_salt(project) if not state.records else ""
+    if not salt or salt == state.meta.salt:
+        return state
+    return dataclasses.replace(state, meta=dataclasses.replace(state.meta, salt=salt))
+
+
 def _observe(session: Session, archives: list[str]) -> Observed:
     """Observe; if the runtime fails, let its check() explain why (missing, stopped, ...)."""
     try:
@@ -125,7 +135,19 @@ def _observe(session: Session, archives: list[str]) -> Observed:
         session.runtime.check()
         raise
     down = _proxies_down(session)
-    return dataclasses.replace(observed, proxies_down=down) if down else observed
+    return dataclasses.replace(observed, proxies_down=down, setup_done=_setup_done(session))
+
+
+def _setup_done(session: Session) -> dict[Address, str]:
+    """Sandboxes with setup whose marker names the container it finished in (file reads only)."""
+    from asbx.data.workspaces import read_setup_marker
+
+    done = {
+        Address(ResourceKind.SANDBOX, name): read_setup_marker(session.home, session.project, name)
+        for name, box in session.loaded.spec.sandboxes.items()
+        if box.setup
+    }
+    return {address: marker for address, marker in done.items() if marker}
 
 
 def _proxies_down(session: Session) -> frozenset[Address]:
@@ -153,6 +175,8 @@ def run_apply(
 ) -> ApplyResult:
     """Carry out `planned.plan`; each finished step is recorded as it finishes."""
     salt = planned.state.meta.salt
+    if not planned.state.records and session.store.project(session.project).salt != salt:
+        session.store.adopt_salt(session.project, salt)  # recovered from the runtime's labels
     applied = {a: applied_form(spec, salt) for a, spec in session.loaded.graph.resources.items()}
     opts = planned.plan.options
     ctx = StepContext(
@@ -168,6 +192,7 @@ def run_apply(
         drop_workspaces=opts.destroy_workspaces if opts.destroy else opts.allow_data_loss,
         drop_archives=opts.destroy_snapshots if opts.destroy else opts.allow_data_loss,
         egress=_egress(session),
+        salt=salt,
     )
     deps = {a: tuple(session.loaded.graph.dependencies(a)) for a in session.loaded.graph.resources}
     return apply_plan(planned.plan, ctx, deps, parallelism=parallelism, hooks=hooks, cancel=cancel)

@@ -22,6 +22,7 @@ from asbx.runtime.base import (
     LABEL_HASH,
     LABEL_HASH_VERSION,
     LABEL_PROJECT,
+    LABEL_SALT,
     BuildRequest,
     ContainerRequest,
     MountRequest,
@@ -57,6 +58,7 @@ class StepContext:
     drop_workspaces: bool = False
     drop_archives: bool = False
     egress: Any = None  # network.manager hooks, when allowlists are enabled
+    salt: str = ""  # the project's hashing salt, labelled on what asbx creates (adoption)
     image_refs: dict[str, str] = field(default_factory=dict)
     removals: Removals = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,6 +72,7 @@ class StepContext:
             LABEL_ADDRESS: str(address),
             LABEL_HASH: config_hash,
             LABEL_HASH_VERSION: str(HASH_VERSION),
+            **({LABEL_SALT: self.salt} if self.salt else {}),
         }
 
     def record(self, change: Change, outputs: Mapping[str, Any], status: str = "ok") -> None:
@@ -97,9 +100,11 @@ def run_create(ctx: StepContext, change: Change, out: OutputFn) -> None:
     """The create phase of a change: create/start/update/adopt, then record."""
     kind = change.address.kind
     if change.record_only:
-        ctx.record(change, _adopted_outputs(ctx, change))
+        adopted = _adopted_outputs(ctx, change)
+        ctx.record(change, adopted)
         if kind is ResourceKind.IMAGE:
-            ctx.image_refs[change.address.name] = str(_adopted_outputs(ctx, change).get("ref"))
+            with ctx._lock:
+                ctx.image_refs[change.address.name] = str(adopted.get("ref"))
         return
     if kind is ResourceKind.IMAGE:
         _create_image(ctx, change, out)
@@ -141,6 +146,8 @@ def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
     address = change.address
     if address.kind is ResourceKind.IMAGE:
         spec = ctx.spec_of(address)
+        if spec.build is not None:
+            return _adopted_build(ctx, change)
         ref = (
             pin_reference(spec.ref, ctx.pinned[address.name])
             if address.name in ctx.pinned
@@ -158,6 +165,21 @@ def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
     if address.kind is ResourceKind.VOLUME:
         return {"name": naming.volume_name(ctx.project, address.name)}
     return {}
+
+
+def _adopted_build(ctx: StepContext, change: Change) -> Mapping[str, Any]:
+    """The outputs of a built image adopted by its labels: its tag is named by the hash."""
+    tag = naming.image_tag(ctx.project, change.address.name, change.config_hash)
+    image = ctx.runtime.inspect_image(tag)
+    if image is None:
+        raise NotFoundError(f"{change.address}: the image {tag} is gone from the runtime")
+    return {
+        "ref": tag,
+        "image_id": image.id,
+        "digest": image.digest,
+        "built": True,
+        "context_digest": ctx.context_digests.get(change.address.name),
+    }
 
 
 def image_ref(ctx: StepContext, name: str) -> str:
@@ -278,6 +300,10 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
     except SetupFailedError:
         ctx.record(change, {**outputs, "setup": "failed"}, status="tainted")
         raise
+    if box.setup:
+        from asbx.data.workspaces import write_setup_marker
+
+        write_setup_marker(ctx.home, ctx.project, name, outputs["container_id"])
     ctx.record(change, {**outputs, "setup": "done" if box.setup else "none"})
 
 

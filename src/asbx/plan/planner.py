@@ -12,7 +12,13 @@ from asbx.images import pin_reference
 from asbx.plan import hashing
 from asbx.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
 from asbx.plan.observed import Observed
-from asbx.runtime.base import Capabilities, ContainerState
+from asbx.runtime.base import (
+    LABEL_ADDRESS,
+    LABEL_HASH,
+    LABEL_PROJECT,
+    Capabilities,
+    ContainerState,
+)
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, Spec, VolumeSpec
 from asbx.state.records import ResourceRecord, StateSnapshot
 
@@ -142,6 +148,16 @@ def _plan_image(
     verb = "build" if spec.build is not None else "pull"
     address = want.address
     if record is None:
+        if spec.build is not None and _built_image_found(inp, want):
+            return Change(
+                address,
+                Action.UPDATE,
+                Reason.ADOPTED,
+                verb,
+                config_hash=want.config_hash,
+                record_only=True,
+                notes=("built image with this configuration found in the runtime",),
+            )
         if spec.ref is not None and inp.observed.has_image(
             _pinned_ref(inp, address.name, spec.ref)
         ):
@@ -191,6 +207,18 @@ def _plan_image(
                    "before it plans)",),
         )
     return _noop_or_version_bump(want, record)
+
+
+def _built_image_found(inp: PlanInput, want: Desired) -> bool:
+    """A local image asbx built for this project and address with the same config hash."""
+    wanted = {
+        LABEL_PROJECT: inp.project,
+        LABEL_ADDRESS: str(want.address),
+        LABEL_HASH: want.config_hash,
+    }
+    return any(
+        all(image.labels.get(k) == v for k, v in wanted.items()) for image in inp.observed.images
+    )
 
 
 def _pinned_ref(inp: PlanInput, name: str, ref: str) -> str:
@@ -337,6 +365,16 @@ def _adopt_sandbox(inp: PlanInput, want: Desired, live: Any) -> Change:
             config_hash=want.config_hash,
             notes=("found in runtime with a different configuration",),
         )
+    box = inp.graph.resources[want.address]
+    assert isinstance(box, SandboxSpec)
+    if box.setup and not _setup_finished(inp, want.address, live.id):
+        return Change(
+            want.address,
+            Action.REPLACE,
+            Reason.TAINTED,
+            config_hash=want.config_hash,
+            notes=("found in runtime, but nothing says its setup finished in it",),
+        )
     start = live.state is not ContainerState.RUNNING
     return Change(
         want.address,
@@ -345,6 +383,13 @@ def _adopt_sandbox(inp: PlanInput, want: Desired, live: Any) -> Change:
         config_hash=want.config_hash,
         record_only=not start,
         notes=("adopted from the runtime (state had no record)",),
+    )
+
+
+def _setup_finished(inp: PlanInput, address: Address, container_id: str) -> bool:
+    done = inp.observed.setup_done.get(address, "")
+    return bool(done and container_id) and (
+        done.startswith(container_id) or container_id.startswith(done)
     )
 
 

@@ -1,0 +1,130 @@
+"""State loss and leftovers on real podman: adoption by labels, superseded images, workspaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.integration.conftest import Project
+
+pytestmark = pytest.mark.integration
+
+SPEC = """
+version: 1
+name: NAME
+images:
+  app:
+    build:
+      context: ./app
+      args: { GREETING: hello }
+volumes:
+  cache: {}
+sandboxes:
+  web:
+    image: app
+    env: { TOKEN: not-a-real-secret }
+    volumes: ["cache:/cache"]
+    setup:
+      - sh -c 'echo ran >> /workspace/setup.log'
+  worker:
+    image: app
+    depends_on: [web]
+"""
+
+DOCKERFILE = """FROM localhost/asbx/busybox:latest
+ARG GREETING
+RUN echo "$GREETING" > /greeting
+"""
+
+
+def _write_project(project: Project, dockerfile: str = DOCKERFILE) -> None:
+    (project.root / "app").mkdir(exist_ok=True)
+    (project.root / "app" / "Dockerfile").write_text(dockerfile)
+    project.write(SPEC)
+
+
+def _lose_state(project: Project) -> None:
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (project.home / name).unlink(missing_ok=True)
+
+
+def _container_ids(project: Project) -> dict[str, str]:
+    out = project.podman(
+        "ps", "-a", "--filter", f"label=dev.asbx.project={project.name}", "--format", "json"
+    ).stdout
+    return {c["Names"][0]: c["Id"] for c in json.loads(out or "[]")}
+
+
+def _project_images(project: Project) -> list[str]:
+    """Tags of this project's built images, from the runtime's own listing."""
+    out = project.podman(
+        "images", "--filter", f"label=dev.asbx.project={project.name}", "--format", "json"
+    ).stdout
+    return sorted(n for i in json.loads(out or "[]") for n in i.get("Names") or ())
+
+
+def test_state_lost_adopts_built_image_sandboxes_and_volume(project: Project) -> None:
+    _write_project(project)
+    project.asbx("apply", "-y", check=True)
+    ids = _container_ids(project)
+    images = _project_images(project)
+    assert len(ids) == 2
+    assert len(images) == 1
+    _lose_state(project)
+
+    plan = project.asbx("plan", "--json", check=True)
+    changes = {c["address"]: c for c in json.loads(plan.stdout)["changes"]}
+    assert {a: (c["action"], c["reason"]) for a, c in changes.items()} == {
+        "image.app": ("update", "adopted"),
+        "volume.cache": ("update", "adopted"),
+        "sandbox.web": ("update", "adopted"),
+        "sandbox.worker": ("update", "adopted"),
+    }
+    text = project.asbx("plan", check=True).stdout
+    assert text.count("will be adopted (found in runtime, not in state)") == 4, text
+    assert "Plan: 0 to add, 0 to change, 0 to replace, 0 to destroy." in text
+
+    project.asbx("apply", "-y", check=True)
+    assert _container_ids(project) == ids  # the same containers, not new ones
+    assert _project_images(project) == images  # no rebuild
+    assert (project.workspace("web") / "setup.log").read_text() == "ran\n"  # setup not re-run
+    assert project.asbx("plan", "--detailed-exitcode").returncode == 0
+    web = json.loads(project.asbx("state", "show", "sandbox.web", check=True).stdout)
+    assert (web["status"], web["outputs"]["setup"]) == ("ok", "adopted")
+
+
+def test_state_lost_does_not_adopt_a_container_whose_setup_never_finished(
+    project: Project,
+) -> None:
+    _write_project(project)
+    (project.root / "sandboxes.yaml").write_text(
+        SPEC.replace("NAME", project.name).replace(
+            "sh -c 'echo ran >> /workspace/setup.log'",
+            "sh -c 'sleep 30; echo ran >> /workspace/setup.log'",
+        )
+    )
+    victim = project.popen("apply", "-y")
+    deadline = time.monotonic() + 120
+    while f"{project.name}-web" not in project.containers():  # web's setup is running
+        assert time.monotonic() < deadline
+        assert victim.poll() is None
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate(timeout=30)
+    _lose_state(project)
+
+    plan = project.asbx("plan", "--json", check=True)
+    changes = {c["address"]: c for c in json.loads(plan.stdout)["changes"]}
+    assert (changes["sandbox.web"]["action"], changes["sandbox.web"]["reason"]) == (
+        "replace",
+        "tainted",
+    )
+    assert (changes["image.app"]["action"], changes["image.app"]["reason"]) == (
+        "update",
+        "adopted",
+    )
