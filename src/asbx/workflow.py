@@ -29,6 +29,7 @@ from asbx.state.records import StateSnapshot
 
 if TYPE_CHECKING:
     from asbx.data.context import ContextDigest
+    from asbx.leftovers import StraySandbox, SupersededImage
 from asbx.state.store import StateStore
 
 
@@ -135,7 +136,22 @@ def _observe(session: Session, archives: list[str]) -> Observed:
         session.runtime.check()
         raise
     down = _proxies_down(session)
-    return dataclasses.replace(observed, proxies_down=down, setup_done=_setup_done(session))
+    return dataclasses.replace(
+        observed,
+        proxies_down=down,
+        setup_done=_setup_done(session),
+        workspaces=_workspaces(session),
+    )
+
+
+def _workspaces(session: Session) -> frozenset[str]:
+    """Sandbox names with a workspace directory under the project's directory (one listdir)."""
+    from asbx.data.workspaces import WORKSPACE_DIR
+
+    root = session.project_dir / "sandboxes"
+    if not root.is_dir() or root.is_symlink():
+        return frozenset()
+    return frozenset(p.name for p in root.iterdir() if (p / WORKSPACE_DIR).is_dir())
 
 
 def _setup_done(session: Session) -> dict[Address, str]:
@@ -365,3 +381,39 @@ def _egress(session: Session) -> object | None:
     from asbx.apply.egress import Egress
 
     return Egress()
+
+
+def project_leftovers(session: Session) -> tuple[list[SupersededImage], list[StraySandbox]]:
+    """The project's superseded built images and the directories of sandboxes that neither the
+    spec, the state nor the runtime knows (what `gc` removes)."""
+    from asbx.leftovers import stray_sandboxes, superseded_images
+    from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT
+
+    records = session.store.snapshot(session.project).records
+    keep = set(session.loaded.spec.sandboxes)
+    keep |= {a.name for a in records if a.kind is ResourceKind.SANDBOX}
+    for container in session.runtime.list_containers({LABEL_PROJECT: session.project}):
+        label = container.labels.get(LABEL_ADDRESS, "")
+        keep.add(label.partition(".")[2] if label.startswith("sandbox.") else container.name)
+    images = superseded_images(session.runtime, session.project, records)
+    return images, stray_sandboxes(session.home, session.project, keep)
+
+
+def prune_superseded_images(session: Session, result: ApplyResult) -> list[str]:
+    """After an apply that built or removed a built image and fully succeeded, remove the
+    project's built images that no record names and no container uses; returns their tags."""
+    from asbx.leftovers import remove_images, superseded_images
+    from asbx.plan.model import Action
+
+    touched = any(
+        a.kind is ResourceKind.IMAGE
+        and not c.record_only
+        and (c.action is Action.DELETE or (c.action is Action.CREATE and c.verb == "build"))
+        for a, c in result.changes.items()
+    )
+    if not touched or not result.ok:
+        return []
+    records = session.store.snapshot(session.project).records
+    return remove_images(
+        session.runtime, superseded_images(session.runtime, session.project, records)
+    )

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,79 @@ def test_state_lost_does_not_adopt_a_container_whose_setup_never_finished(
         "update",
         "adopted",
     )
+
+
+def test_rebuilds_leave_no_superseded_images_and_destroy_removes_the_built_one(
+    project: Project,
+) -> None:
+    _write_project(project)
+    project.asbx("apply", "-y", check=True)
+    (first,) = _project_images(project)
+    for n in (1, 2):
+        _write_project(project, DOCKERFILE + f"RUN echo {n} > /version\n")
+        applied = project.asbx("apply", "-y", check=True)
+        assert "removed superseded image" in applied.stdout
+        (current,) = _project_images(project)  # the runtime's listing: one image left
+        assert current != first
+    worker_image = project.podman(
+        "inspect", "--format", "{{.ImageName}}", f"{project.name}-worker"
+    ).stdout.strip()
+    assert worker_image == current
+
+    project.asbx("destroy", "-y", check=True)
+    assert _project_images(project) == []
+    assert project.containers() == {}
+
+
+def test_gc_removes_superseded_images_no_container_uses(project: Project) -> None:
+    _write_project(project)
+    project.asbx("apply", "-y", check=True)
+    (first,) = _project_images(project)
+    # A rebuild whose apply fails later (a broken setup) keeps the old image; gc removes it.
+    (project.root / "app" / "Dockerfile").write_text(DOCKERFILE + "RUN echo 2 > /version\n")
+    project.write(SPEC.replace("echo ran >> /workspace/setup.log", "exit 3"))
+    assert project.asbx("apply", "-y").returncode == 1
+    assert len(_project_images(project)) == 2
+    listed = project.asbx("gc", "--dry-run", check=True).stdout
+    assert f"superseded image: {first}" in listed
+    assert len(_project_images(project)) == 2, "--dry-run removes nothing"
+    assert "nothing removed" in project.asbx("gc", check=True).stdout  # no terminal, no -y
+    project.asbx("gc", "-y", check=True)
+    (left,) = _project_images(project)
+    assert left != first
+
+
+def test_destroy_workspaces_removes_workspaces_a_plain_destroy_left(project: Project) -> None:
+    _write_project(project)
+    project.asbx("apply", "-y", check=True)
+    project.asbx("destroy", "-y", check=True)
+    assert project.workspace("web").is_dir()
+    assert project.workspace("worker").is_dir()
+    plan = project.asbx("destroy", "-y", "--workspaces", check=True)
+    assert "sandbox.web will be destroyed" in plan.stdout
+    assert not project.workspace("web").exists()
+    assert not project.workspace("worker").exists()
+    assert "No changes" in project.asbx("destroy", "-y", "--workspaces", check=True).stdout
+
+
+def test_gc_workspaces_removes_only_sandboxes_gone_from_spec_and_state(
+    project: Project, tmp_path: Path
+) -> None:
+    _write_project(project)
+    project.asbx("apply", "-y", check=True)
+    # Another project in the same ASBX_HOME keeps everything it has.
+    other = project.home / "projects" / "someone-else" / "sandboxes" / "web" / "workspace"
+    other.mkdir(parents=True)
+    project.write(SPEC.split("  worker:")[0])  # worker leaves the spec
+    project.asbx("apply", "-y", check=True)  # its container goes, its workspace stays
+    assert project.workspace("worker").is_dir()
+    project.asbx("gc", "-y", check=True)  # without --workspaces: data is kept
+    assert project.workspace("worker").is_dir()
+    listed = project.asbx("gc", "--dry-run", "--workspaces", check=True).stdout
+    assert "stray workspace: sandbox worker" in listed
+    assert "sandbox web" not in listed
+    project.asbx("gc", "-y", "--workspaces", check=True)
+    assert not project.workspace("worker").parent.exists()
+    assert project.workspace("web").is_dir()
+    assert other.is_dir()
+    assert project.containers() == {f"{project.name}-web": "running"}

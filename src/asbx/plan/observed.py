@@ -36,6 +36,8 @@ class Observed:
     # Sandboxes whose setup finished, by the id of the container it ran in (a host-side marker:
     # a container's labels are fixed before its setup runs, so they cannot say it finished).
     setup_done: Mapping[Address, str] = field(default_factory=dict)
+    # Names of the project's sandboxes that have a workspace directory on the host.
+    workspaces: frozenset[str] = frozenset()
 
     def labelled_salt(self, project: str) -> str:
         """The hashing salt `project`'s objects are labelled with ("" if none says)."""

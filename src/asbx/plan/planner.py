@@ -541,6 +541,28 @@ def _deletes(inp: PlanInput, desired: Mapping[Address, Desired]) -> dict[Address
         change = _delete_change(inp, address, record, in_spec)
         if change is not None:
             out[address] = change
+    if inp.options.destroy and inp.options.destroy_workspaces:
+        out.update(_leftover_workspaces(inp, out))
+    return out
+
+
+def _leftover_workspaces(
+    inp: PlanInput, planned: Mapping[Address, Change]
+) -> dict[Address, Change]:
+    """`destroy --workspaces`: workspaces whose sandbox an earlier destroy already removed
+    (no record, no container) go too."""
+    out = {}
+    for name in sorted(inp.observed.workspaces):
+        address = Address(ResourceKind.SANDBOX, name)
+        if address in planned or address in inp.state.records:
+            continue
+        out[address] = Change(
+            address,
+            Action.DELETE,
+            Reason.DESTROY,
+            holds_data=True,
+            notes=("only its workspace is left; it will be deleted",),
+        )
     return out
 
 

@@ -216,7 +216,7 @@ def _execute(app: AppContext, session: Any, planned: Any, parallelism: int, comm
     from asbx.apply.executor import Status
     from asbx.plan.model import Action
     from asbx.render.progress import make_progress
-    from asbx.workflow import remember_contexts, run_apply
+    from asbx.workflow import prune_superseded_images, remember_contexts, run_apply
 
     cancel = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
@@ -241,6 +241,9 @@ def _execute(app: AppContext, session: Any, planned: Any, parallelism: int, comm
     }
     remember_contexts(session, planned, built)
     _summarise(result, command, Action)
+    if not cancel.is_set():
+        for tag in prune_superseded_images(session, result):
+            click.echo(f"removed superseded image {tag}")
     if cancel.is_set():
         return EXIT_INTERRUPTED
     if result.failed or result.skipped:
