@@ -141,7 +141,19 @@ def _observe(session: Session, archives: list[str]) -> Observed:
         proxies_down=down,
         setup_done=_setup_done(session),
         workspaces=_workspaces(session),
+        snapshot_marks=_snapshot_marks(session),
     )
+
+
+def _snapshot_marks(session: Session) -> dict[str, tuple[str, str]]:
+    """(archive digest, config hash) of each declared snapshot's last capture, from its note."""
+    if not session.loaded.spec.snapshots:
+        return {}
+    from asbx.data.recovery import read_snapshot_marks
+
+    marks = read_snapshot_marks(session.home, session.project)
+    return {n: (m.digest, m.config_hash) for n, m in marks.items()
+            if n in session.loaded.spec.snapshots}
 
 
 def _workspaces(session: Session) -> frozenset[str]:

@@ -68,9 +68,11 @@ def _project_images(project: Project) -> list[str]:
     return sorted(n for i in json.loads(out or "[]") for n in i.get("Names") or ())
 
 
-def test_state_lost_adopts_built_image_sandboxes_and_volume(project: Project) -> None:
+def test_state_lost_adopts_built_image_sandboxes_volume_and_snapshot(project: Project) -> None:
     _write_project(project)
+    project.write(SPEC + "snapshots:\n  deps: { sandbox: web }\n")
     project.asbx("apply", "-y", check=True)
+    captured = json.loads(project.asbx("state", "show", "snapshot.deps", check=True).stdout)
     ids = _container_ids(project)
     images = _project_images(project)
     assert len(ids) == 2
@@ -84,9 +86,10 @@ def test_state_lost_adopts_built_image_sandboxes_and_volume(project: Project) ->
         "volume.cache": ("update", "adopted"),
         "sandbox.web": ("update", "adopted"),
         "sandbox.worker": ("update", "adopted"),
+        "snapshot.deps": ("update", "adopted"),
     }
     text = project.asbx("plan", check=True).stdout
-    assert text.count("will be adopted (found in runtime, not in state)") == 4, text
+    assert text.count("will be adopted (found in runtime, not in state)") == 5, text
     assert "Plan: 0 to add, 0 to change, 0 to replace, 0 to destroy." in text
 
     project.asbx("apply", "-y", check=True)
@@ -96,6 +99,8 @@ def test_state_lost_adopts_built_image_sandboxes_and_volume(project: Project) ->
     assert project.asbx("plan", "--detailed-exitcode").returncode == 0
     web = json.loads(project.asbx("state", "show", "sandbox.web", check=True).stdout)
     assert (web["status"], web["outputs"]["setup"]) == ("ok", "adopted")
+    deps = json.loads(project.asbx("state", "show", "snapshot.deps", check=True).stdout)
+    assert deps["outputs"]["digest"] == captured["outputs"]["digest"]  # the same archive
 
 
 def test_state_lost_does_not_adopt_a_container_whose_setup_never_finished(

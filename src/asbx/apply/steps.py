@@ -164,7 +164,29 @@ def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
         }
     if address.kind is ResourceKind.VOLUME:
         return {"name": naming.volume_name(ctx.project, address.name)}
+    if address.kind is ResourceKind.SNAPSHOT:
+        return _adopted_snapshot(ctx, change)
     return {}
+
+
+def _adopted_snapshot(ctx: StepContext, change: Change) -> Mapping[str, Any]:
+    """A snapshot adopted from its host-side note: the archive it names, as the store has it."""
+    from asbx.data.recovery import read_snapshot_marks
+    from asbx.data.snapshots import home_store
+
+    mark = read_snapshot_marks(ctx.home, ctx.project).get(change.address.name)
+    if mark is None or mark.config_hash != change.config_hash:
+        raise AsbxError(f"{change.address}: its capture note changed since the plan was made")
+    info = home_store(ctx.home).info(mark.digest)
+    spec = ctx.spec_of(change.address)
+    return {
+        "digest": info.digest,
+        "size": info.size,
+        "content_bytes": info.content_bytes,
+        "files": info.files,
+        "source": str(Address(ResourceKind.SANDBOX, spec.sandbox)),
+        "source_config_hash": mark.source_config_hash,
+    }
 
 
 def _adopted_build(ctx: StepContext, change: Change) -> Mapping[str, Any]:
@@ -393,6 +415,7 @@ def _capture_snapshot(ctx: StepContext, change: Change) -> None:
     )
     source = Address(ResourceKind.SANDBOX, spec.sandbox)
     source_record = ctx.store.snapshot(ctx.project).records.get(source)  # as just applied
+    source_hash = source_record.config_hash if source_record else ""
     ctx.record(
         change,
         {
@@ -401,8 +424,16 @@ def _capture_snapshot(ctx: StepContext, change: Change) -> None:
             "content_bytes": info.content_bytes,
             "files": info.files,
             "source": str(source),
-            "source_config_hash": source_record.config_hash if source_record else "",
+            "source_config_hash": source_hash,
         },
+    )
+    from asbx.data.recovery import SnapshotMark, write_snapshot_mark
+
+    write_snapshot_mark(
+        ctx.home,
+        ctx.project,
+        change.address.name,
+        SnapshotMark(info.digest, change.config_hash, source_hash),
     )
 
 

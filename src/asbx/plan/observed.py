@@ -38,6 +38,9 @@ class Observed:
     setup_done: Mapping[Address, str] = field(default_factory=dict)
     # Names of the project's sandboxes that have a workspace directory on the host.
     workspaces: frozenset[str] = frozenset()
+    # Snapshots' last captured archives and config hashes, from host-side notes (see
+    # data/recovery.py), by snapshot name: how a lost database's snapshots are adopted.
+    snapshot_marks: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def labelled_salt(self, project: str) -> str:
         """The hashing salt `project`'s objects are labelled with ("" if none says)."""

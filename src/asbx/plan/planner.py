@@ -476,19 +476,36 @@ def _plan_snapshot(
     inp: PlanInput, want: Desired, record: ResourceRecord | None, planned: Mapping[Address, Change]
 ) -> Change:
     address = want.address
-    if record is None:
-        return Change(address, Action.CREATE, Reason.NEW, "capture", config_hash=want.config_hash)
-    if address in inp.options.replace:
+    if address in inp.options.replace and record is not None:
         return Change(
             address, Action.CREATE, Reason.REQUESTED, "capture", config_hash=want.config_hash
         )
     source = next((d for d in inp.graph.dependencies(address)), None)
-    if (
+    source_recreated = (
         source is not None
         and source in planned
         and planned[source].runtime_change
         and planned[source].action in (Action.CREATE, Action.REPLACE)
-    ):
+    )
+    if record is None:
+        digest, config_hash = inp.observed.snapshot_marks.get(address.name, ("", ""))
+        if (
+            config_hash == want.config_hash
+            and digest in inp.observed.archives
+            and not source_recreated
+            and address not in inp.options.replace
+        ):
+            return Change(
+                address,
+                Action.UPDATE,
+                Reason.ADOPTED,
+                "capture",
+                config_hash=want.config_hash,
+                record_only=True,
+                notes=(f"its last capture {digest} is in the snapshot store",),
+            )
+        return Change(address, Action.CREATE, Reason.NEW, "capture", config_hash=want.config_hash)
+    if source_recreated:
         return Change(
             address,
             Action.CREATE,
