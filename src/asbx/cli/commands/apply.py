@@ -242,8 +242,11 @@ def _execute(app: AppContext, session: Any, planned: Any, parallelism: int, comm
     remember_contexts(session, planned, built)
     _summarise(result, command, Action)
     if not cancel.is_set():
-        for tag in prune_superseded_images(session, result):
-            click.echo(f"removed superseded image {tag}")
+        try:
+            for tag in prune_superseded_images(session, result):
+                click.echo(f"removed superseded image {tag}")
+        except AsbxError as exc:  # the apply itself succeeded: say so, and what is left
+            click.echo(f"note: superseded images were not removed: {exc.message}", err=True)
     if cancel.is_set():
         return EXIT_INTERRUPTED
     if result.failed or result.skipped:
