@@ -153,7 +153,10 @@ def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
             if address.name in ctx.pinned
             else spec.ref
         )
-        return {"ref": ref, "built": False}
+        local = ctx.runtime.inspect_image(ref)  # its id: what sandboxes on it are checked by
+        if local is None:
+            return {"ref": ref, "built": False}
+        return {"ref": ref, "image_id": local.id, "digest": local.digest, "built": False}
     if address.kind is ResourceKind.SANDBOX:
         from asbx.data.workspaces import workspace_path
 

@@ -53,14 +53,18 @@ class Observed:
 
     def has_image(self, ref: str, image_id: str = "") -> bool:
         """Whether a local image carries `ref` (normalised) or has id `image_id`."""
+        return self.find_image(ref, image_id) is not None
+
+    def find_image(self, ref: str, image_id: str = "") -> ObservedImage | None:
+        """The local image carrying `ref` (normalised) or having id `image_id`, if any."""
         wanted = normalise_ref(ref)
         for image in self.images:
             if image_id and (
                 image.id == image_id or image.id.startswith(image_id.removeprefix("sha256:"))
             ):
-                return True
+                return image
             if wanted in (normalise_ref(n) for n in image.names):
-                return True
+                return image
             if "@" in wanted and image.digest and wanted.endswith(image.digest):
-                return True
-        return False
+                return image
+        return None

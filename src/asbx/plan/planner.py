@@ -18,6 +18,7 @@ from asbx.runtime.base import (
     LABEL_PROJECT,
     Capabilities,
     ContainerState,
+    ObservedImage,
 )
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, Spec, VolumeSpec
 from asbx.state.records import ResourceRecord, StateSnapshot
@@ -148,7 +149,7 @@ def _plan_image(
     verb = "build" if spec.build is not None else "pull"
     address = want.address
     if record is None:
-        if spec.build is not None and _built_image_found(inp, want):
+        if spec.build is not None and _built_image(inp, want) is not None:
             return Change(
                 address,
                 Action.UPDATE,
@@ -209,16 +210,32 @@ def _plan_image(
     return _noop_or_version_bump(want, record)
 
 
-def _built_image_found(inp: PlanInput, want: Desired) -> bool:
+def _built_image(inp: PlanInput, want: Desired) -> ObservedImage | None:
     """A local image asbx built for this project and address with the same config hash."""
     wanted = {
         LABEL_PROJECT: inp.project,
         LABEL_ADDRESS: str(want.address),
         LABEL_HASH: want.config_hash,
     }
-    return any(
-        all(image.labels.get(k) == v for k, v in wanted.items()) for image in inp.observed.images
+    return next(
+        (i for i in inp.observed.images if all(i.labels.get(k) == v for k, v in wanted.items())),
+        None,
     )
+
+
+def _adopted_image_id(inp: PlanInput, image: Address, planned: Mapping[Address, Change]) -> str:
+    """The local id of an image this plan adopts (its record is lost), "" if none or unknown."""
+    change = planned.get(image)
+    if change is None or change.reason is not Reason.ADOPTED:
+        return ""
+    spec = inp.graph.resources[image]
+    assert isinstance(spec, ImageSpec)
+    if spec.build is not None:
+        found = _built_image(inp, Desired(image, {}, change.config_hash))
+    else:
+        assert spec.ref is not None
+        found = inp.observed.find_image(_pinned_ref(inp, image.name, spec.ref))
+    return found.id if found is not None else ""
 
 
 def _pinned_ref(inp: PlanInput, name: str, ref: str) -> str:
@@ -305,7 +322,7 @@ def _plan_sandbox(
     address = want.address
     live = inp.observed.containers.get(address) if inp.options.refresh else None
     if record is None:
-        return _adopt_sandbox(inp, want, live)
+        return _adopt_sandbox(inp, want, live, planned)
     fields = _field_changes(address.kind, record.applied, want.applied)
     replace = _sandbox_replace_reason(inp, want, record, planned, fields)
     notes = _outdated_notes(inp, address, record, planned)
@@ -351,7 +368,9 @@ def _plan_sandbox(
     return Change(address, Action.NOOP, Reason.UNCHANGED, config_hash=want.config_hash, notes=notes)
 
 
-def _adopt_sandbox(inp: PlanInput, want: Desired, live: Any) -> Change:
+def _adopt_sandbox(
+    inp: PlanInput, want: Desired, live: Any, planned: Mapping[Address, Change]
+) -> Change:
     if live is None and want.address in inp.state.reaped:
         return Change(want.address, Action.CREATE, Reason.REAPED, config_hash=want.config_hash,
                       notes=(f"deleted by asbx reap: {inp.state.reaped[want.address]}",))
@@ -364,6 +383,16 @@ def _adopt_sandbox(inp: PlanInput, want: Desired, live: Any) -> Change:
             Reason.DRIFTED,
             config_hash=want.config_hash,
             notes=("found in runtime with a different configuration",),
+        )
+    image = inp.graph.image_of(want.address.name)
+    image_id = _adopted_image_id(inp, image, planned)
+    if inp.capabilities.container_image_ids and image_id and live.image_id not in ("", image_id):
+        return Change(
+            want.address,
+            Action.REPLACE,
+            Reason.DEPENDENCY_REPLACED,
+            config_hash=want.config_hash,
+            notes=(f"found in runtime, but it runs another image than {image} now is",),
         )
     box = inp.graph.resources[want.address]
     assert isinstance(box, SandboxSpec)

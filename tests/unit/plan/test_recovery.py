@@ -7,7 +7,7 @@ from dataclasses import replace
 from asbx.addresses import Address
 from asbx.plan.model import PlanOptions
 from asbx.plan.observed import Observed
-from asbx.runtime.base import LABEL_PROJECT, LABEL_SALT, ObservedImage
+from asbx.runtime.base import LABEL_PROJECT, LABEL_SALT, Capabilities, ObservedImage
 from asbx.state.records import StateSnapshot
 from tests.unit.plan.world import EMPTY_STATE, PROJECT, World, actions
 
@@ -118,3 +118,17 @@ def test_labelled_salt_comes_from_the_projects_own_objects() -> None:
     theirs = ObservedImage("b", ("y",), labels={LABEL_PROJECT: "other", LABEL_SALT: "s2"})
     assert Observed(images=(theirs,)).labelled_salt(PROJECT) == ""
     assert Observed(images=(theirs, mine)).labelled_salt(PROJECT) == "s1"
+
+
+def test_a_container_on_another_image_than_the_adopted_one_is_replaced(world_of) -> None:  # type: ignore[no-untyped-def]
+    world, marks = _applied(world_of)
+    (image,) = world.images
+    done = {WEB: world.containers[WEB].id}
+    world.containers = {
+        a: replace(c, image_id=image.id if a == WEB else "an-older-image")
+        for a, c in world.containers.items()
+    }
+    caps = Capabilities(container_image_ids=True)
+    result = _lost(world, setup_done=done, snapshot_marks=marks).plan(caps=caps)
+    assert actions(result)["sandbox.web"] == ("update", "adopted")
+    assert actions(result)["sandbox.worker"] == ("replace", "dependency_replaced")
