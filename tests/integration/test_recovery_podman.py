@@ -210,3 +210,38 @@ def test_gc_workspaces_removes_only_sandboxes_gone_from_spec_and_state(
     assert project.workspace("web").is_dir()
     assert other.is_dir()
     assert project.containers() == {f"{project.name}-web": "running"}
+
+
+def test_gc_keeps_superseded_images_in_use_and_images_built_from_them(
+    project: Project, tmp_path: Path
+) -> None:
+    _write_project(project)
+    project.asbx("apply", "-y", check=True)
+    (first,) = _project_images(project)
+    # Someone runs the old image outside asbx, and builds their own image FROM it (which
+    # inherits its dev.asbx.* labels).
+    label = f"dev.asbx.project={project.name}"  # so the fixture's cleanup removes it
+    runner = project.podman(
+        "run", "-d", "--label", label, "--network", "none", first, "sleep", "600"
+    )
+    assert runner.returncode == 0, runner.stderr
+    (tmp_path / "own").mkdir()
+    (tmp_path / "own" / "Dockerfile").write_text(f"FROM {first}\nRUN echo mine > /mine\n")
+    own = f"localhost/{project.name}-own:1"
+    built = project.podman("build", "-q", "-t", own, str(tmp_path / "own"))
+    assert built.returncode == 0, built.stderr
+
+    _write_project(project, DOCKERFILE + "RUN echo 2 > /version\n")
+    applied = project.asbx("apply", "-y", check=True)
+    assert "removed superseded image" not in applied.stdout
+    listed = project.asbx("gc", "--dry-run", check=True).stdout
+    assert f"superseded image: {first}" not in listed, "a container runs it"
+    assert own not in listed
+    project.asbx("gc", "-y", check=True)
+    assert first in _project_images(project)
+    assert own in _project_images(project)
+
+    project.podman("rm", "-f", "-t", "0", runner.stdout.strip())
+    project.asbx("gc", "-y", check=True)  # no container uses it now; the child keeps its parent
+    assert own in _project_images(project)
+    assert project.podman("image", "exists", own).returncode == 0
