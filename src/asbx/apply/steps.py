@@ -136,7 +136,19 @@ def run_destroy(ctx: StepContext, change: Change, out: OutputFn) -> None:
     if not change.record_only:
         _destroy_object(ctx, change)
     if change.action is Action.DELETE:
+        _forget_notes(ctx, address)
         ctx.store.delete(ctx.project, address)
+
+
+def _forget_notes(ctx: StepContext, address: Address) -> None:
+    """A deleted sandbox's setup marker and a deleted snapshot's capture note go with it."""
+    from asbx.data.recovery import snapshot_mark_path
+    from asbx.data.workspaces import setup_marker
+
+    if address.kind is ResourceKind.SANDBOX:
+        setup_marker(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
+    elif address.kind is ResourceKind.SNAPSHOT:
+        snapshot_mark_path(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
 
 
 def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
