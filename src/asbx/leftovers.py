@@ -81,7 +81,6 @@ def stray_sandboxes(home: Path, project: str, keep: Collection[str]) -> list[Str
     """Sandbox directories of `project` whose name is not in `keep` (spec, state, runtime)."""
     from asbx.apply.egress import run_dir
     from asbx.data.workspaces import WORKSPACE_DIR, check_path_component
-    from asbx.network.manager import proxy_status
 
     check_path_component("project", project)
     root = home / "projects" / project / "sandboxes"
@@ -91,9 +90,23 @@ def stray_sandboxes(home: Path, project: str, keep: Collection[str]) -> list[Str
     for path in sorted(root.iterdir()):
         if path.name in keep or path.is_symlink() or not path.is_dir():
             continue
-        running = proxy_status(run_dir(home, project, path.name)).state == "running"
+        running = _proxy_alive(run_dir(home, project, path.name))
         out.append(StraySandbox(path.name, path, (path / WORKSPACE_DIR).exists(), running))
     return out
+
+
+def _proxy_alive(run_dir: Path) -> bool:
+    """Whether the proxy recorded in run_dir (state file or bare pid file) still runs."""
+    from asbx.network.manager import PID_FILE, is_proxy_process, read_handle
+
+    handle = read_handle(run_dir)
+    if handle is not None:
+        return is_proxy_process(handle.pid)
+    try:
+        pid = int((run_dir / PID_FILE).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return False
+    return is_proxy_process(pid)
 
 
 def remove_stray(home: Path, project: str, stray: StraySandbox, *, workspace: bool) -> bool:
@@ -101,13 +114,11 @@ def remove_stray(home: Path, project: str, stray: StraySandbox, *, workspace: bo
     and directory. A running proxy is left alone (False): it is not a leftover."""
     from asbx.apply.egress import run_dir
     from asbx.data.workspaces import remove_tree, remove_workspace, setup_marker, workspace_path
-    from asbx.network.manager import stop_proxy
 
-    if stray.proxy_running:
-        return False
     proxy = run_dir(home, project, stray.name)
+    if stray.proxy_running or _proxy_alive(proxy):
+        return False  # a running proxy is not a leftover; asbx never stops one here
     if proxy.is_dir() and not proxy.is_symlink():
-        stop_proxy(proxy)  # not running: this only removes its files
         remove_tree(proxy)
     setup_marker(home, project, stray.name).unlink(missing_ok=True)
     if workspace:
