@@ -406,7 +406,11 @@ def project_leftovers(session: Session) -> tuple[list[SupersededImage], list[Str
     keep |= {a.name for a in records if a.kind is ResourceKind.SANDBOX}
     for container in session.runtime.list_containers({LABEL_PROJECT: session.project}):
         label = container.labels.get(LABEL_ADDRESS, "")
-        keep.add(label.partition(".")[2] if label.startswith("sandbox.") else container.name)
+        keep.add(
+            label.partition(".")[2]
+            if label.startswith("sandbox.")
+            else container.name.removeprefix(f"{session.project}-")  # as container_name() names it
+        )
     images = superseded_images(session.runtime, session.project, records)
     return images, stray_sandboxes(session.home, session.project, keep)
 
