@@ -30,6 +30,7 @@ from asbx.state.records import StateSnapshot
 
 if TYPE_CHECKING:
     from asbx.data.context import ContextDigest
+    from asbx.leftovers import StraySandbox, SupersededImage
 from asbx.state.store import StateStore
 
 
@@ -91,6 +92,7 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
     state = session.store.snapshot(session.project)
     archives = _archives(session.home) if options.refresh else []
     observed = _observe(session, archives) if options.refresh else Observed()
+    state = _recovered_salt(state, observed, session.project)
     contexts, details = context_digests(session, state)
     lock_problems, pinned = _lock_state(session, {n: c.digest for n, c in contexts.items()}, locked)
     allowlist = _allowlist_supported()
@@ -179,6 +181,15 @@ def _file_digest(path: Path) -> str:
         return ""
 
 
+def _recovered_salt(state: StateSnapshot, observed: Observed, project: str) -> StateSnapshot:
+    """With no records (a lost or new database), hash with the salt the runtime's objects are
+    labelled with, so that what asbx made is adopted rather than seen as changed."""
+    salt = observed.labelled_salt(project) if not state.records else ""
+    if not salt or salt == state.meta.salt:
+        return state
+    return dataclasses.replace(state, meta=dataclasses.replace(state.meta, salt=salt))
+
+
 def _observe(session: Session, archives: list[str]) -> Observed:
     """Observe; if the runtime fails, let its check() explain why (missing, stopped, ...)."""
     try:
@@ -187,7 +198,46 @@ def _observe(session: Session, archives: list[str]) -> Observed:
         session.runtime.check()
         raise
     down = _proxies_down(session)
-    return dataclasses.replace(observed, proxies_down=down) if down else observed
+    return dataclasses.replace(
+        observed,
+        proxies_down=down,
+        setup_done=_setup_done(session),
+        workspaces=_workspaces(session),
+        snapshot_marks=_snapshot_marks(session),
+    )
+
+
+def _snapshot_marks(session: Session) -> dict[str, tuple[str, str]]:
+    """(archive digest, config hash) of each declared snapshot's last capture, from its note."""
+    if not session.loaded.spec.snapshots:
+        return {}
+    from asbx.data.recovery import read_snapshot_marks
+
+    marks = read_snapshot_marks(session.home, session.project)
+    return {n: (m.digest, m.config_hash) for n, m in marks.items()
+            if n in session.loaded.spec.snapshots}
+
+
+def _workspaces(session: Session) -> frozenset[str]:
+    """Sandbox names with a workspace directory under the project's directory (one listdir)."""
+    from asbx.data.workspaces import WORKSPACE_DIR
+
+    root = session.project_dir / "sandboxes"
+    if not root.is_dir() or root.is_symlink():
+        return frozenset()
+    return frozenset(p.name for p in root.iterdir() if (p / WORKSPACE_DIR).is_dir())
+
+
+def _setup_done(session: Session) -> dict[Address, str]:
+    """Sandboxes with setup whose marker names the container it finished in (file reads only)."""
+    from asbx.data.workspaces import read_setup_marker
+
+    done = {
+        Address(ResourceKind.SANDBOX, name): read_setup_marker(session.home, session.project, name)
+        for name, box in session.loaded.spec.sandboxes.items()
+        if box.setup
+    }
+    return {address: marker for address, marker in done.items() if marker}
 
 
 def _proxies_down(session: Session) -> frozenset[Address]:
@@ -217,6 +267,8 @@ def run_apply(
     """Carry out `planned.plan`; each finished step is recorded as it finishes. `imports`
     (snapshot name -> archive file) are what `import_snapshot` asks to import."""
     salt = planned.state.meta.salt
+    if not planned.state.records and session.store.project(session.project).salt != salt:
+        session.store.adopt_salt(session.project, salt)  # recovered from the runtime's labels
     applied = {a: applied_form(spec, salt) for a, spec in session.loaded.graph.resources.items()}
     opts = planned.plan.options
     ctx = StepContext(
@@ -233,6 +285,7 @@ def run_apply(
         drop_archives=opts.destroy_snapshots if opts.destroy else opts.allow_data_loss,
         egress=_egress(session),
         imports=dict(imports or {}),
+        salt=salt,
     )
     deps = {a: tuple(session.loaded.graph.dependencies(a)) for a in session.loaded.graph.resources}
     return apply_plan(planned.plan, ctx, deps, parallelism=parallelism, hooks=hooks, cancel=cancel)
@@ -408,3 +461,43 @@ def _egress(session: Session) -> object | None:
     from asbx.apply.egress import Egress
 
     return Egress()
+
+
+def project_leftovers(session: Session) -> tuple[list[SupersededImage], list[StraySandbox]]:
+    """The project's superseded built images and the directories of sandboxes that neither the
+    spec, the state nor the runtime knows (what `gc` removes)."""
+    from asbx.leftovers import stray_sandboxes, superseded_images
+    from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT
+
+    records = session.store.snapshot(session.project).records
+    keep = set(session.loaded.spec.sandboxes)
+    keep |= {a.name for a in records if a.kind is ResourceKind.SANDBOX}
+    for container in session.runtime.list_containers({LABEL_PROJECT: session.project}):
+        label = container.labels.get(LABEL_ADDRESS, "")
+        keep.add(
+            label.partition(".")[2]
+            if label.startswith("sandbox.")
+            else container.name.removeprefix(f"{session.project}-")  # as container_name() names it
+        )
+    images = superseded_images(session.runtime, session.project, records)
+    return images, stray_sandboxes(session.home, session.project, keep)
+
+
+def prune_superseded_images(session: Session, result: ApplyResult) -> list[str]:
+    """After an apply that built or removed a built image and fully succeeded, remove the
+    project's built images that no record names and no container uses; returns their tags."""
+    from asbx.leftovers import remove_images, superseded_images
+    from asbx.plan.model import Action
+
+    touched = any(
+        a.kind is ResourceKind.IMAGE
+        and not c.record_only
+        and (c.action is Action.DELETE or (c.action is Action.CREATE and c.verb == "build"))
+        for a, c in result.changes.items()
+    )
+    if not touched or not result.ok:
+        return []
+    records = session.store.snapshot(session.project).records
+    return remove_images(
+        session.runtime, superseded_images(session.runtime, session.project, records)
+    )

@@ -155,7 +155,7 @@ def test_state_lost_adopts_running_sandboxes(project: Project) -> None:
         (project.home / extra).unlink(missing_ok=True)
     plan = project.asbx("plan", "--detailed-exitcode")
     assert plan.returncode == 0, plan.stdout
-    assert "will be recorded in state (found in runtime, not in state)" in plan.stdout
+    assert "will be adopted (found in runtime, not in state)" in plan.stdout
     project.asbx("apply", "-y", check=True)
     after = project.podman("ps", "-q", "--filter", f"label=dev.asbx.project={project.name}").stdout
     assert sorted(after.split()) == sorted(ids.split())

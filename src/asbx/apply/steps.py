@@ -23,6 +23,7 @@ from asbx.runtime.base import (
     LABEL_HASH,
     LABEL_HASH_VERSION,
     LABEL_PROJECT,
+    LABEL_SALT,
     BuildRequest,
     ContainerRequest,
     MountRequest,
@@ -59,6 +60,7 @@ class StepContext:
     drop_workspaces: bool = False
     drop_archives: bool = False
     egress: Any = None  # network.manager hooks, when allowlists are enabled
+    salt: str = ""  # the project's hashing salt, labelled on what asbx creates (adoption)
     image_refs: dict[str, str] = field(default_factory=dict)
     imports: Mapping[str, Path] = field(default_factory=dict)  # snapshot name -> file given
     removals: Removals = field(init=False)
@@ -73,6 +75,7 @@ class StepContext:
             LABEL_ADDRESS: str(address),
             LABEL_HASH: config_hash,
             LABEL_HASH_VERSION: str(HASH_VERSION),
+            **({LABEL_SALT: self.salt} if self.salt else {}),
         }
 
     def record(self, change: Change, outputs: Mapping[str, Any], status: str = "ok") -> None:
@@ -100,9 +103,11 @@ def run_create(ctx: StepContext, change: Change, out: OutputFn) -> None:
     """The create phase of a change: create/start/update/adopt, then record."""
     kind = change.address.kind
     if change.record_only:
-        ctx.record(change, _adopted_outputs(ctx, change))
+        adopted = _adopted_outputs(ctx, change)
+        ctx.record(change, adopted)
         if kind is ResourceKind.IMAGE:
-            ctx.image_refs[change.address.name] = str(_adopted_outputs(ctx, change).get("ref"))
+            with ctx._lock:
+                ctx.image_refs[change.address.name] = str(adopted.get("ref"))
         return
     if kind is ResourceKind.IMAGE:
         _create_image(ctx, change, out)
@@ -134,7 +139,19 @@ def run_destroy(ctx: StepContext, change: Change, out: OutputFn) -> None:
     if not change.record_only:
         _destroy_object(ctx, change)
     if change.action is Action.DELETE:
+        _forget_notes(ctx, address)
         ctx.store.delete(ctx.project, address)
+
+
+def _forget_notes(ctx: StepContext, address: Address) -> None:
+    """A deleted sandbox's setup marker and a deleted snapshot's capture note go with it."""
+    from asbx.data.recovery import snapshot_mark_path
+    from asbx.data.workspaces import setup_marker
+
+    if address.kind is ResourceKind.SANDBOX:
+        setup_marker(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
+    elif address.kind is ResourceKind.SNAPSHOT:
+        snapshot_mark_path(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
 
 
 def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
@@ -144,12 +161,17 @@ def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
     address = change.address
     if address.kind is ResourceKind.IMAGE:
         spec = ctx.spec_of(address)
+        if spec.build is not None:
+            return _adopted_build(ctx, change)
         ref = (
             pin_reference(spec.ref, ctx.pinned[address.name])
             if address.name in ctx.pinned
             else spec.ref
         )
-        return {"ref": ref, "built": False}
+        local = ctx.runtime.inspect_image(ref)  # its id: what sandboxes on it are checked by
+        if local is None:
+            return {"ref": ref, "built": False}
+        return {"ref": ref, "image_id": local.id, "digest": local.digest, "built": False}
     if address.kind is ResourceKind.SANDBOX:
         from asbx.data.workspaces import workspace_path
 
@@ -160,7 +182,44 @@ def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
         }
     if address.kind is ResourceKind.VOLUME:
         return {"name": naming.volume_name(ctx.project, address.name)}
+    if address.kind is ResourceKind.SNAPSHOT:
+        return _adopted_snapshot(ctx, change)
     return {}
+
+
+def _adopted_snapshot(ctx: StepContext, change: Change) -> Mapping[str, Any]:
+    """A snapshot adopted from its host-side note: the archive it names, as the store has it."""
+    from asbx.data.recovery import read_snapshot_marks
+    from asbx.data.snapshots import home_store
+
+    mark = read_snapshot_marks(ctx.home, ctx.project).get(change.address.name)
+    if mark is None or mark.config_hash != change.config_hash:
+        raise AsbxError(f"{change.address}: its capture note changed since the plan was made")
+    info = home_store(ctx.home).info(mark.digest)
+    spec = ctx.spec_of(change.address)
+    return {
+        "digest": info.digest,
+        "size": info.size,
+        "content_bytes": info.content_bytes,
+        "files": info.files,
+        "source": str(Address(ResourceKind.SANDBOX, spec.sandbox)),
+        "source_config_hash": mark.source_config_hash,
+    }
+
+
+def _adopted_build(ctx: StepContext, change: Change) -> Mapping[str, Any]:
+    """The outputs of a built image adopted by its labels: its tag is named by the hash."""
+    tag = naming.image_tag(ctx.project, change.address.name, change.config_hash)
+    image = ctx.runtime.inspect_image(tag)
+    if image is None:
+        raise NotFoundError(f"{change.address}: the image {tag} is gone from the runtime")
+    return {
+        "ref": tag,
+        "image_id": image.id,
+        "digest": image.digest,
+        "built": True,
+        "context_digest": ctx.context_digests.get(change.address.name),
+    }
 
 
 def image_ref(ctx: StepContext, name: str) -> str:
@@ -299,6 +358,10 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
     except SetupFailedError:
         ctx.record(change, {**outputs, "setup": "failed"}, status="tainted")
         raise
+    if box.setup:
+        from asbx.data.workspaces import write_setup_marker
+
+        write_setup_marker(ctx.home, ctx.project, name, outputs["container_id"])
     ctx.record(change, {**outputs, "setup": "done" if box.setup else "none"})
 
 
@@ -398,6 +461,14 @@ def _capture_snapshot(ctx: StepContext, change: Change) -> None:
         source_record.config_hash if source_record else "",
     )
     ctx.record(change, outputs.to_outputs())
+    from asbx.data.recovery import SnapshotMark, write_snapshot_mark
+
+    write_snapshot_mark(
+        ctx.home,
+        ctx.project,
+        change.address.name,
+        SnapshotMark(info.digest, change.config_hash, outputs.source_config_hash),
+    )
 
 
 def _import_snapshot(ctx: StepContext, change: Change, spec: SnapshotSpec) -> None:

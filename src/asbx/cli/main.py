@@ -33,7 +33,7 @@ COMMANDS = {
     "completion": "asbx.cli.commands.completion:completion",
     "lock": "asbx.cli.commands.lock:lock",
     "snapshot": "asbx.cli.commands.snapshot:snapshot",
-    "gc": "asbx.cli.commands.snapshot:gc",
+    "gc": "asbx.cli.commands.gc:gc",
     "policy": "asbx.cli.commands.policy:policy",
     "doctor": "asbx.cli.commands.doctor:doctor",
 }

@@ -41,6 +41,34 @@ def workspace_path(home: Path, project: str, sandbox: str) -> Path:
     return home / "projects" / project / "sandboxes" / sandbox / WORKSPACE_DIR
 
 
+SETUP_MARKER = "setup-done"
+
+
+def setup_marker(home: Path, project: str, sandbox: str) -> Path:
+    """`.../sandboxes/<sandbox>/setup-done`: the id of the container whose setup finished.
+
+    Beside the workspace, never in it (the sandbox cannot write it), and outside the state
+    database, so adoption after losing the database can tell a finished setup from a crash.
+    """
+    return workspace_path(home, project, sandbox).parent / SETUP_MARKER
+
+
+def read_setup_marker(home: Path, project: str, sandbox: str) -> str:
+    """The container id recorded by `write_setup_marker`, or "" (absent or not a plain file)."""
+    path = setup_marker(home, project, sandbox)
+    if path.is_symlink() or not path.is_file():
+        return ""
+    return path.read_text(encoding="utf-8").strip()
+
+
+def write_setup_marker(home: Path, project: str, sandbox: str, container_id: str) -> None:
+    path = setup_marker(home, project, sandbox)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        path.unlink()
+    path.write_text(container_id + "\n", encoding="utf-8")
+
+
 def check_path_component(what: str, name: str) -> None:
     """Refuse a name that is not one safe path component (no `/`, NUL, `.` or `..`)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:

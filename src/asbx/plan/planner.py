@@ -12,7 +12,14 @@ from asbx.images import local_only, pin_reference
 from asbx.plan import hashing
 from asbx.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
 from asbx.plan.observed import Observed
-from asbx.runtime.base import Capabilities, ContainerState
+from asbx.runtime.base import (
+    LABEL_ADDRESS,
+    LABEL_HASH,
+    LABEL_PROJECT,
+    Capabilities,
+    ContainerState,
+    ObservedImage,
+)
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, Spec, VolumeSpec
 from asbx.state.records import ResourceRecord, SnapshotOutputs, StateSnapshot
 
@@ -144,6 +151,16 @@ def _plan_image(
     address = want.address
     verb = _image_verb(inp, address.name, spec)
     if record is None:
+        if spec.build is not None and _built_image(inp, want) is not None:
+            return Change(
+                address,
+                Action.UPDATE,
+                Reason.ADOPTED,
+                verb,
+                config_hash=want.config_hash,
+                record_only=True,
+                notes=("built image with this configuration found in the runtime",),
+            )
         if spec.ref is not None and inp.observed.has_image(
             _pinned_ref(inp, address.name, spec.ref)
         ):
@@ -200,6 +217,34 @@ def _image_verb(inp: PlanInput, name: str, spec: ImageSpec) -> str:
     if spec.build is not None:
         return "build"
     return "local" if spec.ref and name in inp.pinned and local_only(spec.ref) else "pull"
+
+
+def _built_image(inp: PlanInput, want: Desired) -> ObservedImage | None:
+    """A local image asbx built for this project and address with the same config hash."""
+    wanted = {
+        LABEL_PROJECT: inp.project,
+        LABEL_ADDRESS: str(want.address),
+        LABEL_HASH: want.config_hash,
+    }
+    return next(
+        (i for i in inp.observed.images if all(i.labels.get(k) == v for k, v in wanted.items())),
+        None,
+    )
+
+
+def _adopted_image_id(inp: PlanInput, image: Address, planned: Mapping[Address, Change]) -> str:
+    """The local id of an image this plan adopts (its record is lost), "" if none or unknown."""
+    change = planned.get(image)
+    if change is None or change.reason is not Reason.ADOPTED:
+        return ""
+    spec = inp.graph.resources[image]
+    assert isinstance(spec, ImageSpec)
+    if spec.build is not None:
+        found = _built_image(inp, Desired(image, {}, change.config_hash))
+    else:
+        assert spec.ref is not None
+        found = inp.observed.find_image(_pinned_ref(inp, image.name, spec.ref))
+    return found.id if found is not None else ""
 
 
 def _pinned_ref(inp: PlanInput, name: str, ref: str) -> str:
@@ -286,7 +331,7 @@ def _plan_sandbox(
     address = want.address
     live = inp.observed.containers.get(address) if inp.options.refresh else None
     if record is None:
-        return _adopt_sandbox(inp, want, live)
+        return _adopt_sandbox(inp, want, live, planned)
     fields = _field_changes(address.kind, record.applied, want.applied)
     replace = _sandbox_replace_reason(inp, want, record, planned, fields)
     notes = _outdated_notes(inp, address, record, planned)
@@ -332,7 +377,9 @@ def _plan_sandbox(
     return Change(address, Action.NOOP, Reason.UNCHANGED, config_hash=want.config_hash, notes=notes)
 
 
-def _adopt_sandbox(inp: PlanInput, want: Desired, live: Any) -> Change:
+def _adopt_sandbox(
+    inp: PlanInput, want: Desired, live: Any, planned: Mapping[Address, Change]
+) -> Change:
     if live is None and want.address in inp.state.reaped:
         return Change(want.address, Action.CREATE, Reason.REAPED, config_hash=want.config_hash,
                       notes=(f"deleted by asbx reap: {inp.state.reaped[want.address]}",))
@@ -346,6 +393,26 @@ def _adopt_sandbox(inp: PlanInput, want: Desired, live: Any) -> Change:
             config_hash=want.config_hash,
             notes=("found in runtime with a different configuration",),
         )
+    image = inp.graph.image_of(want.address.name)
+    image_id = _adopted_image_id(inp, image, planned)
+    if inp.capabilities.container_image_ids and image_id and live.image_id not in ("", image_id):
+        return Change(
+            want.address,
+            Action.REPLACE,
+            Reason.DEPENDENCY_REPLACED,
+            config_hash=want.config_hash,
+            notes=(f"found in runtime, but it runs another image than {image} now is",),
+        )
+    box = inp.graph.resources[want.address]
+    assert isinstance(box, SandboxSpec)
+    if box.setup and not _setup_finished(inp, want.address, live.id):
+        return Change(
+            want.address,
+            Action.REPLACE,
+            Reason.TAINTED,
+            config_hash=want.config_hash,
+            notes=("found in runtime, but nothing says its setup finished in it",),
+        )
     start = live.state is not ContainerState.RUNNING
     return Change(
         want.address,
@@ -354,6 +421,13 @@ def _adopt_sandbox(inp: PlanInput, want: Desired, live: Any) -> Change:
         config_hash=want.config_hash,
         record_only=not start,
         notes=("adopted from the runtime (state had no record)",),
+    )
+
+
+def _setup_finished(inp: PlanInput, address: Address, container_id: str) -> bool:
+    done = inp.observed.setup_done.get(address, "")
+    return bool(done and container_id) and (
+        done.startswith(container_id) or container_id.startswith(done)
     )
 
 
@@ -445,8 +519,9 @@ def _plan_snapshot(
     verb = "import" if spec.archive is not None else "capture"
     source_note = f"from {spec.archive}" if spec.archive is not None else ""
     if record is None:
-        return Change(address, Action.CREATE, Reason.NEW, verb, source_note,
-                      config_hash=want.config_hash)
+        adopted = _adopted_capture(inp, want, planned) if spec.archive is None else None
+        return adopted or Change(address, Action.CREATE, Reason.NEW, verb, source_note,
+                                 config_hash=want.config_hash)
     if address in inp.options.replace:
         return Change(address, Action.CREATE, Reason.REQUESTED, verb, source_note,
                       config_hash=want.config_hash)
@@ -502,13 +577,8 @@ def _plan_capture(
     missing: bool,
 ) -> Change:
     address = want.address
-    source = next((d for d in inp.graph.dependencies(address)), None)
-    if (
-        source is not None
-        and source in planned
-        and planned[source].runtime_change
-        and planned[source].action in (Action.CREATE, Action.REPLACE)
-    ):
+    source = _recreated_source(inp, address, planned)
+    if source is not None:
         return Change(
             address,
             Action.CREATE,
@@ -538,6 +608,43 @@ def _plan_capture(
     return _noop_or_version_bump(want, record)
 
 
+def _recreated_source(
+    inp: PlanInput, address: Address, planned: Mapping[Address, Change]
+) -> Address | None:
+    """The sandbox a snapshot is captured from, when this plan recreates it."""
+    source = next((d for d in inp.graph.dependencies(address)), None)
+    if source is None or source not in planned:
+        return None
+    change = planned[source]
+    recreated = change.runtime_change and change.action in (Action.CREATE, Action.REPLACE)
+    return source if recreated else None
+
+
+def _adopted_capture(
+    inp: PlanInput, want: Desired, planned: Mapping[Address, Change]
+) -> Change | None:
+    """A capture whose record is lost (state.db gone) but whose note and archive remain, with
+    the same config hash and its source kept: adopted as it is."""
+    address = want.address
+    digest, config_hash = inp.observed.snapshot_marks.get(address.name, ("", ""))
+    if (
+        config_hash != want.config_hash
+        or digest not in inp.observed.archives
+        or address in inp.options.replace
+        or _recreated_source(inp, address, planned) is not None
+    ):
+        return None
+    return Change(
+        address,
+        Action.UPDATE,
+        Reason.ADOPTED,
+        "capture",
+        config_hash=want.config_hash,
+        record_only=True,
+        notes=(f"its last capture {digest} is in the snapshot store",),
+    )
+
+
 def _deletes(inp: PlanInput, desired: Mapping[Address, Desired]) -> dict[Address, Change]:
     """Deletes of state records not in the spec (or everything, for destroy) and orphans."""
     out: dict[Address, Change] = {}
@@ -560,6 +667,28 @@ def _deletes(inp: PlanInput, desired: Mapping[Address, Desired]) -> dict[Address
         change = _delete_change(inp, address, record, in_spec)
         if change is not None:
             out[address] = change
+    if inp.options.destroy and inp.options.destroy_workspaces:
+        out.update(_leftover_workspaces(inp, out))
+    return out
+
+
+def _leftover_workspaces(
+    inp: PlanInput, planned: Mapping[Address, Change]
+) -> dict[Address, Change]:
+    """`destroy --workspaces`: workspaces whose sandbox an earlier destroy already removed
+    (no record, no container) go too."""
+    out = {}
+    for name in sorted(inp.observed.workspaces):
+        address = Address(ResourceKind.SANDBOX, name)
+        if address in planned or address in inp.state.records:
+            continue
+        out[address] = Change(
+            address,
+            Action.DELETE,
+            Reason.DESTROY,
+            holds_data=True,
+            notes=("only its workspace is left; it will be deleted",),
+        )
     return out
 
 

@@ -62,7 +62,9 @@ def _change_block(change: dict[str, Any], color: bool) -> list[str]:
 
 def _phrase(change: dict[str, Any]) -> str:
     action, verb = change["action"], change["verb"]
-    if change["record_only"] and action == "update" and not change["fields"]:
+    if change["record_only"] and action == "update" and change["reason"] == "adopted":
+        base = "will be adopted"
+    elif change["record_only"] and action == "update" and not change["fields"]:
         base = "will be recorded in state"
     elif action == "create":
         base = {

@@ -14,6 +14,9 @@ LABEL_PROJECT = "dev.asbx.project"
 LABEL_ADDRESS = "dev.asbx.address"
 LABEL_HASH = "dev.asbx.hash"
 LABEL_HASH_VERSION = "dev.asbx.hash-version"
+# The project's hashing salt, so a lost state database can be rebuilt with the same config hashes
+# (anyone who can read a container's labels can read its environment too: it hides nothing more).
+LABEL_SALT = "dev.asbx.salt"
 
 OutputCallback = Callable[[str, str], None]
 """Called with (stream, text) as output arrives; stream is "stdout" or "stderr"."""

@@ -83,6 +83,16 @@ class StateStore:
         with self._write() as db:
             db.execute("UPDATE projects SET spec_path = ? WHERE name = ?", (spec_path, name))
 
+    def adopt_salt(self, name: str, salt: str) -> None:
+        """Take over the salt of a lost database (read from runtime labels), while the project
+        has no records: its config hashes then match the objects' labels again."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE projects SET salt = ? WHERE name = ? AND NOT EXISTS "
+                "(SELECT 1 FROM resources WHERE project = ?)",
+                (salt, name, name),
+            )
+
     # records
     def snapshot(self, project: str) -> StateSnapshot:
         """The project's meta, records and activity, read in one consistent transaction."""

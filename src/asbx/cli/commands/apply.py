@@ -213,7 +213,7 @@ def _execute(app: AppContext, session: Any, planned: Any, parallelism: int, comm
     from asbx.apply.executor import Status
     from asbx.plan.model import Action
     from asbx.render.progress import make_progress
-    from asbx.workflow import remember_contexts, run_apply
+    from asbx.workflow import prune_superseded_images, remember_contexts, run_apply
 
     cancel = threading.Event()
     previous = signal.getsignal(signal.SIGINT)
@@ -238,6 +238,12 @@ def _execute(app: AppContext, session: Any, planned: Any, parallelism: int, comm
     }
     remember_contexts(session, planned, built)
     _summarise(result, command, Action)
+    if not cancel.is_set():
+        try:
+            for tag in prune_superseded_images(session, result):
+                click.echo(f"removed superseded image {tag}")
+        except AsbxError as exc:  # the apply itself succeeded: say so, and what is left
+            click.echo(f"note: superseded images were not removed: {exc.message}", err=True)
     if cancel.is_set():
         return EXIT_INTERRUPTED
     if result.failed or result.skipped:

@@ -1,4 +1,4 @@
-"""`asbx snapshot ls|export|import|rm` and `asbx gc`: the project's workspace archives."""
+"""`asbx snapshot ls|export|import|rm`: the project's workspace archives."""
 
 from __future__ import annotations
 
@@ -136,27 +136,6 @@ def snapshot_rm(app: AppContext, name: str, force: bool) -> int:
         click.echo(f"removed snapshot.{name}; its archive is still used elsewhere")
     if name in session.loaded.spec.snapshots:
         click.echo(f"note: snapshot.{name} is still in the spec; the next apply captures it again")
-    return 0
-
-
-@click.command()
-@click.option("--delete", is_flag=True, help="Delete the unreferenced archives (default: list).")
-@click.pass_obj
-def gc(app: AppContext, delete: bool) -> int:
-    """Find snapshot archives that no project's state references (all projects in ASBX_HOME)."""
-    from asbx.data.snapshots import home_store
-
-    referenced = _referenced(app.store())
-    found = home_store(app.home).gc(referenced, dry_run=not delete)
-    for info in found:
-        click.echo(
-            f"{'deleted' if delete else 'unreferenced'}: {info.digest} ({_human(info.size)})"
-        )
-    total = _human(sum(i.size for i in found))
-    if delete:
-        click.echo(f"deleted {len(found)} archive(s), {total}")
-    else:
-        click.echo(f"{len(found)} unreferenced archive(s), {total}; delete them with --delete")
     return 0
 
 
