@@ -26,7 +26,8 @@ def test_names_are_normalised_deduplicated_and_kept_in_bit_order(tmp_path: Path)
 
 def test_unset_and_empty_hash_alike_and_leave_existing_hashes_alone(tmp_path: Path) -> None:
     unset, empty = _box(tmp_path), _box(tmp_path, "    cap_add: []\n")
-    assert unset.cap_add is None and empty.cap_add is None
+    assert unset.cap_add is None
+    assert empty.cap_add is None
     assert "cap_add" not in applied_form(unset, "salt")
     assert sandbox_hash(applied_form(unset, "s"), "img") == \
         sandbox_hash(applied_form(empty, "s"), "img")
