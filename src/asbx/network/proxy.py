@@ -40,6 +40,7 @@ EXIT_USAGE = 2
 EXIT_ADDRESS_IN_USE = 3
 MAX_CONNECTIONS_ENV = "ASBX_PROXY_MAX_CONNECTIONS"
 MAX_QUEUED_ENV = "ASBX_PROXY_MAX_QUEUED"
+LISTEN_BACKLOG = 1024  # the kernel's queue before accept (capped by net.core.somaxconn)
 
 # Dropped from forwarded requests. Transfer-Encoding is hop-by-hop too, but bodies are relayed
 # byte for byte (never re-framed), so the header describing their framing must stay.
@@ -215,7 +216,7 @@ class EgressProxy:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             _allow_future_address(listener)
             listener.bind((host, port))
-            listener.listen(min(self.limits.max_queued, 4096))
+            listener.listen(LISTEN_BACKLOG)
             listener.setblocking(False)
         except OSError:
             listener.close()
