@@ -98,7 +98,8 @@ def run_round(args: argparse.Namespace, upstream_port: int, scratch: Path) -> Ro
     state = scratch / "proxy.json"
     state.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "asbx.network.proxy", "--listen", "127.0.0.1:0",
-            "--allow", "127.0.0.1", "--log", str(scratch / "proxy.log"), "--state", str(state)]
+            "--allow", f"127.0.0.1:{upstream_port}", "--log", str(scratch / "proxy.log"),
+            "--state", str(state)]
     env = dict(os.environ)
     if args.proxy_src:  # an older asbx, which may not know the limit flags
         env["PYTHONPATH"] = args.proxy_src

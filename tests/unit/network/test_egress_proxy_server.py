@@ -143,7 +143,8 @@ def test_unresolvable_and_unreachable_targets_get_502(
 
 def test_past_the_limit_connections_wait_for_a_free_worker(
         start_proxy: StartProxy, upstream: Any, exchange: Exchange) -> None:
-    proxy = start_proxy(["127.0.0.1"], limits=ProxyLimits(max_connections=1, header_timeout=5))
+    proxy = start_proxy([f"127.0.0.1:{upstream.port}"],
+                        limits=ProxyLimits(max_connections=1, header_timeout=5))
     got: list[bytes] = []
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as holder:
         holder.sendall(b"GET ")  # holds the only worker while its head is incomplete
