@@ -145,6 +145,7 @@ class RequestLog:
         self._stream = stream
         self._path = path
         self._max_bytes = max_bytes
+        self.follow_with_stdio = False  # a daemon's stdout/stderr go to the current file too
         self._size = stream.tell() if path is not None else 0
         self._lock = threading.Lock()
         self._closed = False
@@ -170,6 +171,9 @@ class RequestLog:
         os.replace(path, rotated_log(path))
         self._stream = _open_log(path)
         self._size = 0
+        if self.follow_with_stdio:
+            for fd in (1, 2):
+                os.dup2(self._stream.fileno(), fd)
 
     def close(self) -> None:
         with self._lock:
@@ -676,6 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ready_fd = None
     if args.daemon:
         child, ready_fd = _fork_daemon(args.log)
+        log.follow_with_stdio = bool(args.log)
         if child:  # the launching parent: exit 0 only once the daemon has written its state
             return _wait_ready(ready_fd)
     _write_files(args, address, policy)
