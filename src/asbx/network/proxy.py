@@ -19,6 +19,7 @@ import ipaddress
 import json
 import os
 import re
+import resource
 import selectors
 import signal
 import socket
@@ -645,10 +646,6 @@ def _env_limit(name: str, default: int) -> int:
 
 def _raise_open_files(limits: ProxyLimits) -> None:
     """Make room for two sockets per worker plus every queued one (soft up to hard limit)."""
-    if sys.platform == "win32":  # pragma: no cover - the proxy runs on Linux and macOS
-        return
-    import resource
-
     wanted = 2 * limits.max_connections + limits.max_queued + 64
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
