@@ -241,7 +241,8 @@ def _delete(project: _Project, decision: Decision, container: ObservedContainer)
     if record is not None and isinstance(record.applied.get("network"), dict):
         from asbx.apply.egress import release_egress
 
-        release_egress(project.runtime, project.home, project.name, decision.address.name)
+        release_egress(project.runtime, project.home, project.name, decision.address.name,
+                       forget=True)
     if decision.remove_workspace:
         workspace = workspace_path(project.home, project.name, decision.address.name)
         remove_workspace(workspace, home=project.home)

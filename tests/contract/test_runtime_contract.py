@@ -26,6 +26,7 @@ from asbx.runtime.base import (
     Runtime,
 )
 from asbx.runtime.pull_errors import PullCause, PullError
+from asbx.spec import capabilities
 from tests.contract.backends import BACKENDS, Backend, remove_labelled, require
 from tests.fakes.runtime import FakeRuntime
 
@@ -245,6 +246,23 @@ def test_sandbox_limits_mounts_and_no_network_inside(live: Ctx, tmp_path: Path) 
                            " || cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
     assert int(memory) == 64 * MIB
     assert _cpu_limit(live, name) == pytest.approx(0.5)
+
+
+def test_a_sandbox_gets_exactly_its_capabilities_and_no_new_privileges(live: Ctx) -> None:
+    def status(name: str) -> dict[str, str]:
+        lines = live.sh(name, "cat /proc/self/status").splitlines()
+        return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+    default = status(live.running("least"))
+    assert int(default["CapEff"], 16) == capabilities.mask(capabilities.DEFAULT)
+    assert int(default["CapBnd"], 16) == capabilities.mask(capabilities.DEFAULT)
+    assert default["NoNewPrivs"].strip() == "1"
+    added = status(live.running("raw", capabilities=capabilities.effective(["NET_RAW"])))
+    assert int(added["CapEff"], 16) == capabilities.mask(capabilities.DEFAULT) | 1 << 13
+    assert live.runtime.exec(live.name("least"), ("ping", "-c", "1", "127.0.0.1"),
+                             timeout=30).exit_code != 0
+    assert live.runtime.exec(live.name("raw"), ("ping", "-c", "1", "127.0.0.1"),
+                             timeout=30).exit_code == 0
 
 
 def _cpu_limit(ctx: Ctx, name: str) -> float:

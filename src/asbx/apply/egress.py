@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from asbx import project as naming
 from asbx.errors import AsbxError
-from asbx.network.manager import ensure_proxy, proxy_env, stop_proxy
+from asbx.network.manager import ensure_proxy, proxy_env, remove_logs, stop_proxy
+from asbx.plan.model import Action
 from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT, ObservedNetwork, Runtime
 from asbx.runtime.command import SubprocessRunner
 
@@ -35,7 +36,8 @@ class Egress:
         return network.name, proxy_env(handle)
 
     def release(self, ctx: StepContext, change: Change) -> None:
-        release_egress(ctx.runtime, ctx.home, ctx.project, change.address.name)
+        release_egress(ctx.runtime, ctx.home, ctx.project, change.address.name,
+                       forget=change.action is Action.DELETE)
 
     def _network(self, ctx: StepContext, change: Change) -> ObservedNetwork:
         name = naming.network_name(ctx.project, change.address.name)
@@ -49,9 +51,13 @@ class Egress:
         return ctx.runtime.create_network(name, labels, internal=True)
 
 
-def release_egress(runtime: Runtime, home: Path, project: str, sandbox: str) -> None:
-    """Stop a sandbox's egress proxy and remove its network (after its container is gone)."""
+def release_egress(runtime: Runtime, home: Path, project: str, sandbox: str, *,
+                   forget: bool = False) -> None:
+    """Stop a sandbox's egress proxy and remove its network (after its container is gone);
+    `forget` (the sandbox is deleted, not replaced) removes the proxy's request log too."""
     stop_proxy(run_dir(home, project, sandbox))
+    if forget:
+        remove_logs(run_dir(home, project, sandbox))
     name = naming.network_name(project, sandbox)
     found = runtime.list_networks(_labels(project, f"sandbox.{sandbox}"))
     if any(n.name == name for n in found):

@@ -22,6 +22,7 @@ from asbx.runtime.base import (
     LABEL_ADDRESS,
     LABEL_HASH,
     LABEL_HASH_VERSION,
+    LABEL_PRIVILEGES,
     LABEL_PROJECT,
     LABEL_SALT,
     BuildRequest,
@@ -31,6 +32,7 @@ from asbx.runtime.base import (
     PortRequest,
     Runtime,
 )
+from asbx.spec import capabilities
 from asbx.spec.dockerfile import rewrite_from
 from asbx.spec.loader import LoadedSpec
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, VolumeSpec
@@ -331,7 +333,8 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
         name=container,
         image=image_ref(ctx, ctx.loaded.graph.image_of(name).name),
         command=box.effective_command,
-        labels={**box.labels, **ctx.labels(change.address, change.config_hash)},
+        labels={**box.labels, **ctx.labels(change.address, change.config_hash),
+                LABEL_PRIVILEGES: capabilities.PROFILE},
         env={**box.env, **extra_env},
         workdir=box.workdir,
         user=box.user,
@@ -343,6 +346,7 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
         hostname=name,
         dns=dns,
         start=True,
+        capabilities=capabilities.effective(box.cap_add or ()),
     )
     outputs: dict[str, Any] = {
         "container": container,

@@ -8,6 +8,7 @@ the proxy's own errors). Callers serialise calls per run_dir (apply holds the pr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from typing import Literal
 
 from asbx.errors import AsbxError
 from asbx.network.policy import HostPolicy
-from asbx.network.proxy import EXIT_ADDRESS_IN_USE, join_host_port
+from asbx.network.proxy import EXIT_ADDRESS_IN_USE, join_host_port, rotated_log
 from asbx.runtime.command import CommandRequest, CommandResult, CommandRunner
 
 STATE_FILE = "proxy.json"
@@ -100,6 +101,14 @@ def stop_proxy(run_dir: Path, timeout: float = 5.0) -> bool:
     _terminate(pid, timeout)
     _remove_run_files(run_dir)
     return True
+
+
+def remove_logs(run_dir: Path) -> None:
+    """Remove a stopped proxy's request log (and its rotated part), then its run_dir if empty."""
+    for name in (LOG_FILE, rotated_log(Path(LOG_FILE)).name):
+        (run_dir / name).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run_dir.rmdir()
 
 
 def proxy_status(run_dir: Path) -> ProxyStatus:

@@ -1,6 +1,9 @@
 """The egress proxy: HTTP CONNECT tunnels and plain-HTTP forwarding, each checked by a HostPolicy.
 
 Run as `python -m asbx.network.proxy --listen HOST:PORT --allow ENTRY... --log F --state F`.
+At most `max_connections` requests are served at once; further connections wait (accepted, in
+order) for a free worker, up to `max_queued`, and only beyond that are refused with a 503 that
+names the limit. The request log is size-capped with one rotated file and clipped fields.
 A request's host is checked before anything is resolved (so DNS cannot carry data out for
 unlisted names), names are resolved here (the sandbox has no DNS), every resolved address is
 checked, and the connection goes to the checked address itself, never re-resolved.
@@ -9,12 +12,14 @@ checked, and the connection goes to the checked address itself, never re-resolve
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import errno
 import ipaddress
 import json
 import os
 import re
+import resource
 import selectors
 import signal
 import socket
@@ -34,6 +39,9 @@ from asbx.network.policy import HostPolicy, IPAddress, Resolver, decide, parse_a
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_ADDRESS_IN_USE = 3
+MAX_CONNECTIONS_ENV = "ASBX_PROXY_MAX_CONNECTIONS"
+MAX_QUEUED_ENV = "ASBX_PROXY_MAX_QUEUED"
+LISTEN_BACKLOG = 1024  # the kernel's queue before accept (capped by net.core.somaxconn)
 
 # Dropped from forwarded requests. Transfer-Encoding is hop-by-hop too, but bodies are relayed
 # byte for byte (never re-framed), so the header describing their framing must stay.
@@ -45,6 +53,10 @@ _AUTHORITY = re.compile(
 _VERSIONS = ("HTTP/1.0", "HTTP/1.1")
 _UNSAFE_TARGET = re.compile(r"[\t\r\n]")  # what urlsplit deletes; other controls reach the policy
 _SAFE_LOG_TEXT = re.compile(r"[A-Za-z0-9.:_\[\]*/-]+")
+LOG_FIELD_CHARS = 120  # a longer method or target is logged as a prefix and its length
+LOG_REASON_CHARS = 240
+LOG_WORD_CHARS = 64  # a longer word in a reason (a hostile host name) is logged as its length
+LOG_MAX_BYTES = 1 << 20  # then the log is rotated to LOG.1 (one rotated file kept)
 _REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout",
             431: "Request Header Fields Too Large", 500: "Internal Server Error",
             502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
@@ -58,7 +70,8 @@ class ProxyLimits:
     header_timeout: float = 15.0  # whole request head, against slow clients
     connect_timeout: float = 10.0  # per upstream address tried
     idle_timeout: float = 300.0  # a tunnel with no traffic either way is closed
-    max_connections: int = 64
+    max_connections: int = 256  # served at once (one thread each)
+    max_queued: int = 2048  # accepted, waiting for a free worker; beyond it: 503
 
 
 def system_resolver(host: str, port: int) -> list[IPAddress]:
@@ -102,30 +115,66 @@ class _Record:
     def line(self) -> str:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         ms = int((time.monotonic() - self.started) * 1000)
-        text = (f"{stamp} {self.verdict} {_log_text(self.method)} {_log_text(self.target)} "
+        text = (f"{stamp} {self.verdict} {_log_text(clip(self.method))} "
+                f"{_log_text(clip(self.target))} "
                 f"status={self.status} addr={self.address} client={self.client} "
                 f"sent={self.sent} received={self.received} ms={ms}")
-        return text + (f" reason={json.dumps(self.reason)}" if self.reason else "")
+        return text + (f" reason={json.dumps(clip_reason(self.reason))}" if self.reason else "")
+
+
+def clip(text: str, limit: int = LOG_FIELD_CHARS) -> str:
+    """`text`, or its first `limit` characters and how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}...[{len(text)} chars]"
+
+
+def clip_reason(reason: str) -> str:
+    """A reason with each overlong word (a host already logged, clipped, as the target)
+    replaced by its length, then clipped as a whole."""
+    words = [w if len(w) <= LOG_WORD_CHARS else f"[{len(w)} chars]" for w in reason.split(" ")]
+    return clip(" ".join(words), LOG_REASON_CHARS)
 
 
 class RequestLog:
-    """One line per request, appended to a file (or a stream) from any thread."""
+    """One line per request, appended to a file (or a stream) from any thread.
 
-    def __init__(self, stream: TextIO) -> None:
+    A file log stays under `max_bytes`: a line that would pass it first moves the file to
+    `PATH.1` (replacing the one before) and starts a new one, so at most twice that is kept.
+    """
+
+    def __init__(self, stream: TextIO, path: Path | None = None,
+                 max_bytes: int = LOG_MAX_BYTES) -> None:
         self._stream = stream
+        self._path = path
+        self._max_bytes = max_bytes
+        self.follow_with_stdio = False  # a daemon's stdout/stderr go to the current file too
+        self._size = stream.tell() if path is not None else 0
         self._lock = threading.Lock()
         self._closed = False
 
     @classmethod
-    def to_file(cls, path: Path) -> RequestLog:
-        return cls(path.open("a", encoding="utf-8", buffering=1))
+    def to_file(cls, path: Path, max_bytes: int = LOG_MAX_BYTES) -> RequestLog:
+        return cls(_open_log(path), path, max_bytes)
 
     def write(self, line: str) -> None:
+        data = line + "\n"
         with self._lock:
             if self._closed:  # a connection that outlived the proxy's shutdown grace
                 return
-            self._stream.write(line + "\n")
+            size = len(data.encode("utf-8"))
+            if self._path is not None and self._size and self._size + size > self._max_bytes:
+                self._rotate(self._path)
+            self._stream.write(data)
             self._stream.flush()
+            self._size += size
+
+    def _rotate(self, path: Path) -> None:
+        self._stream.close()
+        os.replace(path, rotated_log(path))
+        self._stream = _open_log(path)
+        self._size = 0
+        if self.follow_with_stdio:
+            for fd in (1, 2):
+                os.dup2(self._stream.fileno(), fd)
 
     def close(self) -> None:
         with self._lock:
@@ -147,8 +196,9 @@ class EgressProxy:
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_w.setblocking(False)
-        self._slots = threading.BoundedSemaphore(self.limits.max_connections)
         self._lock = threading.Lock()
+        self._workers = 0  # threads serving connections, at most limits.max_connections
+        self._queue: collections.deque[tuple[socket.socket, str]] = collections.deque()
         self._live: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._loop_done = threading.Event()  # set whenever serve_forever is not running
@@ -171,7 +221,7 @@ class EgressProxy:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             _allow_future_address(listener)
             listener.bind((host, port))
-            listener.listen(128)
+            listener.listen(LISTEN_BACKLOG)
             listener.setblocking(False)
         except OSError:
             listener.close()
@@ -222,19 +272,47 @@ class EgressProxy:
             client, peer = self._listener.accept()
         except (BlockingIOError, InterruptedError):
             return
-        if not self._slots.acquire(blocking=False):
-            self._refuse_busy(client, str(peer[0]))
-            return
-        thread = threading.Thread(target=self._run_connection, args=(client, str(peer[0])),
-                                  name=f"egress-{peer[0]}:{peer[1]}", daemon=True)
+        self._admit(client, str(peer[0]))
+
+    def _admit(self, client: socket.socket, peer: str) -> None:
+        """Serve the connection in a new worker, or queue it for the next free one, or (the
+        queue full too) refuse it."""
         with self._lock:
-            self._live.add(client)
-            self._threads.add(thread)
-        thread.start()
+            queue_full = len(self._queue) >= self.limits.max_queued
+            if self._workers < self.limits.max_connections:
+                self._workers += 1
+                thread = threading.Thread(target=self._work, args=(client, peer),
+                                          name=f"egress-{peer}", daemon=True)
+                self._live.add(client)
+                self._threads.add(thread)
+            elif not queue_full:
+                self._queue.append((client, peer))
+                self._live.add(client)
+                return
+            else:
+                thread = None
+        if thread is None:
+            self._refuse_busy(client, peer)
+        else:
+            thread.start()
+
+    def _work(self, client: socket.socket, peer: str) -> None:
+        """Serve connections until the queue is empty: this one, then each queued one."""
+        while True:
+            self._run_connection(client, peer)
+            with self._lock:
+                if not self._queue:
+                    self._workers -= 1
+                    self._threads.discard(threading.current_thread())
+                    return
+                client, peer = self._queue.popleft()
 
     def _refuse_busy(self, client: socket.socket, peer: str) -> None:
         record = _Record(client=peer, started=time.monotonic())
-        reply = _Reply(503, f"too many connections (limit {self.limits.max_connections})")
+        limits = self.limits
+        reply = _Reply(503, f"too many connections: {limits.max_connections} served at once "
+                            f"and {limits.max_queued} waiting (the proxy's --max-connections "
+                            "and --max-queued)")
         with client:
             client.settimeout(1.0)
             _send_reply(client, reply, record, drain=False)  # never stall the accept loop
@@ -256,10 +334,7 @@ class EgressProxy:
             with self._lock:
                 self._live.discard(client)
             client.close()
-            self._slots.release()
             self.log.write(record.line())
-            with self._lock:  # last: close() joins this thread until its log line is written
-                self._threads.discard(threading.current_thread())
 
     def _serve_request(self, client: socket.socket, record: _Record) -> None:
         raw, early = read_head(client, self.limits)
@@ -472,6 +547,16 @@ def _allow_future_address(listener: socket.socket) -> None:
         listener.setsockopt(*option, 1)
 
 
+def rotated_log(path: Path) -> Path:
+    """Where `RequestLog` keeps the previous part of the log at `path`."""
+    return path.with_name(path.name + ".1")
+
+
+def _open_log(path: Path) -> TextIO:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+
+
 def join_host_port(host: str, port: int | None) -> str:
     """`host:port`, with IPv6 hosts in brackets; just the host when port is None."""
     shown = f"[{host}]" if ":" in host else host
@@ -528,11 +613,45 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--state", type=Path, help="write {pid, host, port, allow} JSON here")
     parser.add_argument("--daemon", action="store_true",
                         help="detach once listening (exit 0 only when ready)")
+    defaults = ProxyLimits()
+    parser.add_argument("--max-connections", type=_positive, metavar="N",
+                        default=_env_limit(MAX_CONNECTIONS_ENV, defaults.max_connections),
+                        help=f"requests served at once (${MAX_CONNECTIONS_ENV}, "
+                             f"default {defaults.max_connections})")
+    parser.add_argument("--max-queued", type=_positive, metavar="N",
+                        default=_env_limit(MAX_QUEUED_ENV, defaults.max_queued),
+                        help="connections waiting for a free worker before 503 "
+                             f"(${MAX_QUEUED_ENV}, default {defaults.max_queued})")
     args = parser.parse_args(argv)
     for name in ("policy_file", "log", "pidfile", "state"):  # the daemon leaves the cwd
         if getattr(args, name) is not None:
             setattr(args, name, getattr(args, name).absolute())
     return args
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _env_limit(name: str, default: int) -> int:
+    """A limit from the environment asbx started the proxy in, if set and valid."""
+    try:
+        return _positive(os.environ[name])
+    except (KeyError, ValueError, argparse.ArgumentTypeError):
+        return default
+
+
+def _raise_open_files(limits: ProxyLimits) -> None:
+    """Make room for two sockets per worker plus every queued one (soft up to hard limit)."""
+    wanted = 2 * limits.max_connections + limits.max_queued + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -545,7 +664,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"asbx egress proxy: {exc}", file=sys.stderr)
         return EXIT_USAGE
     log = RequestLog.to_file(args.log) if args.log else RequestLog(sys.stderr)
-    proxy = EgressProxy(policy, host=host, port=port, log=log)
+    limits = ProxyLimits(max_connections=args.max_connections, max_queued=args.max_queued)
+    _raise_open_files(limits)
+    proxy = EgressProxy(policy, host=host, port=port, log=log, limits=limits)
     try:
         address = proxy.bind()
     except OSError as exc:
@@ -556,6 +677,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ready_fd = None
     if args.daemon:
         child, ready_fd = _fork_daemon(args.log)
+        log.follow_with_stdio = bool(args.log)
         if child:  # the launching parent: exit 0 only once the daemon has written its state
             return _wait_ready(ready_fd)
     _write_files(args, address, policy)

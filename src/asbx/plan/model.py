@@ -57,6 +57,7 @@ class Reason(Enum):
     DESTROY = "destroy requested"
     ADOPTED = "found in runtime, not in state"
     PROXY_DOWN = "egress proxy not running"
+    PRIVILEGES = "runs with more privileges than asbx now grants"
     UNCHANGED = "unchanged"
     IMPORTED = "imported"
 

@@ -15,11 +15,13 @@ from asbx.plan.observed import Observed
 from asbx.runtime.base import (
     LABEL_ADDRESS,
     LABEL_HASH,
+    LABEL_PRIVILEGES,
     LABEL_PROJECT,
     Capabilities,
     ContainerState,
     ObservedImage,
 )
+from asbx.spec import capabilities
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, Spec, VolumeSpec
 from asbx.state.records import ResourceRecord, SnapshotOutputs, StateSnapshot
 
@@ -345,6 +347,9 @@ def _plan_sandbox(
     if replace is not None:
         shown = fields if replace is Reason.SPEC_CHANGED else ()
         reseed = replace is Reason.REQUESTED and inp.options.allow_data_loss
+        if replace is Reason.PRIVILEGES:
+            notes = (*notes, "made with the runtime's default capabilities (NET_RAW, MKNOD, ...) "
+                             "or an older asbx profile; its /workspace is kept")
         if reseed:  # asked for by name, with data loss allowed: the workspace goes too
             notes = (*notes, "its workspace is removed and created again from the spec")
         return Change(
@@ -446,6 +451,8 @@ def _sandbox_replace_reason(
         return Reason.TAINTED
     if live is not None and live.labels.get("dev.asbx.hash") != record.config_hash:
         return Reason.DRIFTED
+    if live is not None and _outdated_privileges(inp, live):
+        return Reason.PRIVILEGES
     if record.config_hash != want.config_hash:
         if record.hash_version != hashing.HASH_VERSION:
             return Reason.SPEC_CHANGED if any(f.forces_replacement for f in fields) else None
@@ -471,6 +478,13 @@ def _sandbox_replace_reason(
     ):
         return Reason.EXPIRED
     return None
+
+
+def _outdated_privileges(inp: PlanInput, live: Any) -> bool:
+    """The container was made with another capability profile than asbx's current one (or
+    before asbx set one: the runtime's defaults, with NET_RAW and MKNOD)."""
+    return (inp.capabilities.sets_capabilities
+            and live.labels.get(LABEL_PRIVILEGES) != capabilities.PROFILE)
 
 
 def _runs_an_older_image(
@@ -772,6 +786,11 @@ def _check_capabilities(inp: PlanInput) -> tuple[list[str], list[str]]:
             errors.append(
                 f"sandbox.{name}: network allowlists cannot be enforced on {runtime} "
                 f"({why}); use network: deny or open"
+            )
+        if box.cap_add and not caps.sets_capabilities:
+            warnings.append(
+                f"sandbox.{name}: cap_add is ignored on {runtime}: each sandbox is its own VM, "
+                "whose root has the capabilities the runtime gives it"
             )
         if not caps.label_values_with_equals:
             for key, value in box.labels.items():

@@ -61,6 +61,7 @@ CAPABILITIES = Capabilities(
     label_values_with_equals=False,
     label_filter=False,
     internal_networks_isolate=False,  # --internal (hostOnly) still routes out (#2062)
+    sets_capabilities=False,  # each container is its own VM; docs/network.md says what it gives
     allowlist_blocker="its --internal networks still route out (apple/container#2062)",
     ports_with_network_none=False,
     max_name_length=MAX_NAME_LENGTH,

@@ -9,6 +9,8 @@ from enum import Enum
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
+from asbx.spec.capabilities import DEFAULT as DEFAULT_CAPABILITIES
+
 # Labels on every runtime object asbx creates. Values never contain "=" (Apple rejects them).
 LABEL_PROJECT = "dev.asbx.project"
 LABEL_ADDRESS = "dev.asbx.address"
@@ -17,6 +19,7 @@ LABEL_HASH_VERSION = "dev.asbx.hash-version"
 # The project's hashing salt, so a lost state database can be rebuilt with the same config hashes
 # (anyone who can read a container's labels can read its environment too: it hides nothing more).
 LABEL_SALT = "dev.asbx.salt"
+LABEL_PRIVILEGES = "dev.asbx.privileges"  # the capability profile a sandbox was created with
 
 OutputCallback = Callable[[str, str], None]
 """Called with (stream, text) as output arrives; stream is "stdout" or "stderr"."""
@@ -110,6 +113,10 @@ class ContainerRequest:
     hostname: str | None = None
     dns: tuple[str, ...] = ()
     start: bool = False  # also start it, in the same runtime call (`run -d`)
+    # The whole capability set (nothing else is granted) and whether setuid binaries and file
+    # capabilities may raise privileges; see asbx.spec.capabilities.
+    capabilities: tuple[str, ...] = DEFAULT_CAPABILITIES
+    no_new_privileges: bool = True
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,9 @@ class Capabilities:
     # A container listing reports the image id each container runs, comparable with the id a
     # pull or build returned (how `plan` sees sandboxes left on an image `--pull` replaced).
     container_image_ids: bool = False
+    # Sandboxes get exactly asbx's capability set (--cap-drop ALL, --cap-add ...); where not,
+    # the runtime's own isolation (Apple: a VM per container) stands in and cap_add is ignored.
+    sets_capabilities: bool = True
 
 
 class Runtime(Protocol):

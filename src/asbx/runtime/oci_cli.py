@@ -434,8 +434,20 @@ def create_args(request: ContainerRequest, env: Sequence[str]) -> list[str]:
         args += ["--dns", server]
     if request.hostname:
         args += ["--hostname", request.hostname]
+    args += privilege_args(request)
     args += [*env, *_where(request.workdir, request.user)]
     return [*args, request.image, *request.command]
+
+
+def privilege_args(request: ContainerRequest) -> list[str]:
+    """Exactly the request's capabilities, whatever the host's containers.conf or daemon.json
+    grant by default, and no gaining more through setuid or file capabilities."""
+    args = ["--cap-drop", "ALL"]
+    for name in request.capabilities:
+        args += ["--cap-add", name]
+    if request.no_new_privileges:
+        args += ["--security-opt", "no-new-privileges"]
+    return args
 
 
 def build_args(request: BuildRequest, iidfile: Path, pull_flag: str) -> list[str]:

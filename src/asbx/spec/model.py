@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from asbx.diagnostics import did_you_mean
-from asbx.spec import values
+from asbx.spec import capabilities, values
 from asbx.spec.values import LocatedValueError
 
 SPEC_VERSION = 1
@@ -93,6 +93,14 @@ Cpus = Annotated[
     ),
 ]
 HostPattern = Annotated[str, AfterValidator(values.check_allow_entry)]
+Capability = Annotated[
+    str,
+    BeforeValidator(capabilities.check),
+    WithJsonSchema(
+        {"type": "string", "pattern": "^([Cc][Aa][Pp]_)?[A-Za-z_]+$",
+         "examples": ["NET_RAW", "SYS_PTRACE"]}
+    ),
+]
 StrMap = dict[str, Text]
 
 
@@ -606,10 +614,23 @@ class SandboxSpec(_Model):
         description="Ports published on the host, bound to 127.0.0.1 unless an address is "
         "given; inbound only, and only with network: open.",
     )
+    cap_add: tuple[Capability, ...] | None = Field(
+        None,
+        description="Linux capabilities added to asbx's least-privilege default set (e.g. "
+        "NET_RAW for ping), with or without the CAP_ prefix.",
+    )
     depends_on: tuple[Name, ...] = Field(
         (), description="Sandboxes created (and set up) before this one."
     )
     labels: Labels = Field(default_factory=dict, description="Labels set on the container.")
+
+    @field_validator("cap_add")
+    @classmethod
+    def _canonical_caps(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        # Unset and empty are the same (and leave the config hash of older sandboxes alone).
+        if not value:
+            return None
+        return tuple(name for name in capabilities.KNOWN if name in value)
 
     @field_validator("env_file", mode="before")
     @classmethod

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 PROXY = [sys.executable, "-m", "asbx.network.proxy"]
 Exchange = Callable[[int, bytes], bytes]
 
@@ -100,3 +102,21 @@ def test_daemon_mode_returns_once_listening(tmp_path: Path) -> None:
         time.sleep(0.02)
     assert not state_file.exists()
     assert " denied CONNECT nope.example:443 " in log.read_text()
+
+
+def test_limits_come_from_flags_or_the_environment_and_must_be_positive() -> None:
+    from asbx.network.proxy import MAX_CONNECTIONS_ENV, _arguments
+
+    args = _arguments(["--listen", "127.0.0.1:0", "--allow", "a.example"])
+    assert (args.max_connections, args.max_queued) == (256, 2048)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(MAX_CONNECTIONS_ENV, "12")
+        args = _arguments(["--listen", "127.0.0.1:0", "--allow", "a.example"])
+        assert args.max_connections == 12
+        env.setenv(MAX_CONNECTIONS_ENV, "lots")  # unusable: the default, not a crash
+        args = _arguments(["--listen", "127.0.0.1:0", "--allow", "a.example"])
+        assert args.max_connections == 256
+    bad = subprocess.run([*PROXY, "--listen", "127.0.0.1:0", "--allow", "a.example",
+                          "--max-queued", "0"], capture_output=True, timeout=30, check=False)
+    assert bad.returncode == 2
+    assert b"0 is not a positive number" in bad.stderr

@@ -13,6 +13,7 @@ import pytest
 from asbx.network.proxy import (
     ProxyLimits,
     RequestHead,
+    RequestLog,
     forward_head,
     parse_head,
     request_target,
@@ -140,13 +141,41 @@ def test_unresolvable_and_unreachable_targets_get_502(
     assert b"Connection refused" in response
 
 
-def test_connection_limit_answers_503(start_proxy: StartProxy, exchange: Exchange) -> None:
-    proxy = start_proxy(["127.0.0.1"], limits=ProxyLimits(max_connections=1, header_timeout=5))
+def test_past_the_limit_connections_wait_for_a_free_worker(
+        start_proxy: StartProxy, upstream: Any, exchange: Exchange) -> None:
+    proxy = start_proxy([f"127.0.0.1:{upstream.port}"],
+                        limits=ProxyLimits(max_connections=1, header_timeout=5))
+    got: list[bytes] = []
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as holder:
-        holder.sendall(b"CONNECT ")  # holds the only slot while its head is incomplete
+        holder.sendall(b"GET ")  # holds the only worker while its head is incomplete
+        time.sleep(0.2)
+        waiter = threading.Thread(target=lambda: got.append(exchange(
+            proxy.port, f"GET http://127.0.0.1:{upstream.port}/queued HTTP/1.0\r\n\r\n"
+            .encode())))
+        waiter.start()
+        time.sleep(0.3)
+        assert got == []  # queued, not refused
+        holder.sendall(f"http://127.0.0.1:{upstream.port}/first HTTP/1.0\r\n\r\n".encode())
+        holder.shutdown(socket.SHUT_WR)  # done: the worker moves on to the queued connection
+        assert holder.recv(65536).startswith(b"HTTP/1.0 200")
+        waiter.join(10)
+    assert status_of(got[0]) == 200
+    assert got[0].endswith(b"hello from upstream /queued\n")
+
+
+def test_a_full_queue_answers_503_naming_the_limits(start_proxy: StartProxy,
+                                                     exchange: Exchange) -> None:
+    limits = ProxyLimits(max_connections=1, max_queued=1, header_timeout=5)
+    proxy = start_proxy(["127.0.0.1"], limits=limits)
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as holder, \
+            socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as queued:
+        holder.sendall(b"CONNECT ")
+        queued.sendall(b"CONNECT ")
         time.sleep(0.2)
         response = exchange(proxy.port, b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n")
     assert status_of(response) == 503
+    assert response.endswith(b"too many connections: 1 served at once and 1 waiting (the "
+                             b"proxy's --max-connections and --max-queued)\n")
 
 
 def test_log_has_one_line_per_request(start_proxy: StartProxy, upstream: Any,
@@ -209,6 +238,37 @@ def test_forward_head_keeps_the_body_framing() -> None:
     assert forward_head(head, "h.example", 8080) == (
         b"POST /up HTTP/1.1\r\nHost: h.example:8080\r\nTransfer-Encoding: chunked\r\n"
         b"Connection: close\r\n\r\n")
+
+
+def test_a_huge_host_is_logged_once_as_a_prefix_and_its_length(
+        start_proxy: StartProxy, exchange: Exchange) -> None:
+    proxy = start_proxy(["127.0.0.1"])
+    host = "a" * 30_000 + ".example"
+    response = exchange(proxy.port, f"CONNECT {host}:443 HTTP/1.1\r\n\r\n".encode())
+    assert status_of(response) == 403
+    [line] = _wait_for_lines(proxy, 1)
+    assert len(line) < 600
+    assert f'CONNECT "{"a" * 120}...[30012 chars]" status=403' in line
+    assert line.count("a" * 120) == 1  # the host is logged once, clipped
+    assert line.endswith('reason="[30010 chars] is not a host name"')
+
+
+def test_the_log_rotates_to_one_older_file_at_its_size_cap(tmp_path: Any) -> None:
+    path = tmp_path / "proxy.log"
+    log = RequestLog.to_file(path, max_bytes=1000)
+    for index in range(100):
+        log.write(f"line {index:03d} " + "x" * 90)
+    log.close()
+    current, older = path.read_text().splitlines(), (tmp_path / "proxy.log.1").read_text()
+    assert current[-1].startswith("line 099 ")
+    assert path.stat().st_size <= 1000
+    assert len(older.encode()) <= 1000
+    assert older.splitlines()[-1].startswith(f"line {100 - len(current) - 1:03d} ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["proxy.log", "proxy.log.1"]
+    again = RequestLog.to_file(path, max_bytes=1000)  # a restarted proxy counts what is there
+    again.write("y" * 990)
+    again.close()
+    assert path.read_text() == "y" * 990 + "\n"
 
 
 def _wait_for_lines(proxy: Any, count: int) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 from asbx.addresses import Address
 from asbx.plan.hashing import HASH_VERSION
 from asbx.plan.model import Action, PlanOptions, Reason
-from asbx.runtime.base import LABEL_HASH, Capabilities, ContainerState
+from asbx.runtime.base import LABEL_HASH, LABEL_PRIVILEGES, Capabilities, ContainerState
 from asbx.state.records import StateSnapshot
 from tests.unit.plan.world import EMPTY_STATE, World, actions, spec
 
@@ -87,6 +87,7 @@ def test_each_sandbox_field_replaces_or_updates(world_of, tmp_path: Path) -> Non
         "network: open": "replace",
         "labels: {team: x}": "replace",
         "setup: [echo hi]": "replace",
+        "cap_add: [NET_RAW]": "replace",
         "lifecycle: {idle_timeout: 30m}": "update",
         "workspace: {from: .}": "update",
     }
@@ -246,6 +247,45 @@ def test_labels_edited_out_of_band_mean_drift(world_of) -> None:  # type: ignore
         live, labels={**live.labels, LABEL_HASH: "sha256:someone-else"}
     )
     assert actions(world.plan())["sandbox.web"] == ("replace", "drifted")
+
+
+def test_cap_add_change_is_shown_and_forces_replacement(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    edited = BASE.replace("    memory: 1G\n", "    memory: 1G\n    cap_add: [cap_net_raw]\n")
+    world.loaded = spec(edited, tmp_path)
+    result = world.plan()
+    change = next(c for c in result.changes if str(c.address) == "sandbox.web")
+    assert (change.action, change.reason) == (Action.REPLACE, Reason.SPEC_CHANGED)
+    assert [(f.path, f.before, f.after, f.forces_replacement) for f in change.fields] == [
+        ("cap_add[0]", None, "NET_RAW", True)
+    ]
+
+
+def test_an_empty_cap_add_changes_nothing(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    world.loaded = spec(BASE.replace("    memory: 1G\n", "    memory: 1G\n    cap_add: []\n"),
+                        tmp_path)
+    assert world.plan().pending == ()
+
+
+def test_a_container_made_before_least_privilege_is_replaced_with_the_reason(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    address = Address.parse("sandbox.web")
+    live = world.containers[address]
+    world.containers[address] = dataclasses.replace(
+        live, labels={k: v for k, v in live.labels.items() if k != LABEL_PRIVILEGES})
+    result = world.plan()
+    assert actions(result)["sandbox.web"] == ("replace", "privileges")
+    change = next(c for c in result.changes if c.address == address)
+    assert any("NET_RAW" in note and "/workspace is kept" in note for note in change.notes)
+    assert not change.holds_data
+    world.apply(result)
+    assert world.plan().pending == ()
+    # Apple's sandboxes are VMs that asbx gives no capability set: nothing to replace there
+    world.containers[address] = dataclasses.replace(live, labels={
+        k: v for k, v in live.labels.items() if k != LABEL_PRIVILEGES})
+    apple = world.plan(caps=Capabilities(sets_capabilities=False))
+    assert "sandbox.web" not in actions(apple)
 
 
 def test_orphans_are_warned_and_removed_only_when_asked(world_of) -> None:  # type: ignore[no-untyped-def]
@@ -408,6 +448,13 @@ def test_capabilities_become_plan_errors(world_of, tmp_path: Path) -> None:  # t
     ) in result.errors
     assert any("memory must be at least 200M" in e for e in result.errors)
     assert any("rounded up to 1" in w for w in result.warnings)
+
+
+def test_cap_add_is_a_warning_where_the_runtime_sets_no_capabilities(world_of) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("    memory: 1G\n", "    memory: 1G\n    cap_add: [SYS_PTRACE]\n")
+    result = world_of(text).plan(caps=Capabilities(sets_capabilities=False), runtime="apple")
+    assert any(w.startswith("sandbox.web: cap_add is ignored on apple") for w in result.warnings)
+    assert world_of(text).plan().warnings == ()
 
 
 def test_allowlist_rejected_until_supported(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

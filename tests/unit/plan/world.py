@@ -14,6 +14,7 @@ from asbx.plan.planner import PlanInput, plan
 from asbx.runtime.base import (
     LABEL_ADDRESS,
     LABEL_HASH,
+    LABEL_PRIVILEGES,
     LABEL_PROJECT,
     Capabilities,
     ContainerState,
@@ -21,6 +22,7 @@ from asbx.runtime.base import (
     ObservedImage,
     ObservedVolume,
 )
+from asbx.spec import capabilities
 from asbx.spec.loader import LoadedSpec, load_spec_text
 from asbx.state.records import ProjectMeta, ResourceRecord, StateSnapshot
 
@@ -116,7 +118,7 @@ class World:
                     f"id-{address.name}",
                     f"{PROJECT}-{address.name}",
                     ContainerState.RUNNING,
-                    labels,
+                    {**labels, LABEL_PRIVILEGES: capabilities.PROFILE},
                 )
             return {"container": f"{PROJECT}-{address.name}"}
         if address.kind is ResourceKind.VOLUME:

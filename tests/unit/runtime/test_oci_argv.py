@@ -96,6 +96,14 @@ def test_global_args_come_right_after_the_executable(kind: str, runner: Scripted
     make(kind, runner, global_args=("--root", "/scratch")).start_container("box")
     assert runner.last == (kind, "--root", "/scratch", "start", "box")
 
+# What every sandbox gets unless asked otherwise: no capability but asbx's default set.
+LEAST_PRIVILEGE = [
+    "--cap-drop", "ALL", "--cap-add", "CHOWN", "--cap-add", "DAC_OVERRIDE",
+    "--cap-add", "FOWNER", "--cap-add", "FSETID", "--cap-add", "KILL", "--cap-add", "SETGID",
+    "--cap-add", "SETUID", "--cap-add", "SETPCAP", "--cap-add", "NET_BIND_SERVICE",
+    "--security-opt", "no-new-privileges",
+]
+
 
 def test_create_container_argv(kind: str, runner: ScriptedRunner) -> None:
     request = ContainerRequest(
@@ -113,14 +121,25 @@ def test_create_container_argv(kind: str, runner: ScriptedRunner) -> None:
         "--mount", "type=bind,source=/home/me/ws,target=/workspace",
         "--mount", "type=volume,source=cache,target=/cache,readonly",
         "--network", "none", "-p", "127.0.0.1:8080:80/tcp", "--dns", "10.0.0.1",
-        "--hostname", "web", "--workdir", "/workspace", "--user", "1000:1000",
+        "--hostname", "web", *LEAST_PRIVILEGE, "--workdir", "/workspace", "--user", "1000:1000",
         "localhost/demo:v1", "sleep", "infinity"]
+
+
+def test_create_container_argv_grants_exactly_the_requested_capabilities(
+        kind: str, runner: ScriptedRunner) -> None:
+    request = ContainerRequest(name="demo-web", image="img", command=("sh",),
+                               capabilities=("NET_RAW",), no_new_privileges=False)
+    make(kind, runner).create_container(request)
+    argv = args_of(runner)[0]
+    assert argv[argv.index("--cap-drop"):argv.index("img")] == [
+        "--cap-drop", "ALL", "--cap-add", "NET_RAW", "--workdir", "/workspace"]
 
 
 def test_default_network_means_no_network_flag(kind: str, runner: ScriptedRunner) -> None:
     request = ContainerRequest(name="a", image="i", command=(), network="default", init=False)
     make(kind, runner).create_container(request)
-    assert args_of(runner)[0] == ["create", "--name", "a", "--workdir", "/workspace", "i"]
+    assert args_of(runner)[0] == ["create", "--name", "a", *LEAST_PRIVILEGE,
+                                  "--workdir", "/workspace", "i"]
 
 
 def test_start_creates_and_starts_in_one_run_call(kind: str, runner: ScriptedRunner) -> None:
@@ -128,7 +147,7 @@ def test_start_creates_and_starts_in_one_run_call(kind: str, runner: ScriptedRun
     request = ContainerRequest(name="a", image="i", command=("sh",), init=False, start=True)
     assert make(kind, runner).create_container(request) == "c0ffee"
     assert args_of(runner) == [["run", "-d", "--name", "a", "--network", "none",
-                                "--workdir", "/workspace", "i", "sh"]]
+                                *LEAST_PRIVILEGE, "--workdir", "/workspace", "i", "sh"]]
 
 
 def test_env_goes_through_a_private_file_removed_after_create(kind: str,
