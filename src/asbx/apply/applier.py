@@ -83,7 +83,37 @@ def phases(plan: Plan, deps: Deps, applied_deps: Deps | None = None
             nodes.append((change.address, "destroy"))
         if change.action is not Action.DELETE:
             nodes.append((change.address, "create"))
-    return nodes, _edges(nodes, deps, applied_deps or {})
+    edges = _edges(nodes, deps, applied_deps or {})
+    replaced = [c.address for c in plan.changes if c.action is Action.REPLACE]
+    return nodes, _build_before_replacing(edges, replaced)
+
+
+def _build_before_replacing(edges: dict[Node, set[Node]], replaced: list[Address]
+                            ) -> dict[Node, set[Node]]:
+    """A replaced resource's old object is removed only once every create its replacement
+    waits for (builds, pulls, captures, other sandboxes) has succeeded, so a failure there
+    leaves the old one in place. A create that itself waits for this removal (a dependency
+    replaced too, which must outlive its users) cannot be waited for and is left out."""
+    for address in replaced:
+        destroy, create = (address, "destroy"), (address, "create")
+        if destroy not in edges or create not in edges:
+            continue
+        for needed in sorted(_ancestors(edges, create), key=str):
+            if needed[1] == "create" and destroy not in _ancestors(edges, needed):
+                edges[destroy].add(needed)
+    return edges
+
+
+def _ancestors(edges: Mapping[Node, set[Node]], node: Node) -> set[Node]:
+    """Every node `node` waits for, directly or not."""
+    seen: set[Node] = set()
+    stack = list(edges.get(node, ()))
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(edges.get(current, ()))
+    return seen
 
 
 def _edges(nodes: list[Node], deps_of: Deps, applied_deps_of: Deps) -> dict[Node, set[Node]]:

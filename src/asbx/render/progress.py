@@ -37,6 +37,13 @@ def _doing(change: Change, phase: str) -> str:
     return _VERBS.get(change.action, str(change.action.value))
 
 
+def _headline(error: BaseException | None) -> str:
+    """The first line of a step's error: the whole of it is printed once, in the summary."""
+    lines = str(error).strip().splitlines()
+    more = " (details below)" if len(lines) > 1 else ""
+    return (lines[0] if lines else type(error).__name__) + more
+
+
 class LineProgress:
     """One timestamped line per step start/finish; step output indented (verbose) or tailed."""
 
@@ -65,7 +72,7 @@ class LineProgress:
         if outcome.status is Status.OK:
             self._line(f"{change.address}: {_doing(change, phase)} done ({outcome.seconds:.1f}s)")
         elif outcome.status is Status.FAILED:
-            self._line(f"{change.address}: FAILED: {outcome.error}")
+            self._line(f"{change.address}: FAILED: {_headline(outcome.error)}")
         else:
             self._line(f"{change.address}: {outcome.status.value}")
 

@@ -260,6 +260,9 @@ def _summarise(result: Any, command: str, action: Any) -> None:
         hint = getattr(outcome.error, "hint", None)
         if hint:
             click.echo(f"  hint: {hint}", err=True)
+    for address in _kept(result, action):
+        click.echo(f"kept: {address} was not replaced (something its replacement needs "
+                   "failed); its current object is untouched", err=True)
     title = command.capitalize()  # Apply, Destroy, Pull
     changed = result.done(action.UPDATE) + result.done(action.START)
     counts = (
@@ -268,3 +271,16 @@ def _summarise(result: Any, command: str, action: Any) -> None:
     )
     status = "complete" if result.ok else "incomplete"
     click.echo(f"\n{title} {status}: {counts}.", err=not result.ok)
+
+
+def _kept(result: Any, action: Any) -> list[Any]:
+    """Replaced resources whose old object was left in place because the removal never ran."""
+    from asbx.apply.executor import Status
+
+    return [
+        address
+        for (address, phase), outcome in result.outcomes.items()
+        if phase == "destroy"
+        and outcome.status in (Status.SKIPPED, Status.CANCELLED)
+        and result.changes[address].action is action.REPLACE
+    ]
