@@ -2,17 +2,25 @@
 
 Apply runs its steps in parallel threads; the destroy steps of a teardown arrive together.
 Every runtime process costs far more than the work it does, so the first caller of a window
-waits a moment for the others and then runs one bulk call for all of them.
+waits a moment for the others and then runs one bulk call for all of them. Every bulk removal
+is verified against one listing of the runtime: podman 4.3's `rm -f A B C` exits 0 and
+removes nothing when one of the names is missing, so what is left is retried one name a call,
+and a removal that still did not happen is an error for that name alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from asbx.runtime.base import Runtime
+from asbx.errors import AsbxError, NotFoundError
+from asbx.runtime.base import LABEL_PROJECT, Runtime
+
+Failures = Mapping[str, BaseException]
+"""Per-name errors of a bulk call (the names it could not remove)."""
 
 
 @dataclass
@@ -20,12 +28,15 @@ class _Batch:
     names: list[str] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+    failures: Failures = field(default_factory=dict)
 
 
 class Coalescer:
-    """Blocks each `submit(name)` until a bulk call that included `name` has finished."""
+    """Blocks each `submit(name)` until a bulk call that included `name` has finished; raises
+    the bulk call's error, or the error it returned for `name`."""
 
-    def __init__(self, bulk: Callable[[Sequence[str]], None], window: float = 0.02) -> None:
+    def __init__(self, bulk: Callable[[Sequence[str]], Failures | None],
+                 window: float = 0.02) -> None:
         self._bulk = bulk
         self._window = window
         self._lock = threading.Lock()
@@ -43,7 +54,7 @@ class Coalescer:
             with self._lock:
                 self._open = None
             try:
-                self._bulk(list(batch.names))
+                batch.failures = self._bulk(list(batch.names)) or {}
             except BaseException as exc:  # handed to every caller of the batch
                 batch.error = exc
             finally:
@@ -52,11 +63,58 @@ class Coalescer:
             batch.done.wait()
         if batch.error is not None:
             raise batch.error
+        if name in batch.failures:
+            raise batch.failures[name]
 
 
 class Removals:
-    """Container and volume removals for one apply, batched per kind."""
+    """Container and volume removals for one apply, batched per kind and verified."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.containers = Coalescer(runtime.remove_containers)
-        self.volumes = Coalescer(runtime.remove_volumes)
+    def __init__(self, runtime: Runtime, project: str) -> None:
+        self._runtime = runtime
+        self._labels = {LABEL_PROJECT: project}
+        self.containers = Coalescer(self._remove_containers)
+        self.volumes = Coalescer(self._remove_volumes)
+
+    def _remove_containers(self, names: Sequence[str]) -> Failures:
+        def present(wanted: Iterable[str]) -> set[str]:
+            listed = {c.name for c in self._runtime.list_containers(self._labels)}
+            return listed & set(wanted)
+
+        return remove_verified(names, self._runtime.remove_containers,
+                               self._runtime.remove_container, present, "container")
+
+    def _remove_volumes(self, names: Sequence[str]) -> Failures:
+        def present(wanted: Iterable[str]) -> set[str]:
+            return {v.name for v in self._runtime.list_volumes(self._labels)} & set(wanted)
+
+        return remove_verified(names, self._runtime.remove_volumes,
+                               self._runtime.remove_volume, present, "volume")
+
+
+def remove_verified(
+    names: Sequence[str],
+    bulk: Callable[[Sequence[str]], None],
+    one: Callable[[str], None],
+    present: Callable[[Iterable[str]], set[str]],
+    kind: str,
+) -> dict[str, BaseException]:
+    """Remove `names` in one call, list what is left (one listing), retry those one by one,
+    and return an error for each name still present: only a verified removal is recorded."""
+    with contextlib.suppress(AsbxError):  # the listing says which ones it did not remove
+        bulk(names)
+    left = present(names)
+    if not left:
+        return {}
+    failures: dict[str, BaseException] = {}
+    for name in sorted(left):
+        try:
+            one(name)
+        except NotFoundError:
+            pass
+        except AsbxError as exc:
+            failures[name] = exc
+    for name in present(left) - failures.keys():
+        failures[name] = AsbxError(f"{kind} {name!r} is still there after it was removed",
+                                   hint="see what holds it, then run the command again")
+    return failures

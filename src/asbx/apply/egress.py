@@ -59,9 +59,12 @@ def release_egress(runtime: Runtime, home: Path, project: str, sandbox: str, *,
     if forget:
         remove_logs(run_dir(home, project, sandbox))
     name = naming.network_name(project, sandbox)
-    found = runtime.list_networks(_labels(project, f"sandbox.{sandbox}"))
+    labels = _labels(project, f"sandbox.{sandbox}")
+    found = runtime.list_networks(labels)
     if any(n.name == name for n in found):
         runtime.remove_network(name)
+        if any(n.name == name for n in runtime.list_networks(labels)):
+            raise AsbxError(f"network {name!r} is still there after it was removed")
 
 
 def run_dir(home: Path, project: str, sandbox: str) -> Path:

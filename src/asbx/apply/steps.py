@@ -69,7 +69,7 @@ class StepContext:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.removals = Removals(self.runtime)
+        self.removals = Removals(self.runtime, self.project)
 
     def labels(self, address: Address, config_hash: str) -> dict[str, str]:
         return {
@@ -511,11 +511,21 @@ def _destroy_object(ctx: StepContext, change: Change) -> None:
                 and record.outputs.get("built")
                 and change.action is Action.DELETE
             ):
-                ctx.runtime.remove_image(str(record.outputs.get("ref")))
+                _remove_image(ctx, str(record.outputs.get("ref")))
         elif address.kind is ResourceKind.SNAPSHOT and ctx.drop_archives and record is not None:
             _drop_archive(ctx, address, str(record.outputs.get("digest", "")))
     except NotFoundError:
         pass
+
+
+def _remove_image(ctx: StepContext, ref: str) -> None:
+    """Remove a built image and check the runtime no longer has it."""
+    try:
+        ctx.runtime.remove_image(ref)
+    except NotFoundError:
+        return
+    if ctx.runtime.inspect_image(ref) is not None:
+        raise AsbxError(f"image {ref!r} is still there after it was removed")
 
 
 def _destroy_sandbox(ctx: StepContext, change: Change) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import pytest
 
-from asbx.apply.batching import Coalescer
+from asbx.apply.batching import Coalescer, remove_verified
+from asbx.errors import NotFoundError
 
 
 def run_together(coalescer: Coalescer, names: list[str]) -> dict[str, BaseException | None]:
@@ -54,3 +55,54 @@ def test_a_failed_bulk_call_fails_every_caller_in_it() -> None:
     assert {str(e) for e in results.values()} == {"cannot remove 3"}
     with pytest.raises(RuntimeError, match="cannot remove 1"):
         Coalescer(bulk, window=0.0).submit("d")
+
+
+class QuirkyStore:
+    """podman 4.3's `rm -f A B C`: exits 0 and removes nothing when one name is missing."""
+
+    def __init__(self, names: set[str], stuck: frozenset[str] = frozenset()) -> None:
+        self.names = names
+        self.stuck = stuck
+        self.listings = 0
+
+    def bulk(self, names: Sequence[str]) -> None:
+        if set(names) <= self.names:
+            self.names -= set(names) - self.stuck
+
+    def one(self, name: str) -> None:
+        if name not in self.names:
+            raise NotFoundError(name)
+        if name not in self.stuck:
+            self.names.discard(name)
+
+    def present(self, wanted: Iterable[str]) -> set[str]:
+        self.listings += 1
+        return self.names & set(wanted)
+
+
+def test_a_bulk_removal_that_removed_nothing_is_retried_one_by_one() -> None:
+    store = QuirkyStore({"a", "c", "other"})
+    failures = remove_verified(["a", "b", "c"], store.bulk, store.one, store.present, "container")
+    assert failures == {}
+    assert store.names == {"other"}
+
+
+def test_a_removal_that_did_not_happen_is_an_error_for_that_name_only() -> None:
+    store = QuirkyStore({"a", "b", "c"}, stuck=frozenset({"b"}))
+    failures = remove_verified(["a", "b", "c"], store.bulk, store.one, store.present, "volume")
+    assert list(failures) == ["b"]
+    assert "still there" in str(failures["b"])
+    assert store.names == {"b"}
+
+
+def test_a_clean_bulk_removal_costs_one_listing() -> None:
+    store = QuirkyStore({"a", "b"})
+    assert remove_verified(["a", "b"], store.bulk, store.one, store.present, "container") == {}
+    assert store.listings == 1
+
+
+def test_per_name_failures_reach_only_their_caller() -> None:
+    coalescer = Coalescer(lambda names: {"b": RuntimeError("b stuck")}, window=0.1)
+    results = run_together(coalescer, ["a", "b"])
+    assert results["a"] is None
+    assert str(results["b"]) == "b stuck"
