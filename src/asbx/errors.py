@@ -101,6 +101,10 @@ class NotFoundError(AsbxError):
     """A named runtime object, snapshot or resource does not exist."""
 
 
+class NameConflictError(AsbxError):
+    """A runtime object could not be created: another one already has its name."""
+
+
 class DataError(AsbxError):
     """A workspace, snapshot or archive is invalid or unsafe (tar-slip, digest mismatch, ...)."""
 

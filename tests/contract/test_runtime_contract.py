@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from asbx.errors import NotFoundError, RuntimeCommandError
+from asbx.errors import NameConflictError, NotFoundError, RuntimeCommandError
 from asbx.images import pin_reference
 from asbx.runtime.base import (
     LABEL_ADDRESS,
@@ -191,7 +191,7 @@ def test_list_by_label_returns_only_ours(ctx: Ctx) -> None:
 
 def test_a_taken_name_is_refused(ctx: Ctx) -> None:
     ctx.runtime.create_container(ctx.sandbox())
-    with pytest.raises(RuntimeCommandError):
+    with pytest.raises(NameConflictError):  # apply treats it as drift (steps._create_container)
         ctx.runtime.create_container(ctx.sandbox())
 
 

@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from asbx.errors import AsbxError, NotFoundError, RuntimeCommandError, RuntimeUnavailableError
+from asbx.errors import (
+    AsbxError,
+    NameConflictError,
+    NotFoundError,
+    RuntimeCommandError,
+    RuntimeUnavailableError,
+)
 from asbx.runtime.base import (
     BuildRequest,
     Capabilities,
@@ -279,8 +285,8 @@ class FakeRuntime:
         self._record("create_container", request)
         with self._lock:
             if request.name in self.containers:
-                raise self._refused("create", f'the container name "{request.name}" is '
-                                    "already in use")
+                raise NameConflictError(f'the container name "{request.name}" is '
+                                        "already in use")
             self._check_request(request)
             image = self._find_image(request.image) or self._pull_for_create(request.image)
             for mount in request.mounts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import tempfile
 import threading
@@ -14,7 +15,7 @@ from typing import Any
 from asbx import project as naming
 from asbx.addresses import Address, ResourceKind
 from asbx.apply.batching import Removals
-from asbx.errors import AsbxError, NotFoundError
+from asbx.errors import AsbxError, NameConflictError, NotFoundError
 from asbx.images import local_only, pin_reference
 from asbx.plan.hashing import HASH_VERSION
 from asbx.plan.model import Action, Change
@@ -27,6 +28,7 @@ from asbx.runtime.base import (
     LABEL_SALT,
     BuildRequest,
     ContainerRequest,
+    ContainerState,
     MountRequest,
     ObservedImage,
     PortRequest,
@@ -356,7 +358,7 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
     if box.setup:  # until setup is done, a crash must leave a sandbox the next plan replaces,
         # never one it adopts by its labels with setup silently skipped
         ctx.record(change, {**outputs, "setup": "pending"}, status="tainted")
-    outputs["container_id"] = ctx.runtime.create_container(request)
+    outputs["container_id"] = _create_container(ctx, change, request)
     try:
         _run_setup(ctx, container, box, out)
     except SetupFailedError:
@@ -367,6 +369,30 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
 
         write_setup_marker(ctx.home, ctx.project, name, outputs["container_id"])
     ctx.record(change, {**outputs, "setup": "done" if box.setup else "none"})
+
+
+def _create_container(ctx: StepContext, change: Change, request: ContainerRequest) -> str:
+    """Create and start the container; if its name is taken (a `podman run` of an apply that
+    was killed can finish after the next apply observed the runtime), treat that as drift:
+    adopt the container when it is the one this change wants, else remove it and create."""
+    try:
+        return ctx.runtime.create_container(request)
+    except NameConflictError:
+        pass
+    found = next((c for c in ctx.runtime.list_containers({LABEL_PROJECT: ctx.project})
+                  if c.name == request.name), None)
+    wanted = (found is not None and found.labels.get(LABEL_ADDRESS) == str(change.address)
+              and found.labels.get(LABEL_HASH) == change.config_hash)
+    if found is not None and wanted:
+        if found.state is not ContainerState.RUNNING:
+            ctx.runtime.start_container(request.name)
+        return found.id
+    if found is not None:
+        ctx.removals.containers.submit(request.name)  # verified gone
+    else:  # not in the listing (e.g. only in podman's storage): remove it by name
+        with contextlib.suppress(NotFoundError):
+            ctx.runtime.remove_container(request.name, force=True)
+    return ctx.runtime.create_container(request)
 
 
 def _prepare_workspace(ctx: StepContext, box: SandboxSpec, workspace: Path) -> str:

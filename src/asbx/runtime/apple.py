@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from asbx.errors import (
     AsbxError,
+    NameConflictError,
     NotFoundError,
     PlanError,
     RuntimeCommandError,
@@ -642,7 +643,13 @@ class AppleRuntime:
         with private_env_file(request.env) as env_file:
             argv = create_argv(self.executable, request, env_file=env_file, warn=self._warn,
                                use_init=use_init)
-            self._run(argv[1:])
+            try:
+                self._run(argv[1:])
+            except RuntimeCommandError as exc:
+                if "already exists" in exc.stderr:
+                    raise NameConflictError(f"cannot create {request.name!r}: the name is "
+                                            "taken") from exc
+                raise
         return request.name
 
     def start_container(self, name: str) -> None:

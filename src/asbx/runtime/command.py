@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
+import functools
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -105,8 +109,11 @@ def _describe_end(result: CommandResult) -> str:
 
 def _spawn(request: CommandRequest) -> subprocess.Popen[bytes]:
     env = {**os.environ, **request.env} if request.env else None
+    wrapper = _die_with_us()
+    if wrapper:
+        _check_executable(request.argv[0], (env or os.environ).get("PATH"), request.cwd)
     return subprocess.Popen(
-        list(request.argv),
+        [*wrapper, *request.argv],
         stdin=_stdin_of(request.stdin),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -114,6 +121,43 @@ def _spawn(request: CommandRequest) -> subprocess.Popen[bytes]:
         cwd=request.cwd,
         start_new_session=True,  # its own process group, so a timeout kills the whole tree
     )
+
+
+def _check_executable(name: str, path: str | None, cwd: str | None) -> None:
+    """Raise what Popen would for a missing or non-executable program (the wrapper would
+    otherwise report it in words of its own)."""
+    if "/" not in name and shutil.which(name, path=path) is not None:
+        return
+    full = os.path.join(cwd or ".", name)
+    if "/" in name and os.access(full, os.X_OK) and os.path.isfile(full):
+        return
+    if "/" in name and os.path.exists(full):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+
+
+@functools.cache
+def _die_with_us() -> tuple[str, ...]:
+    """The argv prefix that makes a child die with asbx, even a `kill -9`ed one.
+
+    A `podman run` left running by a killed apply would create its container after the next
+    apply observed the runtime. On Linux, util-linux's `setpriv --pdeathsig KILL` sets the
+    child's parent-death signal and execs the command (a `preexec_fn` calling prctl would
+    fork without exec in a threaded process, which is unsafe). The signal is not inherited by
+    what the command forks, so daemons it starts (conmon, the egress proxy) live on. Elsewhere,
+    or without a setpriv that knows the flag, commands run as they are.
+    """
+    if not sys.platform.startswith("linux"):
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        return ()
+    try:
+        probe = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"],
+                               capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return (setpriv, "--pdeathsig", "KILL", "--") if probe.returncode == 0 else ()
 
 
 def _stdin_of(stdin: Stdin) -> int | BinaryIO:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from asbx.errors import (
     AsbxError,
+    NameConflictError,
     NotFoundError,
     RuntimeCommandError,
     RuntimeTimeoutError,
@@ -58,6 +59,7 @@ _NOT_FOUND = re.compile(
 # podman 4 listing an image another process is creating or removing at that moment (a build's
 # commit, a manifest list): its stored data is not there (yet, or any more).
 _IN_FLUX = re.compile(r'checking if image "[0-9a-f]+" is dangling|locating item named "manifest"')
+_NAME_IN_USE = re.compile(r"name \S+ is already in use", re.IGNORECASE)  # podman 4, docker
 _NOT_RUNNING = re.compile(r"container state improper|is not running", re.IGNORECASE)
 # Kills every process whose environment carries the marker given as $1 (never spliced in).
 _KILL_MARKED = (
@@ -263,6 +265,8 @@ class OciCliRuntime:
         if (result.returncode != 0 and not result.timed_out and _NOT_FOUND.search(result.stderr)
                 and self.host_problem(result) is None):  # CNI's own "network podman not found"
             raise NotFoundError(f"cannot create {request.name!r}: {first_error(result)}")
+        if result.returncode != 0 and not result.timed_out and _NAME_IN_USE.search(result.stderr):
+            raise NameConflictError(f"cannot create {request.name!r}: {first_error(result)}")
         self._checked(result, self._timeout)
         return result.stdout.strip().splitlines()[-1]
 

@@ -249,3 +249,28 @@ def test_a_snapshot_dropped_from_the_spec_is_kept_unless_data_loss_is_allowed(
     _apply_with(tmp_path, runtime, PlanOptions(allow_data_loss=True))
     assert list(archives.glob("*.tar.zst")) == []
     assert _pending(tmp_path, runtime) == {}
+
+
+@pytest.mark.parametrize("same_hash", [True, False])
+def test_a_container_that_took_the_name_after_the_plan_is_adopted_or_replaced(
+    tmp_path: Path, runtime: FakeRuntime, same_hash: bool
+) -> None:
+    """A killed apply's `podman run` can finish after the next apply observed the runtime."""
+    from asbx.runtime.base import LABEL_ADDRESS, LABEL_HASH, LABEL_PROJECT, ContainerRequest
+
+    session = _session(tmp_path, runtime)
+    planned = make_plan(session, PlanOptions())
+    change = next(c for c in planned.plan.changes if c.address == WEB)
+    labels = {LABEL_PROJECT: "steps", LABEL_ADDRESS: str(WEB),
+              LABEL_HASH: change.config_hash if same_hash else "sha256:old"}
+    late = runtime.create_container(ContainerRequest(name="steps-web", image=IMAGE, command=(),
+                                                     labels=labels, start=same_hash))
+    result = run_apply(session, planned, parallelism=4, hooks=NullApplyHooks())
+    assert result.ok, [(o.node, o.error) for o in result.failed]
+    container = runtime.containers["steps-web"]
+    assert (container.id == late) is same_hash
+    assert container.labels[LABEL_HASH] == change.config_hash
+    assert container.state.value == "running"
+    assert any(c.method == "exec" and c.args[0] == "steps-web" for c in runtime.calls), (
+        "setup runs on an adopted container too")
+    assert _pending(tmp_path, runtime) == {}

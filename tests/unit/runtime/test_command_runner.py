@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from asbx.runtime.command import (
     TIMEOUT_EXIT_CODE,
@@ -136,3 +139,35 @@ def test_recording_runner_counts_and_keeps_requests() -> None:
 def test_argv_of_flattens_pieces() -> None:
     assert argv_of("podman", ["ps", "-a"], ("--format", "json")) == (
         "podman", "ps", "-a", "--format", "json")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_command_dies_with_a_killed_asbx(tmp_path: Path) -> None:
+    """A `kill -9`ed apply must not leave a `podman run` behind to finish later."""
+    pidfile = tmp_path / "pid"
+    script = (
+        "import sys\n"
+        "from asbx.runtime.command import CommandRequest, SubprocessRunner\n"
+        "SubprocessRunner()(CommandRequest(argv=('sh', '-c', 'echo $$ > \"$0\"; exec sleep 60',"
+        f" {str(pidfile)!r})))\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 20
+    while not (pidfile.is_file() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "the command never started"
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while _alive(child):
+        assert time.monotonic() < deadline, f"pid {child} outlived its killed parent"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from asbx.errors import AsbxError, NotFoundError, RuntimeCommandError, RuntimeUnavailableError
+from asbx.errors import (
+    AsbxError,
+    NameConflictError,
+    NotFoundError,
+    RuntimeCommandError,
+    RuntimeUnavailableError,
+)
 from asbx.runtime.base import (
     LABEL_ADDRESS,
     LABEL_PROJECT,
@@ -70,7 +76,7 @@ def test_errors_match_the_real_backends() -> None:
         with pytest.raises(NotFoundError):
             call()
     fake.create_container(sandbox("web"))
-    with pytest.raises(RuntimeCommandError, match="already in use"):
+    with pytest.raises(NameConflictError, match="already in use"):
         fake.create_container(sandbox("web"))
     with pytest.raises(RuntimeCommandError, match="not running"):
         fake.exec("web", ("true",))
