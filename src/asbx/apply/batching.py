@@ -92,29 +92,43 @@ class Removals:
                                self._runtime.remove_volume, present, "volume")
 
 
+RETRY_PAUSES = (0.5, 1.0, 2.0)
+"""Seconds between retries of a removal the runtime refused: podman 4.3 fails `rm` with
+"unlinkat .../userdata/shm: device or resource busy" while another podman process briefly
+holds a copy of the container's mounts (seen after a `podman run` was killed mid-way)."""
+
+
 def remove_verified(
     names: Sequence[str],
     bulk: Callable[[Sequence[str]], None],
     one: Callable[[str], None],
     present: Callable[[Iterable[str]], set[str]],
     kind: str,
+    pauses: Sequence[float] = RETRY_PAUSES,
 ) -> dict[str, BaseException]:
-    """Remove `names` in one call, list what is left (one listing), retry those one by one,
-    and return an error for each name still present: only a verified removal is recorded."""
+    """Remove `names` in one call, list what is left (one listing), retry those one by one
+    (again after each of `pauses` while the runtime refuses), and return an error for each
+    name still present: only a verified removal is recorded."""
     with contextlib.suppress(AsbxError):  # the listing says which ones it did not remove
         bulk(names)
     left = present(names)
-    if not left:
-        return {}
     failures: dict[str, BaseException] = {}
-    for name in sorted(left):
-        try:
-            one(name)
-        except NotFoundError:
-            pass
-        except AsbxError as exc:
-            failures[name] = exc
-    for name in present(left) - failures.keys():
+    for pause in (0.0, *pauses):
+        if not left:
+            return {}
+        time.sleep(pause)
+        failures = {}
+        for name in sorted(left):
+            try:
+                one(name)
+            except NotFoundError:
+                pass
+            except AsbxError as exc:
+                failures[name] = exc
+        left = present(left)
+        if not failures:
+            break
+    for name in left - failures.keys():
         failures[name] = AsbxError(f"{kind} {name!r} is still there after it was removed",
                                    hint="see what holds it, then run the command again")
-    return failures
+    return {name: error for name, error in failures.items() if name in left}

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 import pytest
 
 from asbx.apply.batching import Coalescer, remove_verified
-from asbx.errors import NotFoundError
+from asbx.errors import AsbxError, NotFoundError
 
 
 def run_together(coalescer: Coalescer, names: list[str]) -> dict[str, BaseException | None]:
@@ -89,7 +89,8 @@ def test_a_bulk_removal_that_removed_nothing_is_retried_one_by_one() -> None:
 
 def test_a_removal_that_did_not_happen_is_an_error_for_that_name_only() -> None:
     store = QuirkyStore({"a", "b", "c"}, stuck=frozenset({"b"}))
-    failures = remove_verified(["a", "b", "c"], store.bulk, store.one, store.present, "volume")
+    failures = remove_verified(["a", "b", "c"], store.bulk, store.one, store.present, "volume",
+                               pauses=(0.0,))
     assert list(failures) == ["b"]
     assert "still there" in str(failures["b"])
     assert store.names == {"b"}
@@ -106,3 +107,30 @@ def test_per_name_failures_reach_only_their_caller() -> None:
     results = run_together(coalescer, ["a", "b"])
     assert results["a"] is None
     assert str(results["b"]) == "b stuck"
+
+
+def test_a_refused_removal_is_retried_after_a_pause() -> None:
+    store = QuirkyStore({"a", "b"})
+    refusals = iter([AsbxError("device or resource busy")])
+
+    def one(name: str) -> None:
+        error = next(refusals, None)
+        if error is not None:
+            raise error
+        store.one(name)
+
+    failures = remove_verified(["a"], lambda names: None, one, store.present, "container",
+                               pauses=(0.0, 0.0))
+    assert failures == {}
+    assert store.names == {"b"}
+
+
+def test_a_removal_refused_every_time_is_that_error() -> None:
+    store = QuirkyStore({"a"})
+
+    def one(name: str) -> None:
+        raise AsbxError("device or resource busy")
+
+    failures = remove_verified(["a"], lambda names: None, one, store.present, "container",
+                               pauses=(0.0, 0.0))
+    assert [str(e) for e in failures.values()] == ["device or resource busy"]
