@@ -374,16 +374,15 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
 def _create_container(ctx: StepContext, change: Change, request: ContainerRequest) -> str:
     """Create and start the container; if its name is taken (a `podman run` of an apply that
     was killed can finish after the next apply observed the runtime), treat that as drift:
-    adopt the container when it is the one this change wants, else remove it and create."""
+    adopt the container when it carries every label this one would (address, config hash,
+    privileges...), else remove it and create."""
     try:
         return ctx.runtime.create_container(request)
     except NameConflictError:
         pass
     found = next((c for c in ctx.runtime.list_containers({LABEL_PROJECT: ctx.project})
                   if c.name == request.name), None)
-    wanted = (found is not None and found.labels.get(LABEL_ADDRESS) == str(change.address)
-              and found.labels.get(LABEL_HASH) == change.config_hash)
-    if found is not None and wanted:
+    if found is not None and all(found.labels.get(k) == v for k, v in request.labels.items()):
         if found.state is not ContainerState.RUNNING:
             ctx.runtime.start_container(request.name)
         return found.id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -256,21 +257,33 @@ def test_a_container_that_took_the_name_after_the_plan_is_adopted_or_replaced(
     tmp_path: Path, runtime: FakeRuntime, same_hash: bool
 ) -> None:
     """A killed apply's `podman run` can finish after the next apply observed the runtime."""
-    from asbx.runtime.base import LABEL_ADDRESS, LABEL_HASH, LABEL_PROJECT, ContainerRequest
+    import dataclasses
 
-    session = _session(tmp_path, runtime)
-    planned = make_plan(session, PlanOptions())
-    change = next(c for c in planned.plan.changes if c.address == WEB)
-    labels = {LABEL_PROJECT: "steps", LABEL_ADDRESS: str(WEB),
-              LABEL_HASH: change.config_hash if same_hash else "sha256:old"}
-    late = runtime.create_container(ContainerRequest(name="steps-web", image=IMAGE, command=(),
-                                                     labels=labels, start=same_hash))
-    result = run_apply(session, planned, parallelism=4, hooks=NullApplyHooks())
-    assert result.ok, [(o.node, o.error) for o in result.failed]
+    from asbx.runtime.base import LABEL_HASH
+
+    wanted: list[Any] = []
+    runtime.fail("create_container",
+                 when=lambda args: args[0].name == "steps-web" and not wanted.append(args[0]))
+    assert _apply(tmp_path, runtime) == ["sandbox.web"]  # the killed apply's request, kept
+
+    request = wanted[0]
+    if not same_hash:
+        request = dataclasses.replace(request, labels={**request.labels, LABEL_HASH: "sha256:old"})
+    late: list[str] = []
+
+    def finish_late(args: tuple[Any, ...]) -> bool:
+        """That `podman run` finishes just before this apply creates the container."""
+        if not late and args[0].name == "steps-web":
+            late.append("")
+            late[0] = runtime.create_container(request)
+        return False
+
+    runtime.fail("create_container", times=99, when=finish_late)
+    assert _apply(tmp_path, runtime) == []
     container = runtime.containers["steps-web"]
-    assert (container.id == late) is same_hash
-    assert container.labels[LABEL_HASH] == change.config_hash
+    assert (container.id == late[0]) is same_hash
+    assert container.labels == dict(wanted[0].labels)
     assert container.state.value == "running"
-    assert any(c.method == "exec" and c.args[0] == "steps-web" for c in runtime.calls), (
-        "setup runs on an adopted container too")
+    setups = [c for c in runtime.calls if c.method == "exec" and c.args[0] == "steps-web"]
+    assert setups, "setup runs on an adopted container too"
     assert _pending(tmp_path, runtime) == {}
