@@ -260,9 +260,9 @@ def _summarise(result: Any, command: str, action: Any) -> None:
         hint = getattr(outcome.error, "hint", None)
         if hint:
             click.echo(f"  hint: {hint}", err=True)
-    for address in _kept(result, action):
-        click.echo(f"kept: {address} was not replaced (something its replacement needs "
-                   "failed); its current object is untouched", err=True)
+    for address, why in _kept(result, action):
+        click.echo(f"kept: {address} was not replaced ({why}); its current object is "
+                   "untouched", err=True)
     title = command.capitalize()  # Apply, Destroy, Pull
     changed = result.done(action.UPDATE) + result.done(action.START)
     counts = (
@@ -273,14 +273,17 @@ def _summarise(result: Any, command: str, action: Any) -> None:
     click.echo(f"\n{title} {status}: {counts}.", err=not result.ok)
 
 
-def _kept(result: Any, action: Any) -> list[Any]:
-    """Replaced resources whose old object was left in place because the removal never ran."""
+def _kept(result: Any, action: Any) -> list[tuple[Any, str]]:
+    """Replaced resources whose old object was left in place because the removal never ran,
+    each with why."""
     from asbx.apply.executor import Status
 
+    reasons = {Status.SKIPPED: "something its replacement needs failed",
+               Status.CANCELLED: "the apply was interrupted first"}
     return [
-        address
+        (address, reasons[outcome.status])
         for (address, phase), outcome in result.outcomes.items()
         if phase == "destroy"
-        and outcome.status in (Status.SKIPPED, Status.CANCELLED)
+        and outcome.status in reasons
         and result.changes[address].action is action.REPLACE
     ]
