@@ -21,7 +21,7 @@ from asbx.lockfile import lock_path
 from asbx.observe import observe
 from asbx.plan.hashing import applied_form
 from asbx.plan.model import BuildInputs, Plan, PlanOptions
-from asbx.plan.observed import Observed
+from asbx.plan.observed import Leftover, Observed
 from asbx.plan.planner import PlanInput, plan
 from asbx.project import project_name
 from asbx.runtime.base import ObservedImage, Runtime
@@ -95,7 +95,6 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
     state = _recovered_salt(state, observed, session.project)
     contexts, details = context_digests(session, state)
     lock_problems, pinned = _lock_state(session, {n: c.digest for n, c in contexts.items()}, locked)
-    allowlist = _allowlist_supported()
     result = plan(
         PlanInput(
             project=session.project,
@@ -112,7 +111,7 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
             spec_digest=spec_digest(session.loaded),
             runtime=session.runtime.name,
             now=time.time(),
-            allowlist_supported=allowlist,
+            allowlist_blocker=_allowlist_blocker(session),
         )
     )
     if lock_problems:
@@ -197,10 +196,10 @@ def _observe(session: Session, archives: list[str]) -> Observed:
     except AsbxError:
         session.runtime.check()
         raise
-    down = _proxies_down(session)
     return dataclasses.replace(
         observed,
-        proxies_down=down,
+        proxies_down=_proxies_down(session),
+        leftovers=_egress_leftovers(session),
         setup_done=_setup_done(session),
         workspaces=_workspaces(session),
         snapshot_marks=_snapshot_marks(session),
@@ -240,9 +239,20 @@ def _setup_done(session: Session) -> dict[Address, str]:
     return {address: marker for address, marker in done.items() if marker}
 
 
+def _allowlisted(session: Session) -> list[str]:
+    return [n for n, b in session.loaded.spec.sandboxes.items() if b.network.mode == "allow"]
+
+
+def _egress_leftovers(session: Session) -> tuple[Leftover, ...]:
+    """Proxies and firewall chains of this project that outlived their network or sandbox."""
+    from asbx.apply.egress import find_leftovers
+
+    return find_leftovers(session.runtime, session.home, session.project, _allowlisted(session))
+
+
 def _proxies_down(session: Session) -> frozenset[Address]:
     """Allowlisted sandboxes whose egress proxy is not running (a file check, no runtime call)."""
-    allowlisted = [n for n, b in session.loaded.spec.sandboxes.items() if b.network.mode == "allow"]
+    allowlisted = _allowlisted(session)
     if not allowlisted:
         return frozenset()
     from asbx.apply.egress import run_dir
@@ -288,7 +298,23 @@ def run_apply(
         salt=salt,
     )
     deps = {a: tuple(session.loaded.graph.dependencies(a)) for a in session.loaded.graph.resources}
-    return apply_plan(planned.plan, ctx, deps, parallelism=parallelism, hooks=hooks, cancel=cancel)
+    result = apply_plan(
+        planned.plan, ctx, deps, parallelism=parallelism, hooks=hooks, cancel=cancel
+    )
+    if opts.refresh:
+        remove_egress_leftovers(session)
+    return result
+
+
+def remove_egress_leftovers(session: Session) -> int:
+    """After apply/destroy: stop proxies and remove firewall chains that guard nothing now
+    (found afresh: the apply may have recreated a network, or removed one)."""
+    from asbx.apply.egress import remove_leftovers
+
+    leftovers = _egress_leftovers(session)
+    if leftovers:
+        remove_leftovers(session.home, session.project, leftovers)
+    return len(leftovers)
 
 
 def context_digests(
@@ -452,9 +478,14 @@ def _local_only_image(session: Session, ref: str, error: AsbxError) -> ObservedI
     return local if local is not None and local.digest else None
 
 
-def _allowlist_supported() -> bool:
-    """The egress proxy runs on the host (Linux/macOS); the runtime must isolate the network."""
-    return True
+def _allowlist_blocker(session: Session) -> str:
+    """Why this host cannot keep an allowlist sandbox to its proxy ("" if it can). Only asked
+    when the spec has an allowlist sandbox; the runtime's own blocker is the planner's."""
+    if not _allowlisted(session):
+        return ""
+    from asbx.network.firewall import blocker
+
+    return blocker()
 
 
 def _egress(session: Session) -> object | None:

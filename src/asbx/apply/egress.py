@@ -1,63 +1,84 @@
-"""Allowlist networking at apply time: an internal network per sandbox and its egress proxy."""
+"""Allowlist networking at apply time: an internal network per sandbox, its egress proxy and
+the host firewall chain that leaves the network nothing but that proxy; and their leftovers."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asbx import project as naming
 from asbx.errors import AsbxError
-from asbx.network.manager import ensure_proxy, proxy_env, remove_logs, stop_proxy
+from asbx.network import firewall
+from asbx.network.manager import ensure_proxy, proxy_env, proxy_status, remove_logs, stop_proxy
 from asbx.plan.model import Action
+from asbx.plan.observed import Leftover
 from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT, ObservedNetwork, Runtime
-from asbx.runtime.command import SubprocessRunner
+from asbx.runtime.command import CommandRunner, SubprocessRunner
 
 if TYPE_CHECKING:
     from asbx.apply.steps import StepContext
     from asbx.plan.model import Change
     from asbx.spec.model import SandboxSpec
 
+PROXY = "egress proxy"
+CHAIN = "firewall chain"
+
 
 class Egress:
     """The `egress` hooks of StepContext: prepare before create, release on destroy."""
 
+    def __init__(self, runner: CommandRunner | None = None) -> None:
+        self.runner = runner or SubprocessRunner()
+
     def prepare(
         self, ctx: StepContext, change: Change, box: SandboxSpec
     ) -> tuple[str, dict[str, str]]:
-        network = self._network(ctx, change)
-        if not network.gateway:
-            raise AsbxError(f"network {network.name} has no gateway address for the egress proxy")
-        handle = ensure_proxy(
-            run_dir(ctx.home, ctx.project, change.address.name),
-            network.gateway,
-            box.network.allow,
-            runner=SubprocessRunner(),
+        """Network, proxy, then firewall: all in place before the container starts."""
+        name = change.address.name
+        network, fresh = self._network(ctx, change)
+        if not network.gateway or not network.subnet or not network.interface:
+            raise AsbxError(
+                f"network {network.name} has no gateway, subnet or bridge interface, so its "
+                "egress proxy cannot be the only way out")
+        proxies = run_dir(ctx.home, ctx.project, name)
+        if fresh:  # a proxy that outlived an earlier network of this name guards nothing now
+            stop_proxy(proxies)
+        handle = ensure_proxy(proxies, network.gateway, box.network.allow, runner=self.runner,
+                              clients=(network.subnet,))
+        firewall.install(
+            firewall.Guard(ctx.project, name, network.interface, network.subnet, handle.host,
+                           handle.port),
+            self.runner,
         )
         return network.name, proxy_env(handle)
 
     def release(self, ctx: StepContext, change: Change) -> None:
-        release_egress(ctx.runtime, ctx.home, ctx.project, change.address.name,
+        release_egress(ctx.runtime, ctx.home, ctx.project, change.address.name, self.runner,
                        forget=change.action is Action.DELETE)
 
-    def _network(self, ctx: StepContext, change: Change) -> ObservedNetwork:
+    def _network(self, ctx: StepContext, change: Change) -> tuple[ObservedNetwork, bool]:
         name = naming.network_name(ctx.project, change.address.name)
         labels = _labels(ctx.project, str(change.address))
         for network in ctx.runtime.list_networks(labels):
             if network.name == name:
-                if network.gateway:
-                    return network
+                if network.gateway and network.interface:
+                    return network, False
                 inspect = getattr(ctx.runtime, "inspect_network", None)
-                return inspect(name) if inspect else network
-        return ctx.runtime.create_network(name, labels, internal=True)
+                return (inspect(name) if inspect else network), False
+        return ctx.runtime.create_network(name, labels, internal=True), True
 
 
-def release_egress(runtime: Runtime, home: Path, project: str, sandbox: str, *,
-                   forget: bool = False) -> None:
-    """Stop a sandbox's egress proxy and remove its network (after its container is gone);
-    `forget` (the sandbox is deleted, not replaced) removes the proxy's request log too."""
+def release_egress(runtime: Runtime, home: Path, project: str, sandbox: str,
+                   runner: CommandRunner | None = None, *, forget: bool = False) -> None:
+    """Stop a sandbox's egress proxy, remove its firewall chain and its network (after its
+    container is gone); `forget` (the sandbox is deleted, not replaced) removes the proxy's
+    request log too."""
     stop_proxy(run_dir(home, project, sandbox))
     if forget:
         remove_logs(run_dir(home, project, sandbox))
+    if not firewall.blocker():
+        firewall.remove(project, sandbox, runner or SubprocessRunner())
     name = naming.network_name(project, sandbox)
     labels = _labels(project, f"sandbox.{sandbox}")
     found = runtime.list_networks(labels)
@@ -65,6 +86,50 @@ def release_egress(runtime: Runtime, home: Path, project: str, sandbox: str, *,
         runtime.remove_network(name)
         if any(n.name == name for n in runtime.list_networks(labels)):
             raise AsbxError(f"network {name!r} is still there after it was removed")
+
+
+def find_leftovers(runtime: Runtime, home: Path, project: str, allowlisted: Collection[str],
+                   runner: CommandRunner | None = None) -> tuple[Leftover, ...]:
+    """Running proxies and firewall chains of `project` whose network is gone or whose sandbox
+    is not (any more) an allowlist sandbox. Lists networks only when there is something."""
+    proxies = {
+        d.parent.name: status.handle
+        for d in sorted((home / "projects" / project / "sandboxes").glob("*/proxy"))
+        if (status := proxy_status(d)).state == "running" and status.handle is not None
+    }
+    chains = ([] if firewall.blocker() else
+              firewall.owned_by(firewall.list_installed(runner or SubprocessRunner()), project))
+    if not proxies and not chains:
+        return ()
+    networks = {n.name for n in runtime.list_networks({LABEL_PROJECT: project})}
+
+    def why(sandbox: str) -> str:
+        if sandbox not in allowlisted:
+            return "not an allowlist sandbox in sandboxes.yaml"
+        if naming.network_name(project, sandbox) not in networks:
+            return "its network is gone"
+        return ""
+
+    found = [Leftover(PROXY, s, f"pid {h.pid} on {h.url.removeprefix('http://')}", why(s))
+             for s, h in proxies.items() if why(s)]
+    seen: set[str] = set()
+    for chain in chains:
+        if why(chain.sandbox) and chain.chain not in seen:
+            seen.add(chain.chain)
+            found.append(Leftover(CHAIN, chain.sandbox, chain.chain, why(chain.sandbox)))
+    return tuple(found)
+
+
+def remove_leftovers(home: Path, project: str, leftovers: Collection[Leftover],
+                     runner: CommandRunner | None = None) -> None:
+    """Stop the leftover proxies and remove the leftover chains (both families)."""
+    runner = runner or SubprocessRunner()
+    for item in leftovers:
+        if item.kind == PROXY:
+            stop_proxy(run_dir(home, project, item.sandbox))
+        elif item.kind == CHAIN:
+            firewall.remove_installed(
+                [c for c in firewall.list_installed(runner) if c.chain == item.name], runner)
 
 
 def run_dir(home: Path, project: str, sandbox: str) -> Path:

@@ -61,13 +61,15 @@ class ProxyStatus:
 
 
 def ensure_proxy(run_dir: Path, listen_host: str, allow: Sequence[str], *,
-                 runner: CommandRunner, port: int = 0, timeout: float = 15.0) -> ProxyHandle:
+                 runner: CommandRunner, port: int = 0, timeout: float = 15.0,
+                 clients: Sequence[str] = ()) -> ProxyHandle:
     """Make sure a proxy with exactly this allowlist listens on listen_host; return it.
 
     A live proxy with the same host and allowlist is reused. One with another allowlist is
     restarted on the same port, so the proxy URL already baked into the sandbox stays right.
     `port` 0 means: the port the previous proxy had, else any free one. `listen_host` is the
     sandbox network's gateway address; it may not exist yet (the proxy binds it anyway).
+    `clients` (CIDRs) are the only peers the proxy serves; empty means any.
     """
     policy = HostPolicy(allow)
     run_dir = run_dir.absolute()
@@ -75,16 +77,16 @@ def ensure_proxy(run_dir: Path, listen_host: str, allow: Sequence[str], *,
     recorded = read_handle(run_dir)
     if recorded is not None and is_proxy_process(recorded.pid):
         if (recorded.host, recorded.allow) == (listen_host, policy.entries) and port in (
-                0, recorded.port):
+                0, recorded.port) and _recorded_clients(run_dir) == list(clients):
             return recorded
         _terminate(recorded.pid)
     _remove_run_files(run_dir)
     sticky = recorded.port if recorded is not None and recorded.host == listen_host else 0
     preferred = port or sticky
-    _write_json(run_dir / POLICY_FILE, {"allow": list(policy.entries)})
-    result = _launch(run_dir, listen_host, preferred, runner, timeout)
+    _write_json(run_dir / POLICY_FILE, {"allow": list(policy.entries), "clients": list(clients)})
+    result = _launch(run_dir, listen_host, preferred, runner, timeout, clients)
     if result.returncode == EXIT_ADDRESS_IN_USE and preferred and not port:
-        result = _launch(run_dir, listen_host, 0, runner, timeout)
+        result = _launch(run_dir, listen_host, 0, runner, timeout, clients)
     handle = read_handle(run_dir)
     if result.returncode != 0 or result.timed_out or handle is None:
         raise ProxyError(_start_failure(run_dir, listen_host, result),
@@ -162,10 +164,11 @@ def is_proxy_process(pid: int) -> bool:
 
 
 def _launch(run_dir: Path, host: str, port: int, runner: CommandRunner,
-            timeout: float) -> CommandResult:
+            timeout: float, clients: Sequence[str] = ()) -> CommandResult:
     argv = (sys.executable, "-m", _PROXY_MODULE, "--daemon", "--listen", join_host_port(host, port),
             "--policy-file", str(run_dir / POLICY_FILE), "--log", str(run_dir / LOG_FILE),
-            "--pidfile", str(run_dir / PID_FILE), "--state", str(run_dir / STATE_FILE))
+            "--pidfile", str(run_dir / PID_FILE), "--state", str(run_dir / STATE_FILE),
+            *(arg for client in clients for arg in ("--client", client)))
     return runner(CommandRequest(argv=argv, timeout=timeout))
 
 
@@ -182,6 +185,15 @@ def _terminate(pid: int, timeout: float = 5.0) -> None:
                 return
             time.sleep(0.02)
     raise ProxyError(f"the egress proxy (pid {pid}) did not stop")
+
+
+def _recorded_clients(run_dir: Path) -> list[str] | None:
+    """The client CIDRs the run_dir's proxy was started with (None: unknown)."""
+    try:
+        clients = json.loads((run_dir / POLICY_FILE).read_text(encoding="utf-8"))["clients"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [str(c) for c in clients] if isinstance(clients, list) else None
 
 
 def _recorded_pid(run_dir: Path) -> int | None:

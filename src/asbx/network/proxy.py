@@ -187,8 +187,12 @@ class EgressProxy:
     """A threaded HTTP proxy enforcing one sandbox's HostPolicy. `bind`, `serve_forever`, `stop`."""
 
     def __init__(self, policy: HostPolicy, *, host: str, port: int, log: RequestLog,
-                 resolver: Resolver = system_resolver, limits: ProxyLimits | None = None) -> None:
+                 resolver: Resolver = system_resolver, limits: ProxyLimits | None = None,
+                 clients: Sequence[str] = ()) -> None:
         self.policy = policy
+        # Who may connect (CIDRs; empty: anyone). asbx passes its sandbox's subnet; the host
+        # firewall enforces the same, this is defence in depth.
+        self.clients = tuple(ipaddress.ip_network(c, strict=False) for c in clients)
         self.log = log
         self.resolver = resolver
         self.limits = limits or ProxyLimits()
@@ -272,6 +276,9 @@ class EgressProxy:
             client, peer = self._listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        if not self._client_allowed(str(peer[0])):
+            self._refuse(client, str(peer[0]), _Reply(403, "this proxy serves another sandbox"))
+            return
         self._admit(client, str(peer[0]))
 
     def _admit(self, client: socket.socket, peer: str) -> None:
@@ -313,6 +320,21 @@ class EgressProxy:
         reply = _Reply(503, f"too many connections: {limits.max_connections} served at once "
                             f"and {limits.max_queued} waiting (the proxy's --max-connections "
                             "and --max-queued)")
+        with client:
+            client.settimeout(1.0)
+            _send_reply(client, reply, record, drain=False)  # never stall the accept loop
+        self.log.write(record.line())
+
+    def _client_allowed(self, peer: str) -> bool:
+        if not self.clients:
+            return True
+        address = ipaddress.ip_address(peer.split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.clients)
+
+    def _refuse(self, client: socket.socket, peer: str, reply: _Reply) -> None:
+        record = _Record(client=peer, started=time.monotonic())
         with client:
             client.settimeout(1.0)
             _send_reply(client, reply, record, drain=False)  # never stall the accept loop
@@ -608,6 +630,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--allow", action="append", help="an allowlist entry (repeatable)")
     source.add_argument("--policy-file", type=Path, help='JSON file: {"allow": [...]}')
+    parser.add_argument("--client", action="append", default=[],
+                        help="accept connections only from this CIDR (repeatable; default: any)")
     parser.add_argument("--log", type=Path, help="request log (default: stderr)")
     parser.add_argument("--pidfile", type=Path, help="write the pid here")
     parser.add_argument("--state", type=Path, help="write {pid, host, port, allow} JSON here")
@@ -660,13 +684,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         host, port = parse_listen(args.listen)
         policy = HostPolicy(args.allow) if args.allow else load_policy_file(args.policy_file)
+        clients = tuple(str(ipaddress.ip_network(c, strict=False)) for c in args.client)
     except (OSError, ValueError) as exc:
         print(f"asbx egress proxy: {exc}", file=sys.stderr)
         return EXIT_USAGE
     log = RequestLog.to_file(args.log) if args.log else RequestLog(sys.stderr)
     limits = ProxyLimits(max_connections=args.max_connections, max_queued=args.max_queued)
     _raise_open_files(limits)
-    proxy = EgressProxy(policy, host=host, port=port, log=log, limits=limits)
+    proxy = EgressProxy(policy, host=host, port=port, log=log, limits=limits,
+                        clients=clients)
     try:
         address = proxy.bind()
     except OSError as exc:

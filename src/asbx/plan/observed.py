@@ -26,6 +26,21 @@ class Orphan:
 
 
 @dataclass(frozen=True)
+class Leftover:
+    """A piece of an allowlist sandbox's networking (its egress proxy or its firewall chain)
+    that outlived what it guarded: its network is gone, or the sandbox is no longer allowlisted.
+    """
+
+    kind: str  # "egress proxy" or "firewall chain"
+    sandbox: str
+    name: str  # e.g. "pid 123 on 10.89.0.1:40000" or "ASBX-0123456789AB"
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.kind} of sandbox.{self.sandbox} ({self.name}): {self.reason}"
+
+
+@dataclass(frozen=True)
 class Observed:
     containers: Mapping[Address, ObservedContainer] = field(default_factory=dict)
     images: tuple[ObservedImage, ...] = ()
@@ -33,6 +48,7 @@ class Observed:
     archives: frozenset[str] = frozenset()
     unlabelled: tuple[Orphan, ...] = ()
     proxies_down: frozenset[Address] = frozenset()
+    leftovers: tuple[Leftover, ...] = ()
     # Sandboxes whose setup finished, by the id of the container it ran in (a host-side marker:
     # a container's labels are fixed before its setup runs, so they cannot say it finished).
     setup_done: Mapping[Address, str] = field(default_factory=dict)

@@ -48,6 +48,7 @@ class PlanInput:
     runtime: str = ""
     now: float = 0.0
     allowlist_supported: bool = True
+    allowlist_blocker: str = ""  # why the host cannot enforce allowlists (no root, no iptables)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ def plan(inp: PlanInput) -> Plan:
     selected = _select(inp, changes)
     errors, warnings = _check_capabilities(inp)
     warnings += _orphan_warnings(inp, desired)
+    warnings += _leftover_warnings(inp)
     ordered = _apply_order(inp, selected)
     return Plan(
         project=inp.project,
@@ -780,9 +782,10 @@ def _check_capabilities(inp: PlanInput) -> tuple[list[str], list[str]]:
                 f"{caps.min_memory // (1 << 20)}M on {runtime}"
             )
         if box.network.mode == "allow" and not (
-            inp.allowlist_supported and not caps.allowlist_blocker
+            inp.allowlist_supported and not caps.allowlist_blocker and not inp.allowlist_blocker
         ):
-            why = caps.allowlist_blocker or "the egress proxy is not available"
+            why = caps.allowlist_blocker or inp.allowlist_blocker or (
+                "the egress proxy is not available")
             errors.append(
                 f"sandbox.{name}: network allowlists cannot be enforced on {runtime} "
                 f"({why}); use network: deny or open"
@@ -816,6 +819,13 @@ def _check_capabilities(inp: PlanInput) -> tuple[list[str], list[str]]:
             if vol.size is not None:
                 errors.append(f"volume.{name}: size limits are not supported on {runtime}")
     return errors, warnings
+
+
+def _leftover_warnings(inp: PlanInput) -> list[str]:
+    if not inp.observed.leftovers:
+        return []
+    found = "; ".join(item.describe() for item in inp.observed.leftovers)
+    return [f"leftovers of allowlist networking: {found}; apply or destroy removes them"]
 
 
 def _orphan_warnings(inp: PlanInput, desired: Mapping[Address, Desired]) -> list[str]:

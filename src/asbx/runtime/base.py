@@ -73,6 +73,7 @@ class ObservedNetwork:
     internal: bool = False
     gateway: str = ""
     subnet: str = ""
+    interface: str = ""  # the bridge on the host (podman's network_interface), if known
 
 
 @dataclass(frozen=True)

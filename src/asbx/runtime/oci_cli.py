@@ -652,4 +652,5 @@ def parse_network(item: Mapping[str, Any]) -> ObservedNetwork | None:
         internal=internal is True or _text(internal).lower() == "true",
         gateway=_text(first.get("gateway") or first.get("Gateway")),
         subnet=_text(first.get("subnet") or first.get("Subnet")),
+        interface=_text(item.get("network_interface")),
     )

@@ -140,6 +140,11 @@ def _run(app: AppContext, run: Run) -> int:
         data = plan_to_json(planned.plan)
         if not planned.plan.pending and not planned.plan.state_only and not planned.plan.errors:
             click.echo(render_plan_text(data, color=app.color))
+            if planned.observed.leftovers and planned.plan.options.refresh:
+                from asbx.workflow import remove_egress_leftovers
+
+                removed = remove_egress_leftovers(session)
+                click.echo(f"Removed {removed} leftover(s) of allowlist networking.", err=True)
             return 0
         check_applicable(planned.plan)
         if run.plan_file is None:  # shown with -y too, so a log says what was done (Terraform)
