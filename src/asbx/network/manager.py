@@ -83,7 +83,10 @@ def ensure_proxy(run_dir: Path, listen_host: str, allow: Sequence[str], *,
     _remove_run_files(run_dir)
     sticky = recorded.port if recorded is not None and recorded.host == listen_host else 0
     preferred = port or sticky
-    _write_json(run_dir / POLICY_FILE, {"allow": list(policy.entries), "clients": list(clients)})
+    recorded_policy: dict[str, list[str]] = {"allow": list(policy.entries)}
+    if clients:
+        recorded_policy["clients"] = list(clients)
+    _write_json(run_dir / POLICY_FILE, recorded_policy)
     result = _launch(run_dir, listen_host, preferred, runner, timeout, clients)
     if result.returncode == EXIT_ADDRESS_IN_USE and preferred and not port:
         result = _launch(run_dir, listen_host, 0, runner, timeout, clients)
@@ -188,10 +191,10 @@ def _terminate(pid: int, timeout: float = 5.0) -> None:
 
 
 def _recorded_clients(run_dir: Path) -> list[str] | None:
-    """The client CIDRs the run_dir's proxy was started with (None: unknown)."""
+    """The client CIDRs the run_dir's proxy was started with ([]: any; None: unknown)."""
     try:
-        clients = json.loads((run_dir / POLICY_FILE).read_text(encoding="utf-8"))["clients"]
-    except (OSError, ValueError, KeyError, TypeError):
+        clients = json.loads((run_dir / POLICY_FILE).read_text(encoding="utf-8")).get("clients", [])
+    except (OSError, ValueError, AttributeError):
         return None
     return [str(c) for c in clients] if isinstance(clients, list) else None
 
