@@ -126,10 +126,16 @@ class Project:
 
 
 def _cleanup(project: Project) -> None:
+    from asbx.network import firewall
     from asbx.network.manager import stop_proxy
+    from asbx.runtime.command import SubprocessRunner
 
     for run_dir in project.home.glob("projects/*/sandboxes/*/proxy"):
         stop_proxy(run_dir)  # even when the test failed before destroy
+    if not firewall.blocker():  # and the host firewall chains of its allowlist sandboxes
+        runner = SubprocessRunner()
+        firewall.remove_installed(
+            firewall.owned_by(firewall.list_installed(runner), project.name), runner)
     label = f"label=dev.asbx.project={project.name}"
     ids = project.podman("ps", "-aq", "--filter", label).stdout.split()
     if ids:
