@@ -521,3 +521,27 @@ def test_a_declared_archive_is_imported_when_its_digest_changes(world_of, tmp_pa
     change = next(c for c in again.changes if str(c.address) == "snapshot.snap")
     assert (change.action, change.verb, change.detail) == (Action.CREATE, "import",
                                                             "./snap.tar.zst changed")
+
+
+def test_allowlist_refused_when_the_host_cannot_enforce_it(world_of) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("    memory: 1G\n", "    memory: 1G\n    network: {allow: [pypi.org]}\n")
+    result = world_of(text).plan(allowlist_blocker="asbx is not root")
+    assert any(
+        "allowlists cannot be enforced" in e and "(asbx is not root)" in e for e in result.errors
+    ), result.errors
+
+
+def test_networking_leftovers_are_warned_about_with_their_reason(world_of) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from asbx.plan.observed import Leftover
+
+    world = world_of(BASE)
+    left = (Leftover("egress proxy", "gone", "pid 7 on 10.89.0.1:4000", "its network is gone"),)
+    observed = replace(world.observed(), leftovers=left)
+    world.observed = lambda: observed  # type: ignore[method-assign]
+    result = world.plan()
+    assert (
+        "leftovers of allowlist networking: egress proxy of sandbox.gone (pid 7 on "
+        "10.89.0.1:4000): its network is gone; apply or destroy removes them"
+    ) in result.warnings

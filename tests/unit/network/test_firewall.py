@@ -1,0 +1,126 @@
+"""The host firewall rules for allowlist networks (pure parts) and the proxy's client check."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from asbx.network import firewall
+from asbx.network.firewall import Guard, Installed
+from asbx.network.policy import HostPolicy
+from asbx.network.proxy import EgressProxy, RequestLog
+
+GUARD = Guard("proj", "agent", "podman3", "10.89.3.0/24", "10.89.3.1", 40123)
+
+
+def test_chain_name_is_stable_short_and_per_sandbox() -> None:
+    name = firewall.chain_name("proj", "agent")
+    assert name == firewall.chain_name("proj", "agent")
+    assert name != firewall.chain_name("proj", "other")
+    assert name.startswith("ASBX-")
+    assert len(name) <= 28  # iptables' limit
+
+
+def test_ipv4_script_accepts_only_the_sandbox_to_its_proxy_then_drops() -> None:
+    chain = GUARD.chain
+    tag = '-m comment --comment "asbx proj/agent"'
+    assert firewall.install_script(GUARD, "iptables").splitlines() == [
+        "*filter",
+        f":{chain} - [0:0]",
+        f"-A {chain} {tag} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        f"-A {chain} {tag} -s 10.89.3.0/24 -d 10.89.3.1/32 -p tcp -m tcp --dport 40123 -j ACCEPT",
+        f"-A {chain} {tag} -j DROP",
+        f"-I FORWARD 1 -i podman3 {tag} -j {chain}",
+        f"-I INPUT 1 -i podman3 {tag} -j {chain}",
+        "COMMIT",
+    ]
+
+
+def test_ipv6_script_of_an_ipv4_proxy_drops_everything_new() -> None:
+    script = firewall.install_script(GUARD, "ip6tables")
+    assert "--dport" not in script
+    assert f"-A {GUARD.chain} -m comment --comment \"asbx proj/agent\" -j DROP" in script
+
+
+def test_reinstall_replaces_stale_jumps_in_the_same_commit() -> None:
+    stale = f'-A INPUT -i podman1 -m comment --comment "asbx proj/agent" -j {GUARD.chain}'
+    lines = firewall.install_script(GUARD, "iptables", [stale]).splitlines()
+    deleted = lines.index(stale.replace("-A", "-D", 1))
+    assert deleted < lines.index(f'-I INPUT 1 -i podman3 -m comment --comment "asbx proj/agent" '
+                                 f"-j {GUARD.chain}") < lines.index("COMMIT")
+
+
+def test_a_hostile_interface_name_is_refused() -> None:
+    bad = Guard("proj", "agent", "eth0 -j ACCEPT", "10.89.3.0/24", "10.89.3.1", 1)
+    with pytest.raises(firewall.FirewallError):
+        firewall.install_script(bad, "iptables")
+
+
+def test_listing_finds_chains_their_owners_and_jumps() -> None:
+    chain = GUARD.chain
+    listing = "\n".join([
+        "-P INPUT ACCEPT",
+        f"-N {chain}",
+        "-N DOCKER",
+        f'-A INPUT -i podman3 -m comment --comment "asbx proj/agent" -j {chain}',
+        f'-A FORWARD -i podman3 -m comment --comment "asbx proj/agent" -j {chain}',
+        "-A FORWARD -j DOCKER",
+        f'-A {chain} -m comment --comment "asbx proj/agent" -j DROP',
+    ])
+    [found] = firewall.parse_listing("iptables", listing)
+    assert found == Installed("iptables", chain, "proj", "agent", ("podman3",), (
+        f'-A INPUT -i podman3 -m comment --comment "asbx proj/agent" -j {chain}',
+        f'-A FORWARD -i podman3 -m comment --comment "asbx proj/agent" -j {chain}',
+    ))
+    assert firewall.owned_by([found], "proj") == [found]
+    assert firewall.owned_by([found], "other") == []
+    removal = firewall.remove_script(found).splitlines()
+    assert removal[-3:] == [f"-F {chain}", f"-X {chain}", "COMMIT"]
+
+
+def test_not_root_refuses_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(firewall.sys, "platform", "linux")
+    monkeypatch.setattr(firewall.os, "geteuid", lambda: 1000)
+    assert "asbx is not root" in firewall.blocker()
+    assert "rootless podman" in firewall.blocker()
+
+
+def test_missing_iptables_refuses_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(firewall.sys, "platform", "linux")
+    monkeypatch.setattr(firewall.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(firewall.shutil, "which", lambda name: None)
+    assert firewall.blocker().startswith("iptables, iptables-restore, ip6tables")
+
+
+def test_proxy_refuses_a_client_outside_its_sandbox(tmp_path: Path) -> None:
+    log = RequestLog.to_file(tmp_path / "proxy.log")
+    proxy = EgressProxy(HostPolicy(["example.test"]), host="127.0.0.1", port=0, log=log,
+                        clients=("10.89.3.0/24",))
+    _, port = proxy.bind()
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"CONNECT example.test:443 HTTP/1.1\r\n\r\n")
+            answer = sock.recv(4096)
+    finally:
+        proxy.stop()
+        thread.join(5)
+        proxy.close()
+        log.close()
+    assert answer.startswith(b"HTTP/1.1 403")
+    assert b"this proxy serves another sandbox" in answer
+    assert "client=127.0.0.1" in (tmp_path / "proxy.log").read_text()
+
+
+def test_proxy_serves_a_client_inside_its_sandbox_range(tmp_path: Path) -> None:
+    proxy = EgressProxy(HostPolicy(["example.test"]), host="127.0.0.1", port=0,
+                        log=RequestLog.to_file(tmp_path / "p.log"), clients=("127.0.0.0/8",))
+    assert proxy._client_allowed("127.0.0.1")
+    assert proxy._client_allowed("::ffff:127.0.0.1")
+    assert not proxy._client_allowed("10.88.0.5")
+    proxy.close()
+    proxy.log.close()
