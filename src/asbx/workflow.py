@@ -31,6 +31,7 @@ from asbx.state.records import StateSnapshot
 if TYPE_CHECKING:
     from asbx.data.context import ContextDigest
     from asbx.leftovers import StraySandbox, SupersededImage
+    from asbx.network.firewall import Installed
 from asbx.state.store import StateStore
 
 
@@ -197,13 +198,29 @@ def _observe(session: Session, archives: list[str]) -> Observed:
         session.runtime.check()
         raise
     return dataclasses.replace(
-        observed,
-        proxies_down=_proxies_down(session),
-        leftovers=_egress_leftovers(session),
+        observe_egress(session, observed),
         setup_done=_setup_done(session),
         workspaces=_workspaces(session),
         snapshot_marks=_snapshot_marks(session),
     )
+
+
+def observe_egress(session: Session, observed: Observed) -> Observed:
+    """Add what allowlist networking looks like: dead proxies, missing firewall rules and
+    leftovers (file checks, one iptables listing per family, a network listing if needed)."""
+    if not _allowlisted(session) and not (session.project_dir / "sandboxes").is_dir():
+        return observed
+    from asbx.apply.egress import installed_chains, unguarded
+
+    chains = installed_chains(session.project)
+    guards_down = (
+        frozenset(Address(ResourceKind.SANDBOX, s)
+                  for s in unguarded(session.project, _allowlisted(session), chains))
+        if not _allowlist_blocker(session) else frozenset()
+    )
+    return dataclasses.replace(
+        observed, proxies_down=_proxies_down(session), guards_down=guards_down,
+        leftovers=_egress_leftovers(session, chains))
 
 
 def _snapshot_marks(session: Session) -> dict[str, tuple[str, str]]:
@@ -243,11 +260,15 @@ def _allowlisted(session: Session) -> list[str]:
     return [n for n, b in session.loaded.spec.sandboxes.items() if b.network.mode == "allow"]
 
 
-def _egress_leftovers(session: Session) -> tuple[Leftover, ...]:
+def _egress_leftovers(session: Session, chains: list[Installed] | None = None
+                     ) -> tuple[Leftover, ...]:
     """Proxies and firewall chains of this project that outlived their network or sandbox."""
-    from asbx.apply.egress import find_leftovers
+    from asbx.apply.egress import find_leftovers, installed_chains
 
-    return find_leftovers(session.runtime, session.home, session.project, _allowlisted(session))
+    if chains is None:
+        chains = installed_chains(session.project)
+    return find_leftovers(session.runtime, session.home, session.project, _allowlisted(session),
+                          chains)
 
 
 def _proxies_down(session: Session) -> frozenset[Address]:

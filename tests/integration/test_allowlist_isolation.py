@@ -199,6 +199,17 @@ def test_proxy_outliving_its_network_is_reported_and_stopped_and_destroy_leaves_
     assert f"-A INPUT -i {interface} " in rules("iptables")
     assert project.asbx("plan", "--detailed-exitcode").returncode == 0
 
+    # A jump removed by hand (a firewall reload, another tool) is drift that apply repairs.
+    jump = next(line for line in rules("ip6tables").splitlines()
+                if line.startswith("-A INPUT") and line.endswith(f"-j {chain}"))
+    subprocess.run(["ip6tables", "-w", "-D", "INPUT", "-i", interface, "-m", "comment",
+                    "--comment", f"asbx {project.name}/agent", "-j", chain], check=True)
+    plan = project.asbx("plan")
+    assert "sandbox.agent will be started (host firewall rules missing)" in plan.stdout
+    project.asbx("apply", "-y", check=True)
+    assert jump in rules("ip6tables")
+    assert project.asbx("plan", "--detailed-exitcode").returncode == 0
+
     project.asbx("destroy", "-y", check=True)
     for family in ("iptables", "ip6tables"):
         listed = rules(family)

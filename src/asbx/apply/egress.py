@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from asbx import project as naming
 from asbx.errors import AsbxError
 from asbx.network import firewall
+from asbx.network.firewall import Installed
 from asbx.network.manager import ensure_proxy, proxy_env, proxy_status, remove_logs, stop_proxy
 from asbx.plan.model import Action
 from asbx.plan.observed import Leftover
@@ -88,17 +89,31 @@ def release_egress(runtime: Runtime, home: Path, project: str, sandbox: str,
             raise AsbxError(f"network {name!r} is still there after it was removed")
 
 
+def installed_chains(project: str, runner: CommandRunner | None = None) -> list[Installed]:
+    """The project's firewall chains on this host (none where asbx cannot manage them)."""
+    if firewall.blocker():
+        return []
+    return firewall.owned_by(firewall.list_installed(runner or SubprocessRunner()), project)
+
+
+def unguarded(project: str, allowlisted: Collection[str],
+              chains: Collection[Installed]) -> set[str]:
+    """The allowlisted sandboxes whose chain or its INPUT/FORWARD jumps are missing in a family."""
+    complete = {(c.family, c.chain) for c in chains if len(c.jumps) >= 2}
+    return {s for s in allowlisted for family in firewall.FAMILIES
+            if (family, firewall.chain_name(project, s)) not in complete}
+
+
 def find_leftovers(runtime: Runtime, home: Path, project: str, allowlisted: Collection[str],
-                   runner: CommandRunner | None = None) -> tuple[Leftover, ...]:
-    """Running proxies and firewall chains of `project` whose network is gone or whose sandbox
-    is not (any more) an allowlist sandbox. Lists networks only when there is something."""
+                   chains: Collection[Installed]) -> tuple[Leftover, ...]:
+    """Running proxies and firewall chains (`chains`: the project's) whose network is gone or
+    whose sandbox is not (any more) an allowlist sandbox. Lists networks only when there is
+    something."""
     proxies = {
         d.parent.name: status.handle
         for d in sorted((home / "projects" / project / "sandboxes").glob("*/proxy"))
         if (status := proxy_status(d)).state == "running" and status.handle is not None
     }
-    chains = ([] if firewall.blocker() else
-              firewall.owned_by(firewall.list_installed(runner or SubprocessRunner()), project))
     if not proxies and not chains:
         return ()
     networks = {n.name for n in runtime.list_networks({LABEL_PROJECT: project})}

@@ -58,6 +58,7 @@ class Reason(Enum):
     ADOPTED = "found in runtime, not in state"
     PROXY_DOWN = "egress proxy not running"
     PRIVILEGES = "runs with more privileges than asbx now grants"
+    GUARD_DOWN = "host firewall rules missing"
     UNCHANGED = "unchanged"
     IMPORTED = "imported"
 

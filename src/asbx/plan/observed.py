@@ -48,6 +48,7 @@ class Observed:
     archives: frozenset[str] = frozenset()
     unlabelled: tuple[Orphan, ...] = ()
     proxies_down: frozenset[Address] = frozenset()
+    guards_down: frozenset[Address] = frozenset()  # allowlist sandboxes missing firewall rules
     leftovers: tuple[Leftover, ...] = ()
     # Sandboxes whose setup finished, by the id of the container it ran in (a host-side marker:
     # a container's labels are fixed before its setup runs, so they cannot say it finished).

@@ -381,6 +381,10 @@ def _plan_sandbox(
         return Change(
             address, Action.START, Reason.PROXY_DOWN, config_hash=want.config_hash, notes=notes
         )
+    if live is not None and address in inp.observed.guards_down:
+        return Change(
+            address, Action.START, Reason.GUARD_DOWN, config_hash=want.config_hash, notes=notes
+        )
     return Change(address, Action.NOOP, Reason.UNCHANGED, config_hash=want.config_hash, notes=notes)
 
 
