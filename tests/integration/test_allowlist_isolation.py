@@ -222,3 +222,28 @@ def test_proxy_outliving_its_network_is_reported_and_stopped_and_destroy_leaves_
             assert home not in cmdline.read_bytes(), f"a process of the project remains: {cmdline}"
         except OSError:
             continue
+
+
+def test_leftovers_unknown_to_state_are_orphans_that_destroy_removes(project: Project) -> None:
+    """After a crash that lost everything but the kernel rules and the proxy process, with
+    nothing else to do, `plan` still names them and `destroy` removes them."""
+    project.write(ONE)
+    project.asbx("apply", "-y", check=True)
+    pid = int(str(proxy_state(project, "agent")["pid"]))
+    chain = chain_name(project.name, "agent")
+    project.podman("rm", "-f", "-t", "0", f"{project.name}-agent")
+    project.podman("network", "rm", f"asbx-{project.name}-agent")
+    for path in project.home.glob("state.db*"):
+        path.unlink()
+    project.write(ONE.replace("network: {allow: [\"10.0.0.0/8\"]}", "network: deny"))
+
+    plan = project.asbx("plan")
+    said = plan.stdout + plan.stderr
+    assert "orphaned allowlist networking" in said, said
+    assert f"firewall chain of sandbox.agent ({chain}): not an allowlist sandbox" in said, said
+
+    destroyed = project.asbx("destroy", "-y", check=True)
+    assert "Removed 2 leftover(s) of allowlist networking." in destroyed.stderr
+    assert not is_proxy_process(pid)
+    assert chain not in rules("iptables")
+    assert chain not in rules("ip6tables")

@@ -829,7 +829,9 @@ def _leftover_warnings(inp: PlanInput) -> list[str]:
     if not inp.observed.leftovers:
         return []
     found = "; ".join(item.describe() for item in inp.observed.leftovers)
-    return [f"leftovers of allowlist networking: {found}; apply or destroy removes them"]
+    return [
+        f"orphaned allowlist networking (asbx's leftovers): {found}; apply or destroy removes them"
+    ]
 
 
 def _orphan_warnings(inp: PlanInput, desired: Mapping[Address, Desired]) -> list[str]:

@@ -542,6 +542,6 @@ def test_networking_leftovers_are_warned_about_with_their_reason(world_of) -> No
     world.observed = lambda: observed  # type: ignore[method-assign]
     result = world.plan()
     assert (
-        "leftovers of allowlist networking: egress proxy of sandbox.gone (pid 7 on "
+        "orphaned allowlist networking (asbx's leftovers): egress proxy of sandbox.gone (pid 7 on "
         "10.89.0.1:4000): its network is gone; apply or destroy removes them"
     ) in result.warnings
