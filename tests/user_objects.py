@@ -58,4 +58,22 @@ def user_objects(env: dict[str, str]) -> set[UserObject]:
         project = _project_of(item.get("labels") or item.get("Labels"))
         if project:
             found.add(UserObject("network", project, str(item.get("id") or item.get("Id"))))
-    return found
+    return found | _firewall_chains()
+
+
+def _firewall_chains() -> set[UserObject]:
+    """The host firewall chains (ASBX-...) of allowlist sandboxes of projects no test created."""
+    from asbx.network import firewall
+    from asbx.runtime.command import SubprocessRunner
+
+    if firewall.blocker():
+        return set()
+    try:
+        chains = firewall.list_installed(SubprocessRunner())
+    except firewall.FirewallError:
+        return set()
+    return {
+        UserObject("firewall chain", c.project, f"{c.chain} {c.family}")
+        for c in chains
+        if not TEST_PROJECT.match(c.project)
+    }
