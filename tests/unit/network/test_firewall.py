@@ -124,3 +124,17 @@ def test_proxy_serves_a_client_inside_its_sandbox_range(tmp_path: Path) -> None:
     assert not proxy._client_allowed("10.88.0.5")
     proxy.close()
     proxy.log.close()
+
+
+def test_a_sandbox_is_unguarded_until_both_families_have_the_chain_and_both_jumps() -> None:
+    from asbx.apply.egress import unguarded
+
+    chain = firewall.chain_name("proj", "agent")
+    jumps = ("-A INPUT ...", "-A FORWARD ...")
+    full = [Installed(family, chain, "proj", "agent", ("podman3",), jumps)
+            for family in firewall.FAMILIES]
+    assert unguarded("proj", ["agent"], full) == set()
+    assert unguarded("proj", ["agent"], full[:1]) == {"agent"}
+    half = [full[0], Installed("ip6tables", chain, "proj", "agent", ("podman3",), jumps[:1])]
+    assert unguarded("proj", ["agent"], half) == {"agent"}
+    assert unguarded("proj", ["agent", "new"], full) == {"new"}
