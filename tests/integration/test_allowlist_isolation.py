@@ -143,6 +143,9 @@ def test_allowlist_sandbox_reaches_its_proxy_and_nothing_else_on_the_host(
     net_a = network(project, "a")
     subnet_a = str(net_a["subnets"][0]["subnet"])  # type: ignore[index]
     link_local = bridge_link_local(str(net_a["network_interface"]))
+    pinned = f"{ipaddress.ip_network(subnet_a).network_address + 2}"  # gateway .1, sandbox .2
+    assert f"inet {pinned}/" in sh(project, "a", "ip -4 addr show eth0")
+    assert f"-s {pinned}/32 -d {a['host']}/32 -p tcp" in rules("iptables")
     other = other_host_address(subnet_a)
 
     # The listeners work: an open sandbox reaches them through its gateway (the host).

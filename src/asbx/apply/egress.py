@@ -3,6 +3,7 @@ the host firewall chain that leaves the network nothing but that proxy; and thei
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,14 +46,15 @@ class Egress:
         proxies = run_dir(ctx.home, ctx.project, name)
         if fresh:  # a proxy that outlived an earlier network of this name guards nothing now
             stop_proxy(proxies)
+        address = sandbox_address(network)
         handle = ensure_proxy(proxies, network.gateway, box.network.allow, runner=self.runner,
-                              clients=(network.subnet,))
+                              clients=(address,))
         firewall.install(
-            firewall.Guard(ctx.project, name, network.interface, network.subnet, handle.host,
+            firewall.Guard(ctx.project, name, network.interface, address, handle.host,
                            handle.port),
             self.runner,
         )
-        return network.name, proxy_env(handle)
+        return f"{network.name}:ip={address}", proxy_env(handle)
 
     def release(self, ctx: StepContext, change: Change) -> None:
         release_egress(ctx.runtime, ctx.home, ctx.project, change.address.name, self.runner,
@@ -68,6 +70,14 @@ class Egress:
                 inspect = getattr(ctx.runtime, "inspect_network", None)
                 return (inspect(name) if inspect else network), False
         return ctx.runtime.create_network(name, labels, internal=True), True
+
+
+def sandbox_address(network: ObservedNetwork) -> str:
+    """The address the sandbox gets on its own network (pinned at create, so the proxy and
+    the firewall can name it): the subnet's first host address that is not the gateway."""
+    subnet = ipaddress.ip_network(network.subnet, strict=False)
+    gateway = ipaddress.ip_address(network.gateway)
+    return str(next(a for a in subnet.hosts() if a != gateway))
 
 
 def release_egress(runtime: Runtime, home: Path, project: str, sandbox: str,

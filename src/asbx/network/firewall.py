@@ -2,7 +2,7 @@
 
 One chain per sandbox network, `ASBX-<12 hex>` (a hash of project and sandbox), in the filter
 table of both iptables and ip6tables, jumped to from INPUT and FORWARD for packets arriving
-from the network's bridge: established/related traffic and TCP from the sandbox's subnet to the
+from the network's bridge: established/related traffic and TCP from the sandbox's address to the
 proxy's address and port are accepted, everything else is dropped (other host ports and
 addresses, IPv6 link-local, forwarding to other networks). Every rule carries the comment
 `asbx <project>/<sandbox>`, so leftovers are found by listing. Changes go through
@@ -43,7 +43,7 @@ class Guard:
     project: str
     sandbox: str
     interface: str  # the network's bridge on the host
-    clients: str  # the sandbox network's subnet (the network holds only this sandbox)
+    clients: str  # the sandbox's address (a CIDR) on that network
     proxy_host: str
     proxy_port: int
 

@@ -13,7 +13,7 @@ from asbx.network.firewall import Guard, Installed
 from asbx.network.policy import HostPolicy
 from asbx.network.proxy import EgressProxy, RequestLog
 
-GUARD = Guard("proj", "agent", "podman3", "10.89.3.0/24", "10.89.3.1", 40123)
+GUARD = Guard("proj", "agent", "podman3", "10.89.3.2/32", "10.89.3.1", 40123)
 
 
 def test_chain_name_is_stable_short_and_per_sandbox() -> None:
@@ -31,7 +31,7 @@ def test_ipv4_script_accepts_only_the_sandbox_to_its_proxy_then_drops() -> None:
         "*filter",
         f":{chain} - [0:0]",
         f"-A {chain} {tag} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
-        f"-A {chain} {tag} -s 10.89.3.0/24 -d 10.89.3.1/32 -p tcp -m tcp --dport 40123 -j ACCEPT",
+        f"-A {chain} {tag} -s 10.89.3.2/32 -d 10.89.3.1/32 -p tcp -m tcp --dport 40123 -j ACCEPT",
         f"-A {chain} {tag} -j DROP",
         f"-I FORWARD 1 -i podman3 {tag} -j {chain}",
         f"-I INPUT 1 -i podman3 {tag} -j {chain}",
@@ -138,3 +138,15 @@ def test_a_sandbox_is_unguarded_until_both_families_have_the_chain_and_both_jump
     half = [full[0], Installed("ip6tables", chain, "proj", "agent", ("podman3",), jumps[:1])]
     assert unguarded("proj", ["agent"], half) == {"agent"}
     assert unguarded("proj", ["agent", "new"], full) == {"new"}
+
+
+def test_the_sandbox_address_is_the_first_host_that_is_not_the_gateway() -> None:
+    from asbx.apply.egress import sandbox_address
+    from asbx.runtime.base import ObservedNetwork
+
+    def net(subnet: str, gateway: str) -> ObservedNetwork:
+        return ObservedNetwork("n", {}, True, gateway, subnet, "podman3")
+
+    assert sandbox_address(net("10.89.3.0/24", "10.89.3.1")) == "10.89.3.2"
+    assert sandbox_address(net("10.89.3.0/24", "10.89.3.254")) == "10.89.3.1"
+    assert sandbox_address(net("fd00:1::/64", "fd00:1::1")) == "fd00:1::2"
