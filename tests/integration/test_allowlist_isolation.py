@@ -207,6 +207,7 @@ def test_proxy_outliving_its_network_is_reported_and_stopped_and_destroy_leaves_
                 if line.startswith("-A INPUT") and line.endswith(f"-j {chain}"))
     subprocess.run(["ip6tables", "-w", "-D", "INPUT", "-i", interface, "-m", "comment",
                     "--comment", f"asbx {project.name}/agent", "-j", chain], check=True)
+    assert "host firewall rules missing" in project.asbx("status", check=True).stdout
     plan = project.asbx("plan")
     assert "sandbox.agent will be started (host firewall rules missing)" in plan.stdout
     project.asbx("apply", "-y", check=True)

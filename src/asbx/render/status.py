@@ -122,7 +122,7 @@ def _sandbox_row(inp: StatusInput, address: Address, record: ResourceRecord | No
         image=live.image if live else _image_ref(inp, inp.graph.image_of(address.name), None),
         cpus=box.cpus,
         memory=box.memory,
-        network=box.network.describe(),
+        network=" ".join((box.network.describe(), *_egress_notes(inp, address))),
         ports=tuple(map(port_text, box.ports)),
         created_at=created,
         last_activity=inp.state.activity.get(address),
@@ -131,6 +131,16 @@ def _sandbox_row(inp: StatusInput, address: Address, record: ResourceRecord | No
         delete_timer=timer.value if timer else None,
         detail=live.name if live else "",
     )
+
+
+def _egress_notes(inp: StatusInput, address: Address) -> tuple[str, ...]:
+    """What is wrong with an allowlist sandbox's proxy or firewall rules, if anything."""
+    notes = []
+    if address in inp.observed.proxies_down:
+        notes.append("(egress proxy not running)")
+    if address in inp.observed.guards_down:
+        notes.append("(host firewall rules missing)")
+    return tuple(notes)
 
 
 def port_text(port: PortSpec) -> str:

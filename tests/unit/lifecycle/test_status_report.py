@@ -156,3 +156,14 @@ def test_table_shows_one_line_per_resource_without_colour_codes() -> None:
     assert "2/1G" in web
     assert "in 7h (max_lifetime)" in web
     assert "in 20m " in web  # idle stop: started 10m ago, never used since, idle_timeout 30m
+
+
+def test_a_sandbox_row_says_what_is_wrong_with_its_egress() -> None:
+    web = a("sandbox.web")
+    state = StateSnapshot(ProjectMeta("p", "l", 3, "salt"), {web: rec("sandbox.web", NOW - 60)})
+    observed = Observed(containers={web: box("sandbox.web", ContainerState.RUNNING)},
+                        proxies_down=frozenset({web}), guards_down=frozenset({web}))
+    built = build_status(StatusInput("p", "podman", SPEC, build_graph(SPEC), state, observed,
+                                     {}, NOW))
+    row = next(r for r in built.rows if r.address == web)
+    assert row.network.endswith(" (egress proxy not running) (host firewall rules missing)")

@@ -31,9 +31,11 @@ def status(app: AppContext, as_json: bool) -> int:
         render_status_table,
         status_to_json,
     )
+    from asbx.workflow import observe_egress
 
     session = open_session(app)
-    observed = observe(session.runtime, session.project, archives(session.home))
+    observed = observe_egress(
+        session, observe(session.runtime, session.project, archives(session.home)))
     now = time.time()
     marks = refresh_marks(session.home, session.project, observed.containers, now)
     report = build_status(StatusInput(
