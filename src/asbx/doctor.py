@@ -17,6 +17,7 @@ from typing import Any
 
 from asbx.errors import AsbxError
 from asbx.images import normalise_ref
+from asbx.network import firewall
 from asbx.runtime.base import ContainerRequest, ObservedImage, Runtime
 from asbx.runtime.command import CommandRequest, CommandRunner, first_error
 from asbx.runtime.detect import EXECUTABLES, create_runtime, runtime_name
@@ -76,6 +77,7 @@ class Machine:
     which: Callable[[str], str | None] = shutil.which
     free_bytes: Callable[[Path], int] = lambda path: shutil.disk_usage(path).free
     token: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    allowlist_blocker: Callable[[], str] = firewall.blocker  # "" when allowlists can be enforced
 
 
 @dataclass
@@ -275,6 +277,27 @@ def _spec_refs_quietly(machine: Machine) -> Sequence[str]:
     return ()
 
 
+def check_allowlists(machine: Machine, found: Found) -> CheckResult:
+    """Whether `network: {allow: [...]}` can be enforced here: podman, root, the iptables tools
+    (the host firewall rules that keep a sandbox to its proxy); `plan` refuses allowlists
+    otherwise, for the same reason."""
+    if found.runtime is None or not found.service_ok:
+        return CheckResult("allowlists", Status.SKIP, "the runtime does not answer")
+    if found.runtime.name != "podman":
+        return CheckResult("allowlists", Status.SKIP,
+                           f"allowlists are enforced on podman only, not {found.runtime.name} "
+                           "(see docs/network.md)")
+    why = machine.allowlist_blocker()
+    if why:
+        return CheckResult("allowlists", Status.WARN,
+                           f"`network: {{allow: ...}}` is refused: {why}",
+                           "run asbx as root with iptables installed (apt-get install iptables), "
+                           "or use network: deny or open")
+    return CheckResult("allowlists", Status.OK,
+                       "asbx can install the host firewall rules that keep an allowlist sandbox "
+                       "to its proxy")
+
+
 def check_images(machine: Machine, found: Found) -> CheckResult:
     """Each image the spec needs is present locally (or will be pulled by `apply`)."""
     try:
@@ -341,6 +364,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("service", check_service),
     ("containers", check_containers),
     ("network", check_network),
+    ("allowlists", check_allowlists),
     ("images", check_images),
     ("home", check_home),
     ("disk", check_disk),

@@ -15,6 +15,7 @@ from asbx.doctor import (
     Found,
     Machine,
     Status,
+    check_allowlists,
     check_disk,
     check_home,
     passed,
@@ -53,11 +54,11 @@ def runner() -> ScriptedRunner:
 
 def machine(runner: ScriptedRunner, tmp_path: Path, *, refs: Sequence[str] | None = None,
             which: dict[str, str] | None = None, free: int = 50 * 1024**3,
-            requested: str | None = "podman") -> Machine:
+            requested: str | None = "podman", blocker: str = "") -> Machine:
     paths = {"podman": "/usr/bin/podman", "docker": "/usr/bin/docker"} if which is None else which
     return Machine(requested=requested, runner=runner, home=tmp_path / "home",
                    spec_refs=lambda: refs, env={}, platform="linux", which=paths.get,
-                   free_bytes=lambda _path: free, token="t0k3n")
+                   free_bytes=lambda _path: free, token="t0k3n", allowlist_blocker=lambda: blocker)
 
 
 def by_name(results: Sequence[CheckResult]) -> dict[str, CheckResult]:
@@ -258,6 +259,24 @@ def test_a_crashing_check_is_a_failed_check(runner: ScriptedRunner, tmp_path: Pa
     results = run_checks(machine(runner, tmp_path), [("boom", crash), ("disk", check_disk)])
     assert results[0] == CheckResult("boom", Status.FAIL, "the check crashed: KeyError: 'host'")
     assert results[1].status is Status.OK
+
+
+def test_allowlists_that_cannot_be_enforced_are_a_warning_with_the_reason(
+        runner: ScriptedRunner, tmp_path: Path) -> None:
+    why = "asbx is not root, so it cannot install the host firewall rules"
+    results = by_name(run_checks(machine(runner, tmp_path, refs=[BASE_IMAGE], blocker=why)))
+    allow = results["allowlists"]
+    assert allow.status is Status.WARN
+    assert allow.detail == f"`network: {{allow: ...}}` is refused: {why}"
+    assert allow.fix is not None
+    assert "iptables" in allow.fix
+    assert "network: deny or open" in allow.fix
+    assert passed(results.values()), "deny and open sandboxes still work: a warning, not a failure"
+
+
+def test_allowlists_are_a_podman_matter(tmp_path: Path) -> None:
+    found = Found(runtime=None)
+    assert check_allowlists(machine(ScriptedRunner(), tmp_path), found).status is Status.SKIP
 
 
 def test_home_not_writable_fails(tmp_path: Path) -> None:
