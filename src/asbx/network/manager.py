@@ -28,6 +28,9 @@ STATE_FILE = "proxy.json"
 PID_FILE = "proxy.pid"
 POLICY_FILE = "policy.json"
 LOG_FILE = "proxy.log"
+# What an allow entry means to the proxy. A proxy started with another version is restarted even
+# when its list is unchanged: version 2 made an entry without a port mean 80 and 443 only.
+POLICY_VERSION = 2
 NO_PROXY = "localhost,127.0.0.1,::1"
 _PROXY_MODULE = "asbx.network.proxy"
 
@@ -77,13 +80,14 @@ def ensure_proxy(run_dir: Path, listen_host: str, allow: Sequence[str], *,
     recorded = read_handle(run_dir)
     if recorded is not None and is_proxy_process(recorded.pid):
         if (recorded.host, recorded.allow) == (listen_host, policy.entries) and port in (
-                0, recorded.port) and _recorded_clients(run_dir) == list(clients):
+                0, recorded.port) and _recorded_clients(run_dir) == list(clients) \
+                and _recorded_version(run_dir) == POLICY_VERSION:
             return recorded
         _terminate(recorded.pid)
     _remove_run_files(run_dir)
     sticky = recorded.port if recorded is not None and recorded.host == listen_host else 0
     preferred = port or sticky
-    recorded_policy: dict[str, list[str]] = {"allow": list(policy.entries)}
+    recorded_policy: dict[str, object] = {"version": POLICY_VERSION, "allow": list(policy.entries)}
     if clients:
         recorded_policy["clients"] = list(clients)
     _write_json(run_dir / POLICY_FILE, recorded_policy)
@@ -188,6 +192,15 @@ def _terminate(pid: int, timeout: float = 5.0) -> None:
                 return
             time.sleep(0.02)
     raise ProxyError(f"the egress proxy (pid {pid}) did not stop")
+
+
+def _recorded_version(run_dir: Path) -> int:
+    """The POLICY_VERSION the run_dir's proxy was started with (0: before versions)."""
+    try:
+        version = json.loads((run_dir / POLICY_FILE).read_text(encoding="utf-8")).get("version", 0)
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return version if isinstance(version, int) else 0
 
 
 def _recorded_clients(run_dir: Path) -> list[str] | None:

@@ -16,6 +16,7 @@ import pytest
 from asbx.network.manager import (
     LOG_FILE,
     POLICY_FILE,
+    POLICY_VERSION,
     STATE_FILE,
     ProxyError,
     ProxyHandle,
@@ -79,7 +80,21 @@ def test_changed_allowlist_restarts_on_the_same_port(run_dir: Path, runner: Any)
     assert not is_proxy_process(first.pid)
     assert second.allow == ("api.example.com", "*.pypi.org")
     policy = json.loads((run_dir / POLICY_FILE).read_text())
-    assert policy == {"allow": ["api.example.com", "*.pypi.org"]}
+    assert policy == {"version": POLICY_VERSION, "allow": ["api.example.com", "*.pypi.org"]}
+
+
+def test_a_proxy_started_under_an_older_policy_version_is_restarted(
+        run_dir: Path, runner: Any) -> None:
+    # An entry without a port once meant every port; a proxy started then keeps that meaning
+    # until it is restarted, so an unchanged list is not enough to reuse it.
+    first = ensure_proxy(run_dir, "127.0.0.1", ["api.example.com"], runner=runner)
+    recorded = json.loads((run_dir / POLICY_FILE).read_text())
+    del recorded["version"]
+    (run_dir / POLICY_FILE).write_text(json.dumps(recorded))
+    second = ensure_proxy(run_dir, "127.0.0.1", ["api.example.com"], runner=runner)
+    assert second.pid != first.pid
+    assert second.port == first.port
+    assert not is_proxy_process(first.pid)
 
 
 def test_dead_proxy_is_stale_and_restarted(run_dir: Path, runner: Any) -> None:
