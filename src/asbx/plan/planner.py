@@ -156,27 +156,11 @@ def _plan_image(
     verb = _image_verb(inp, address.name, spec)
     if record is None:
         if spec.build is not None and _built_image(inp, want) is not None:
-            return Change(
-                address,
-                Action.UPDATE,
-                Reason.ADOPTED,
-                verb,
-                config_hash=want.config_hash,
-                record_only=True,
-                notes=("built image with this configuration found in the runtime",),
-            )
+            return _adopted(want, verb, "built image with this configuration found in the runtime")
         if spec.ref is not None and inp.observed.has_image(
             _pinned_ref(inp, address.name, spec.ref)
         ):
-            return Change(
-                address,
-                Action.UPDATE,
-                Reason.ADOPTED,
-                verb,
-                config_hash=want.config_hash,
-                record_only=True,
-                notes=("image already present locally",),
-            )
+            return _adopted(want, verb, "image already present locally")
         return Change(address, Action.CREATE, Reason.NEW, verb, config_hash=want.config_hash)
     if address in inp.options.replace:
         return Change(address, Action.CREATE, Reason.REQUESTED, verb, config_hash=want.config_hash)
@@ -214,6 +198,13 @@ def _plan_image(
                    "before it plans)",),
         )
     return _noop_or_version_bump(want, record)
+
+
+def _adopted(want: Desired, verb: str, note: str) -> Change:
+    """Found in the runtime (or the snapshot store) as asbx made it, with no record: recorded
+    as it is, nothing done to it."""
+    return Change(want.address, Action.UPDATE, Reason.ADOPTED, verb,
+                  config_hash=want.config_hash, record_only=True, notes=(note,))
 
 
 def _image_verb(inp: PlanInput, name: str, spec: ImageSpec) -> str:
@@ -654,15 +645,7 @@ def _adopted_capture(
         or _recreated_source(inp, address, planned) is not None
     ):
         return None
-    return Change(
-        address,
-        Action.UPDATE,
-        Reason.ADOPTED,
-        "capture",
-        config_hash=want.config_hash,
-        record_only=True,
-        notes=(f"its last capture {digest} is in the snapshot store",),
-    )
+    return _adopted(want, "capture", f"its last capture {digest} is in the snapshot store")
 
 
 def _deletes(inp: PlanInput, desired: Mapping[Address, Desired]) -> dict[Address, Change]:
