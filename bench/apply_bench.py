@@ -1,8 +1,14 @@
-"""Benchmark: asbx apply / no-op apply / destroy against podman-compose up / up / down, same podman.
+"""Benchmark: asbx against podman-compose and against the runtime's floor, side by side.
 
-N long-lived busybox sandboxes, each with its own named volume, no network (`deny` /
-`network_mode: none`), `--init`. Both tools run in the same invocation, alternating, on the
-same podman storage. Usage: python bench/apply_bench.py [--n 30] [--runs 3] [--out FILE].
+Four measures, each in the same invocation on the same podman storage, alternating tools:
+cold apply, no-op apply, destroy (N busybox sandboxes, a named volume each, no network,
+`--init`), and time to ready (apply one new sandbox, then `asbx exec one -- true`).
+
+The floor is what podman itself needs for the same work, at asbx's parallelism (8):
+`volume create` + `run -d` of N; the three listings asbx needs, run at once; `rm -f` of N
+then `volume rm`; `run -d` + `exec`.
+
+Usage: CONTAINERS_CONF=scripts/containers.conf python bench/apply_bench.py --n 10 30 --runs 3
 """
 
 from __future__ import annotations
@@ -15,18 +21,27 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 IMAGE = "localhost/asbx/busybox:latest"
+PARALLELISM = 8  # asbx's default --parallelism
+Timings = dict[str, float]
 
 
-def asbx_spec(n: int) -> str:
-    lines = ["version: 1", "name: benchasbx", "volumes:"]
+def asbx_spec(n: int, name: str = "benchasbx") -> str:
+    lines = ["version: 1", f"name: {name}", "volumes:"]
     lines += [f"  v{i}: {{}}" for i in range(n)]
     lines.append("sandboxes:")
     for i in range(n):
         lines += [f"  s{i}:", f"    image: {IMAGE}", f'    volumes: ["v{i}:/data"]']
     return "\n".join(lines) + "\n"
+
+
+def one_sandbox_spec(name: str) -> str:
+    return f"version: 1\nname: {name}\nsandboxes:\n  one:\n    image: {IMAGE}\n"
 
 
 def compose_file(n: int) -> str:
@@ -46,94 +61,181 @@ def compose_file(n: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
-    start = time.perf_counter()
+def one_service_compose() -> str:
+    return (f"services:\n  one:\n    image: {IMAGE}\n    command: [tail, -f, /dev/null]\n"
+            "    init: true\n    network_mode: none\n")
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
     if result.returncode != 0:
         command = " ".join(argv)
         sys.exit(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return elapsed, result.stderr
+    return result
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = run(argv, cwd, env)
+    return time.perf_counter() - start, result.stderr
+
+
+def clock(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
 
 
 def runtime_processes(stderr: str) -> int:
     return sum(1 for line in stderr.splitlines() if line.startswith("$ "))
 
 
-def one_round(n: int, work: Path, env: dict[str, str]) -> dict[str, float]:
+def asbx_round(n: int, work: Path, env: dict[str, str]) -> Timings:
     asbx = [sys.executable, "-m", "asbx"]
-    out: dict[str, float] = {}
-    out["asbx apply (cold)"], _ = timed([*asbx, "apply", "-y"], work / "asbx", env)
-    out["asbx apply (no-op)"], err = timed([*asbx, "-vv", "apply", "-y"], work / "asbx", env)
-    out["asbx no-op runtime processes"] = runtime_processes(err)
-    out["asbx destroy"], _ = timed(
-        [*asbx, "destroy", "-y", "--volumes", "--workspaces"], work / "asbx", env
-    )
+    here = work / f"asbx{n}"
+    out: Timings = {}
+    out["asbx cold"], _ = timed([*asbx, "apply", "-y"], here, env)
+    out["asbx no-op"], err = timed([*asbx, "-vv", "apply", "-y"], here, env)
+    out["asbx no-op processes"] = runtime_processes(err)
+    out["asbx destroy"], _ = timed([*asbx, "destroy", "-y", "--volumes", "--workspaces"], here,
+                                   env)
+    one = work / "asbx1"
+    out["asbx ready"] = clock(lambda: (run([*asbx, "apply", "-y"], one, env),
+                                       run([*asbx, "exec", "one", "--", "true"], one, env)))
+    run([*asbx, "destroy", "-y", "--workspaces"], one, env)
+    return out
+
+
+def compose_round(n: int, work: Path, env: dict[str, str]) -> Timings:
     pc = ["podman-compose", "-p", "benchpc"]
-    out["podman-compose up -d (cold)"], _ = timed([*pc, "up", "-d"], work / "compose", env)
-    out["podman-compose up -d (unchanged)"], _ = timed([*pc, "up", "-d"], work / "compose", env)
-    out["podman-compose down"], _ = timed([*pc, "down", "-v"], work / "compose", env)
+    here = work / f"compose{n}"
+    out: Timings = {}
+    out["compose cold"], _ = timed([*pc, "up", "-d"], here, env)
+    out["compose no-op"], _ = timed([*pc, "up", "-d"], here, env)
+    out["compose destroy"], _ = timed([*pc, "down", "-v"], here, env)
+    one, pc1 = work / "compose1", ["podman-compose", "-p", "benchpc1"]
+    out["compose ready"] = clock(lambda: (run([*pc1, "up", "-d"], one, env),
+                                          run([*pc1, "exec", "-T", "one", "true"], one, env)))
+    run([*pc1, "down", "-v"], one, env)
+    return out
+
+
+def floor_round(n: int, work: Path, env: dict[str, str]) -> Timings:
+    """What podman needs for the same work, started as asbx starts it (8 at once)."""
+    project = f"benchfloor-{uuid.uuid4().hex[:6]}"
+    label = f"dev.asbx.project={project}"
+    names = [f"{project}-s{i}" for i in range(n)]
+
+    def podman(*args: str) -> None:
+        run(["podman", *args], work, env)
+
+    def create(name: str) -> None:
+        podman("volume", "create", "--label", label, f"{name}-v")
+        podman("run", "-d", "--name", name, "--init", "--label", label, "--network", "none",
+               "--mount", f"type=volume,source={name}-v,target=/data", IMAGE,
+               "tail", "-f", "/dev/null")
+
+    def listings() -> None:
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda argv: podman(*argv), [
+                ("ps", "-a", "--filter", f"label={label}", "--format", "json"),
+                ("volume", "ls", "--filter", f"label={label}", "--format", "json"),
+                ("images", "--format", "json"),
+            ]))
+
+    def remove() -> None:
+        chunks = [names[i::PARALLELISM] for i in range(PARALLELISM) if names[i::PARALLELISM]]
+        with ThreadPoolExecutor(PARALLELISM) as pool:
+            list(pool.map(lambda chunk: podman("rm", "-v", "-f", *chunk), chunks))
+        podman("volume", "rm", *(f"{name}-v" for name in names))
+
+    out: Timings = {}
+    with ThreadPoolExecutor(PARALLELISM) as pool:
+        out["floor cold"] = clock(lambda: list(pool.map(create, names)))
+    out["floor no-op"] = clock(listings)
+    out["floor destroy"] = clock(remove)
+    one = f"{project}-one"
+    out["floor ready"] = clock(lambda: (
+        podman("run", "-d", "--name", one, "--init", "--network", "none", IMAGE,
+               "tail", "-f", "/dev/null"),
+        podman("exec", "-i", one, "true")))
+    podman("rm", "-f", one)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=30)
+    parser.add_argument("--n", type=int, nargs="+", default=[10, 30])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if shutil.which("podman-compose") is None:
         sys.exit("podman-compose is not installed: pip install 'podman-compose==1.6.0'")
+    reports = []
     with tempfile.TemporaryDirectory(prefix="asbx-bench-") as tmp:
         work = Path(tmp)
-        (work / "asbx").mkdir()
-        (work / "compose").mkdir()
-        (work / "asbx" / "sandboxes.yaml").write_text(asbx_spec(args.n))
-        (work / "compose" / "compose.yaml").write_text(compose_file(args.n))
-        env = {
-            **os.environ,
-            "ASBX_HOME": str(work / "home"),
-            "ASBX_RUNTIME": "podman",
-            "NO_COLOR": "1",
-        }
-        rounds = [one_round(args.n, work, env) for _ in range(args.runs)]
-    report = render(args.n, rounds)
-    print(report)
+        env = {**os.environ, "ASBX_HOME": str(work / "home"), "ASBX_RUNTIME": "podman",
+               "NO_COLOR": "1"}
+        for name, text in [("asbx1/sandboxes.yaml", one_sandbox_spec("benchasbx1")),
+                           ("compose1/compose.yaml", one_service_compose())]:
+            (work / name).parent.mkdir()
+            (work / name).write_text(text)
+        for n in args.n:
+            (work / f"asbx{n}").mkdir()
+            (work / f"compose{n}").mkdir()
+            (work / f"asbx{n}" / "sandboxes.yaml").write_text(asbx_spec(n))
+            (work / f"compose{n}" / "compose.yaml").write_text(compose_file(n))
+            rounds = []
+            for _ in range(args.runs):
+                timings: Timings = {}
+                for measure in (asbx_round, compose_round, floor_round):
+                    timings.update(measure(n, work, env))
+                rounds.append(timings)
+            reports.append(render(n, rounds))
+            print(reports[-1], flush=True)
     if args.out:
-        args.out.write_text(report)
+        args.out.write_text("\n\n".join(reports) + "\n")
 
 
-def render(n: int, rounds: list[dict[str, float]]) -> str:
+TARGETS = {  # measure: (target vs podman-compose, target vs the floor)
+    "cold": (0.4, None),
+    "no-op": (None, 1.5),
+    "destroy": (0.4, None),
+    "ready": (None, 1.5),
+}
+LABELS = {
+    "cold": "cold apply (`up -d`; `volume create` + `run -d`)",
+    "no-op": "no-op apply (unchanged `up -d`; 3 listings at once)",
+    "destroy": "destroy (`down -v`; `rm -f` + `volume rm`)",
+    "ready": "time to ready: apply 1 + `exec true` (`up -d` + `exec`; `run -d` + `exec`)",
+}
+
+
+def render(n: int, rounds: list[Timings]) -> str:
     def stat(key: str) -> tuple[float, float]:
         values = [r[key] for r in rounds]
         return min(values), statistics.median(values)
 
+    def verdict(ratio: float, target: float | None) -> str:
+        if target is None:
+            return f"{ratio:.2f}"
+        return f"**{ratio:.2f}** (≤ {target}: {'met' if ratio <= target else 'MISSED'})"
+
     lines = [
         f"N = {n} sandboxes, {len(rounds)} runs (min / median, seconds)",
         "",
-        "| step | asbx | podman-compose | ratio (median) | target |",
-        "|---|---|---|---|---|",
+        "| measure | asbx | podman-compose | floor | asbx / compose | asbx / floor |",
+        "|---|---|---|---|---|---|",
     ]
-    pairs = [
-        ("cold apply vs up -d", "asbx apply (cold)", "podman-compose up -d (cold)", 0.4),
-        (
-            "no-op apply vs unchanged up -d",
-            "asbx apply (no-op)",
-            "podman-compose up -d (unchanged)",
-            0.3,
-        ),
-        ("destroy vs down", "asbx destroy", "podman-compose down", 0.4),
-    ]
-    for label, mine, theirs, target in pairs:
-        a, b = stat(mine), stat(theirs)
-        ratio = a[1] / b[1]
-        verdict = "met" if ratio <= target else "MISSED"
+    for key, (vs_compose, vs_floor) in TARGETS.items():
+        mine, theirs, floor = stat(f"asbx {key}"), stat(f"compose {key}"), stat(f"floor {key}")
         lines.append(
-            f"| {label} | {a[0]:.2f} / {a[1]:.2f} | {b[0]:.2f} / {b[1]:.2f} | "
-            f"{ratio:.2f} | ≤ {target} {verdict} |"
+            f"| {LABELS[key]} | {mine[0]:.2f} / {mine[1]:.2f} | {theirs[0]:.2f} / {theirs[1]:.2f}"
+            f" | {floor[0]:.2f} / {floor[1]:.2f} | {verdict(mine[1] / theirs[1], vs_compose)}"
+            f" | {verdict(mine[1] / floor[1], vs_floor)} |"
         )
-    procs = stat("asbx no-op runtime processes")
-    lines += ["", f"asbx no-op apply started {procs[1]:.0f} runtime processes (target ≤ 4)."]
+    procs = stat("asbx no-op processes")
+    lines += ["", f"asbx no-op apply started {procs[1]:.0f} runtime processes."]
     return "\n".join(lines)
 
 
