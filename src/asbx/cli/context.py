@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,6 +12,7 @@ from asbx.paths import asbx_home
 if TYPE_CHECKING:
     from asbx.runtime.base import Runtime
     from asbx.runtime.command import CommandRunner
+    from asbx.runtime.early import EarlyRunner
     from asbx.spec.loader import LoadedSpec
     from asbx.state.store import StateStore
     from asbx.workflow import Session
@@ -29,6 +31,7 @@ class AppContext:
     _loaded: LoadedSpec | None = field(default=None, repr=False)
     _runtime: Runtime | None = field(default=None, repr=False)
     _store: StateStore | None = field(default=None, repr=False)
+    _early: EarlyRunner | None = field(default=None, repr=False)
 
     @property
     def home(self) -> Path:
@@ -75,9 +78,27 @@ class AppContext:
         """The selected runtime (--runtime, ASBX_RUNTIME, else detected)."""
         if self._runtime is None:
             from asbx.runtime.detect import create_runtime
+            from asbx.runtime.early import EarlyRunner
 
-            self._runtime = create_runtime(self.runtime_name, self.runner())
+            self._early = EarlyRunner(self.runner())
+            self._runtime = create_runtime(self.runtime_name, self._early)
         return self._runtime
+
+    def ahead(self, work: Callable[[Runtime], object]) -> None:
+        """Start runtime calls now, in the background, that a later step will make (listings):
+        that step then takes their results instead of waiting for new ones."""
+        from asbx.runtime.detect import create_runtime
+
+        self.runtime()
+        early = self._early
+        assert early is not None
+        early.ahead(lambda: work(create_runtime(self.runtime_name, early.priming)))
+
+    def observe_ahead(self, project: str) -> None:
+        """Start the project's three listings (what make_plan observes) in the background."""
+        from asbx.observe import observe
+
+        self.ahead(lambda runtime: observe(runtime, project))
 
     def store(self) -> StateStore:
         if self._store is None:

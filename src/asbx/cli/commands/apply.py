@@ -118,20 +118,23 @@ class Run:
 
 
 def _run(app: AppContext, run: Run) -> int:
-    from asbx.apply.applier import check_applicable
-    from asbx.render.plan_json import plan_to_json
-    from asbx.render.plan_text import render_plan_text
-    from asbx.workflow import make_plan
-
     session = app.session()
     with session.store.locked(session.project, run.command, run.lock_timeout) as taken_over:
+        options = _saved_options(run.plan_file) if run.plan_file else run.options
+        if options.refresh:  # under the lock, so as fresh as listing when the plan is made
+            app.observe_ahead(session.project)
+        # imported while the listings run
+        from asbx.apply.applier import check_applicable
+        from asbx.render.plan_json import plan_to_json
+        from asbx.render.plan_text import render_plan_text
+        from asbx.workflow import make_plan
+
         if taken_over is not None:
             click.echo(
                 f"note: took over the lock of pid {taken_over.pid} ({taken_over.command}), "
                 "which is no longer running",
                 err=True,
             )
-        options = _saved_options(run.plan_file) if run.plan_file else run.options
         if options.pull and run.plan_file is None:
             options = _pull_first(app, session, options, run)
         planned = make_plan(session, options, locked=run.locked)

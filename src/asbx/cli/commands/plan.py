@@ -39,10 +39,6 @@ def plan(
     detailed_exitcode: bool,
 ) -> int:
     """Show the changes that `asbx apply` would make. Changes nothing."""
-    from asbx.render.plan_json import plan_to_json
-    from asbx.render.plan_text import render_plan_text
-    from asbx.workflow import make_plan
-
     options = plan_options(
         targets,
         replace,
@@ -52,7 +48,15 @@ def plan(
         refresh=refresh,
         pull=pull,
     )
-    planned = make_plan(app.session(), options)
+    session = app.session()
+    if options.refresh:
+        app.observe_ahead(session.project)
+    # imported while the listings run
+    from asbx.render.plan_json import plan_to_json
+    from asbx.render.plan_text import render_plan_text
+    from asbx.workflow import make_plan
+
+    planned = make_plan(session, options)
     data = plan_to_json(planned.plan)
     if out is not None:
         out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
