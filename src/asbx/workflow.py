@@ -13,26 +13,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asbx.addresses import Address, ResourceKind
-from asbx.apply.applier import ApplyResult, apply_plan
-from asbx.apply.hooks import ApplyHooks
-from asbx.apply.steps import StepContext
 from asbx.errors import AsbxError, NotFoundError, PlanError
-from asbx.lockfile import lock_path
-from asbx.observe import observe
-from asbx.plan.hashing import applied_form
-from asbx.plan.model import BuildInputs, Plan, PlanOptions
-from asbx.plan.observed import Leftover, Observed
-from asbx.plan.planner import PlanInput, plan
 from asbx.project import project_name
-from asbx.runtime.base import ObservedImage, Runtime
-from asbx.spec.loader import LoadedSpec
-from asbx.state.records import StateSnapshot
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: `exec` never loads the planner, a no-op the applier
+    from asbx.apply.applier import ApplyResult
+    from asbx.apply.hooks import ApplyHooks
     from asbx.data.context import ContextDigest
     from asbx.leftovers import StraySandbox, SupersededImage
     from asbx.network.firewall import Installed
-from asbx.state.store import StateStore
+    from asbx.plan.model import Plan, PlanOptions
+    from asbx.plan.observed import Leftover, Observed
+    from asbx.runtime.base import ObservedImage, Runtime
+    from asbx.spec.loader import LoadedSpec
+    from asbx.state.records import StateSnapshot
+    from asbx.state.store import StateStore
 
 
 @dataclass
@@ -90,6 +85,11 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
     With a sandboxes.lock, pulled images are pinned to their locked digests; `locked` makes a
     missing or out-of-date lock an error instead of a warning (nothing new is resolved).
     """
+    from asbx.lockfile import lock_path
+    from asbx.plan.model import BuildInputs
+    from asbx.plan.observed import Observed
+    from asbx.plan.planner import PlanInput, plan
+
     state = session.store.snapshot(session.project)
     archives = _archives(session.home) if options.refresh else []
     observed = _observe(session, archives) if options.refresh else Observed()
@@ -148,7 +148,7 @@ def import_snapshot(
     """`asbx snapshot import FILE NAME`: FILE becomes snapshot NAME's value, recorded by apply's
     own import step with the config hash a plan computes now (lock pins and contexts included),
     so the next plan keeps it (as imported) until `--replace snapshot.NAME` retakes it."""
-    from asbx.plan.model import Action, Change, Reason
+    from asbx.plan.model import Action, Change, PlanOptions, Reason
     from asbx.spec.model import SnapshotSpec
 
     address = Address(ResourceKind.SNAPSHOT, name)
@@ -192,6 +192,8 @@ def _recovered_salt(state: StateSnapshot, observed: Observed, project: str) -> S
 
 def _observe(session: Session, archives: list[str]) -> Observed:
     """Observe; if the runtime fails, let its check() explain why (missing, stopped, ...)."""
+    from asbx.observe import observe
+
     try:
         observed = observe(session.runtime, session.project, archives)
     except AsbxError:
@@ -297,6 +299,10 @@ def run_apply(
 ) -> ApplyResult:
     """Carry out `planned.plan`; each finished step is recorded as it finishes. `imports`
     (snapshot name -> archive file) are what `import_snapshot` asks to import."""
+    from asbx.apply.applier import apply_plan
+    from asbx.apply.steps import StepContext
+    from asbx.plan.hashing import applied_form
+
     salt = planned.state.meta.salt
     if not planned.state.records and session.store.project(session.project).salt != salt:
         session.store.adopt_salt(session.project, salt)  # recovered from the runtime's labels

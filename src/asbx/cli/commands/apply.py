@@ -123,8 +123,6 @@ def _run(app: AppContext, run: Run) -> int:
         options = _saved_options(run.plan_file) if run.plan_file else run.options
         if options.refresh:  # under the lock, so as fresh as listing when the plan is made
             app.observe_ahead(session.project)
-        # imported while the listings run
-        from asbx.apply.applier import check_applicable
         from asbx.render.plan_json import plan_to_json
         from asbx.render.plan_text import render_plan_text
         from asbx.workflow import make_plan
@@ -149,6 +147,8 @@ def _run(app: AppContext, run: Run) -> int:
                 removed = remove_egress_leftovers(session)
                 click.echo(f"Removed {removed} leftover(s) of allowlist networking.", err=True)
             return 0
+        from asbx.apply.applier import check_applicable
+
         check_applicable(planned.plan)
         if run.plan_file is None:  # shown with -y too, so a log says what was done (Terraform)
             click.echo(render_plan_text(data, color=app.color))
