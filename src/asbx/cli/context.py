@@ -38,9 +38,27 @@ class AppContext:
         return asbx_home(self.home_override)
 
     def spec_path(self) -> Path:
-        from asbx.spec.loader import find_spec
+        from asbx.spec.locate import find_spec
 
         return find_spec(Path.cwd(), self.spec_file)
+
+    def guess_project(self) -> str | None:
+        """The project name, guessed without loading the spec (to start listings early), or
+        None when unsure. Never trusted: a listing started with it is used only if it is the
+        very listing the loaded project asks for."""
+        from asbx.errors import AsbxError
+        from asbx.project import project_name
+        from asbx.spec.locate import guess_declared_name
+
+        if self.project_name:
+            return self.project_name
+        try:
+            path = self.spec_path().absolute()
+            with path.open("rb") as spec:
+                sure, declared = guess_declared_name(spec.read(1 << 20))
+            return project_name(path.parent, declared) if sure else None
+        except (AsbxError, OSError, ValueError):
+            return None
 
     def effective_project_name(self) -> str:
         """The project name commands act on: -p, then `name:` in the spec, then derived."""
@@ -87,11 +105,16 @@ class AppContext:
     def ahead(self, work: Callable[[Runtime], object]) -> None:
         """Start runtime calls now, in the background, that a later step will make (listings):
         that step then takes their results instead of waiting for new ones."""
+        from asbx.errors import AsbxError
         from asbx.runtime.detect import create_runtime
 
-        self.runtime()
+        try:
+            self.runtime()
+        except AsbxError:  # no runtime: the command's own call says so, in its own order
+            return
         early = self._early
-        assert early is not None
+        if early is None:  # a runtime handed in from outside: nothing to start ahead
+            return
         early.ahead(lambda: work(create_runtime(self.runtime_name, early.priming)))
 
     def observe_ahead(self, project: str) -> None:

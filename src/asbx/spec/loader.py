@@ -19,11 +19,11 @@ from asbx.spec import errors_translation as translate
 from asbx.spec.dockerfile import DockerfileError, from_references
 from asbx.spec.dotenv import DotenvError, read_dotenv
 from asbx.spec.interpolation import interpolate_tree
+from asbx.spec.locate import find_spec as find_spec  # re-exported: its old home
 from asbx.spec.model import SandboxSpec, Spec
 from asbx.spec.semantic import check_spec
 from asbx.spec.yaml_source import SourceMap, YamlReadError, decode_text, load_yaml
 
-DEFAULT_FILENAMES = ("sandboxes.yaml", "sandboxes.yml")
 FREE_FORM_KEYS = frozenset({"env", "labels", "args"})
 NAMED_SECTIONS = frozenset({"images", "volumes", "snapshots", "sandboxes"})
 MAX_DOCKERFILE_BYTES = 1024 * 1024
@@ -47,31 +47,6 @@ class LoadedSpec:
     def resolve(self, relative: str) -> Path:
         """A path from the spec, resolved against the spec's directory (`~` expanded)."""
         return (self.directory / Path(relative).expanduser()).resolve()
-
-
-def find_spec(start: Path, explicit: Path | None = None) -> Path:
-    """`explicit` if given, else the nearest sandboxes.yaml from `start` upward (like Compose)."""
-    if explicit is not None:
-        if explicit.is_dir():
-            for name in DEFAULT_FILENAMES:
-                if (explicit / name).is_file():
-                    return explicit / name
-            raise SpecNotFoundError(
-                f"{explicit} is a directory with no {' or '.join(DEFAULT_FILENAMES)} in it",
-                hint="pass the spec file itself with -f, or run `asbx init` in that directory",
-            )
-        if not explicit.is_file():
-            raise SpecNotFoundError(f"spec file {explicit} does not exist",
-                                    hint="pass an existing file with -f, or run `asbx init`")
-        return explicit
-    for directory in (start, *start.parents):
-        for name in DEFAULT_FILENAMES:
-            if (directory / name).is_file():
-                return directory / name
-    raise SpecNotFoundError(
-        f"no sandboxes.yaml in {start} or any parent directory",
-        hint="create one with `asbx init`, or pass -f PATH",
-    )
 
 
 def load_spec(path: Path, environ: Mapping[str, str] | None = None) -> LoadedSpec:

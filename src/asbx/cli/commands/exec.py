@@ -14,6 +14,7 @@ import click
 from asbx.cli.commands.targets import (
     complete_sandboxes,
     ensure_running,
+    find_container_ahead,
     live_container,
     open_session,
     run_attached,
@@ -21,7 +22,6 @@ from asbx.cli.commands.targets import (
 )
 from asbx.cli.context import AppContext
 from asbx.errors import AsbxError
-from asbx.reap import ACTIVE_SESSION_ENV
 from asbx.runtime.command import TIMEOUT_EXIT_CODE
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ def exec_command(
 
     Output streams as it comes; stdin is passed through unless it is a terminal.
     """
+    find_container_ahead(app, sandbox)  # the one listing, overlapped with loading the spec
+    from asbx.reap import ACTIVE_SESSION_ENV
+
     session = open_session(app)
     address = sandbox_address(session, sandbox)
     container = live_container(session, address)
@@ -150,6 +153,9 @@ def shell(app: AppContext, sandbox: str, shell_path: str, workdir: str | None,
     if not sys.stdin.isatty():
         raise AsbxError("asbx shell needs a terminal", hint=f"run a command instead: "
                         f"asbx exec {sandbox} -- CMD")
+    find_container_ahead(app, sandbox)
+    from asbx.reap import ACTIVE_SESSION_ENV
+
     session = open_session(app)
     address = sandbox_address(session, sandbox)
     container = live_container(session, address)

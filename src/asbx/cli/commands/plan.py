@@ -48,8 +48,11 @@ def plan(
         refresh=refresh,
         pull=pull,
     )
+    guess = app.guess_project() if options.refresh else None
+    if guess is not None:  # no lock to wait for: start listing while the spec loads
+        app.observe_ahead(guess)
     session = app.session()
-    if options.refresh:
+    if options.refresh and session.project != guess:
         app.observe_ahead(session.project)
     # imported while the listings run
     from asbx.render.plan_json import plan_to_json

@@ -71,10 +71,23 @@ def project_containers(session: Session) -> dict[Address, ObservedContainer]:
     return list_project_containers(session.runtime, session.project)
 
 
+def sandbox_labels(project: str, address: Address) -> dict[str, str]:
+    """The labels that find one sandbox's container."""
+    return {LABEL_PROJECT: project, LABEL_ADDRESS: str(address)}
+
+
+def find_container_ahead(app: AppContext, sandbox: str) -> None:
+    """Start live_container's listing now, with the guessed project, while the spec loads."""
+    project = app.guess_project()
+    if project is None:
+        return
+    address = Address(ResourceKind.SANDBOX, sandbox.removeprefix("sandbox."))
+    app.ahead(lambda runtime: runtime.list_containers(sandbox_labels(project, address)))
+
+
 def live_container(session: Session, address: Address) -> ObservedContainer:
     """The sandbox's container (one filtered listing), or an error saying to apply first."""
-    labels = {LABEL_PROJECT: session.project, LABEL_ADDRESS: str(address)}
-    found = session.runtime.list_containers(labels)
+    found = session.runtime.list_containers(sandbox_labels(session.project, address))
     if not found:
         raise NotFoundError(
             f"{address} has not been created (no container in {session.runtime.name})",
