@@ -50,6 +50,13 @@ def box(project: Project) -> Project:
 # -- exec
 
 
+def test_exec_on_a_running_sandbox_is_one_listing_started_early_and_the_exec(box: Project) -> None:
+    result = asbx(box, "-vv", "exec", "box", "--", "true")
+    assert result.returncode == 0, result.stderr
+    commands = [line.split()[2:4] for line in result.stderr.splitlines() if line.startswith("$ ")]
+    assert commands == [["ps", "-a"], ["exec", "-i"]], result.stderr
+
+
 @pytest.mark.parametrize("code", [0, 1, 42])
 def test_exec_returns_the_command_exit_code(box: Project, code: int) -> None:
     result = asbx(box, "exec", "box", "--", "sh", "-c", f"echo out; echo err >&2; exit {code}")
