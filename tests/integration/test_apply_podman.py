@@ -54,6 +54,22 @@ def test_apply_converges_and_second_apply_changes_nothing(project: Project) -> N
     assert project.asbx("plan", "--detailed-exitcode").returncode == 0
 
 
+def test_a_wrongly_guessed_project_name_is_dropped_and_the_real_one_locked_and_listed(
+    project: Project,
+) -> None:
+    # `"name":` is not read by the early guess (it guesses the directory's name), so apply
+    # locks and lists the guessed project first, finds out, and starts again: still 3 listings.
+    project.write(SPEC.replace("name: NAME", '"name": NAME'))
+    project.asbx("apply", "-y", check=True)
+    assert len(project.containers()) == 3
+    second = project.asbx("-vv", "apply", "-y", check=True)
+    assert "No changes." in second.stdout
+    commands = [line for line in second.stderr.splitlines() if line.startswith("$ ")]
+    listed = [c for c in commands if f"label=dev.asbx.project={project.name} " in c]
+    assert len(listed) == 2, commands  # ps and volume ls, once each
+    assert any("label=dev.asbx.project=" in c and project.name not in c for c in commands)
+
+
 def test_plan_reports_replacement_and_out_of_band_deletion(project: Project) -> None:
     project.write(SPEC)
     project.asbx("apply", "-y", check=True)

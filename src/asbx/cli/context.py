@@ -117,6 +117,11 @@ class AppContext:
             return
         early.ahead(lambda: work(create_runtime(self.runtime_name, early.priming)))
 
+    def forget_early(self) -> None:
+        """Drop the results of calls started ahead that nothing took (no longer current)."""
+        if self._early is not None:
+            self._early.forget()
+
     def observe_ahead(self, project: str) -> None:
         """Start the project's three listings (what make_plan observes) in the background."""
         from asbx.observe import observe

@@ -6,6 +6,8 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -117,12 +119,32 @@ class Run:
     locked: bool = False
 
 
-def _run(app: AppContext, run: Run) -> int:
+@contextmanager
+def _locked_session(app: AppContext, run: Run, refresh: bool) -> Iterator[tuple[Any, Any]]:
+    """(session, lock taken over) with the project locked and, with `refresh`, its listings
+    started under that lock. The lock is taken with the project name guessed from the spec's
+    bytes, so the listings run while the spec loads; a wrong guess (the loaded spec names
+    another project) releases it, drops those listings and starts again with the real name."""
+    guess = app.guess_project()
+    if guess is not None:
+        with app.store().locked(guess, run.command, run.lock_timeout) as taken_over:
+            if refresh:
+                app.observe_ahead(guess)
+            session = app.session()
+            if session.project == guess:
+                yield session, taken_over
+                return
+        app.forget_early()
     session = app.session()
     with session.store.locked(session.project, run.command, run.lock_timeout) as taken_over:
-        options = _saved_options(run.plan_file) if run.plan_file else run.options
-        if options.refresh:  # under the lock, so as fresh as listing when the plan is made
+        if refresh:
             app.observe_ahead(session.project)
+        yield session, taken_over
+
+
+def _run(app: AppContext, run: Run) -> int:
+    options = _saved_options(run.plan_file) if run.plan_file else run.options
+    with _locked_session(app, run, options.refresh) as (session, taken_over):
         from asbx.render.plan_json import plan_to_json
         from asbx.render.plan_text import render_plan_text
         from asbx.workflow import make_plan
