@@ -66,11 +66,17 @@ def one_service_compose() -> str:
             "    init: true\n    network_mode: none\n")
 
 
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+class CommandFailed(Exception):
+    """A benchmarked command failed: the round is cleaned up and run again."""
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str],
+        check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         command = " ".join(argv)
-        sys.exit(f"{command} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise CommandFailed(f"{command} failed ({result.returncode}):\n{result.stdout}\n"
+                            f"{result.stderr}")
     return result
 
 
@@ -126,8 +132,8 @@ def floor_round(n: int, work: Path, env: dict[str, str]) -> Timings:
     label = f"dev.asbx.project={project}"
     names = [f"{project}-s{i}" for i in range(n)]
 
-    def podman(*args: str) -> None:
-        run(["podman", *args], work, env)
+    def podman(*args: str) -> subprocess.CompletedProcess[str]:
+        return run(["podman", *args], work, env)
 
     def create(name: str) -> None:
         podman("volume", "create", "--label", label, f"{name}-v")
@@ -150,17 +156,46 @@ def floor_round(n: int, work: Path, env: dict[str, str]) -> Timings:
         podman("volume", "rm", *(f"{name}-v" for name in names))
 
     out: Timings = {}
-    with ThreadPoolExecutor(PARALLELISM) as pool:
-        out["floor cold"] = clock(lambda: list(pool.map(create, names)))
-    out["floor no-op"] = clock(listings)
-    out["floor destroy"] = clock(remove)
     one = f"{project}-one"
-    out["floor ready"] = clock(lambda: (
-        podman("run", "-d", "--name", one, "--init", "--network", "none", IMAGE,
-               "tail", "-f", "/dev/null"),
-        podman("exec", "-i", one, "true")))
-    podman("rm", "-f", one)
+    try:
+        with ThreadPoolExecutor(PARALLELISM) as pool:
+            out["floor cold"] = clock(lambda: list(pool.map(create, names)))
+        out["floor no-op"] = clock(listings)
+        out["floor destroy"] = clock(remove)
+        out["floor ready"] = clock(lambda: (
+            podman("run", "-d", "--name", one, "--init", "--network", "none", IMAGE,
+                   "tail", "-f", "/dev/null"),
+            podman("exec", "-i", one, "true")))
+    finally:
+        run(["podman", "rm", "-f", one, *names], work, env, check=False)
+        run(["podman", "volume", "rm", *(f"{name}-v" for name in names)], work, env, check=False)
     return out
+
+
+def clean_up(n: int, work: Path, env: dict[str, str]) -> None:
+    """After a failed round: remove what asbx and podman-compose made (the floor cleans up
+    itself)."""
+    asbx = [sys.executable, "-m", "asbx", "destroy", "-y", "--volumes", "--workspaces"]
+    run(asbx, work / f"asbx{n}", env, check=False)
+    run(asbx, work / "asbx1", env, check=False)
+    run(["podman-compose", "-p", "benchpc", "down", "-v"], work / f"compose{n}", env, check=False)
+    run(["podman-compose", "-p", "benchpc1", "down", "-v"], work / "compose1", env, check=False)
+
+
+def one_round(n: int, work: Path, env: dict[str, str], attempts: int = 3) -> Timings:
+    """asbx, podman-compose and the floor, one after the other; a round in which a command
+    fails (another user's podman work can make a listing fail) is cleaned up and run again."""
+    for attempt in range(1, attempts + 1):
+        timings: Timings = {}
+        try:
+            for measure in (asbx_round, compose_round, floor_round):
+                timings.update(measure(n, work, env))
+            return timings
+        except CommandFailed as exc:
+            print(f"round failed (attempt {attempt} of {attempts}), cleaning up: {exc}",
+                  file=sys.stderr, flush=True)
+            clean_up(n, work, env)
+    sys.exit(f"N={n}: {attempts} attempts failed")
 
 
 def main() -> None:
@@ -185,12 +220,7 @@ def main() -> None:
             (work / f"compose{n}").mkdir()
             (work / f"asbx{n}" / "sandboxes.yaml").write_text(asbx_spec(n))
             (work / f"compose{n}" / "compose.yaml").write_text(compose_file(n))
-            rounds = []
-            for _ in range(args.runs):
-                timings: Timings = {}
-                for measure in (asbx_round, compose_round, floor_round):
-                    timings.update(measure(n, work, env))
-                rounds.append(timings)
+            rounds = [one_round(n, work, env) for _ in range(args.runs)]
             reports.append(render(n, rounds))
             print(reports[-1], flush=True)
     if args.out:
