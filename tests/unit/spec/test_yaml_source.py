@@ -169,3 +169,45 @@ def test_decode_text_refuses_oversized_input() -> None:
     with pytest.raises(YamlReadError) as caught:
         decode_text(b" " * (MAX_SPEC_BYTES + 1), "f.yaml")
     assert caught.value.diagnostics.items[0].message.endswith("a spec may be at most 1 MiB")
+
+
+# -- libyaml and the pure-Python parser read the same data, positions and problems
+
+REPO_ROOT = __import__("pathlib").Path(__file__).resolve().parents[3]
+SPEC_FILES = ("examples/*/sandboxes.yaml", "tests/fixtures/specs/*/*.yaml")
+SAME_READING = [
+    DOC,
+    "a: &base {x: 1, y: [1, 2]}\nb:\n  <<: *base\n  y: 3\nc: *base\n",
+    "s: |\n  line one\n  line two\nt: >-\n  folded\n  text\nu: 'it''s'\nv: \"tab\\there\"\n",
+    "n: [1, 2.5, 0x1f, 1e3, .inf, ~, null, true, no, '007']\n\"quoted key\": {a: b}\n",
+    "# comment\nversion: 1  # trailing\nempty:\nlist:\n- a\n-   b\n- {c: d}\n",
+    "\ufeffversion: 1\nname: x\n",
+]
+
+
+def _read(text: str) -> object:
+    try:
+        data, smap = load_yaml(text, "f.yaml")
+    except YamlReadError as exc:
+        return ("error", [(d.message, d.pos) for d in exc.diagnostics])
+    return data, smap.values, smap.keys
+
+
+@pytest.mark.parametrize("text", [
+    *SAME_READING,
+    *(p.read_bytes().decode("utf-8", "replace") for pattern in SPEC_FILES
+      for p in sorted(REPO_ROOT.glob(pattern))),
+    "a: 1\na: 2\n",  # duplicate key: the builder's diagnostic, from either parser
+    "a: !!python/object:os.system x\n",  # unsupported tag
+    "a: [1, 2\n",  # a syntax error: always the pure-Python parser's message
+    "a:\tb\n\x01",  # a control character
+])
+def test_libyaml_and_the_pure_parser_read_alike(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = _read(text)
+    monkeypatch.setattr(yaml_source, "_compose_fast", lambda text: None)
+    assert fast == _read(text)
+
+
+def test_libyaml_is_used_when_the_text_parses() -> None:
+    assert yaml_source._compose_fast(DOC) is not None
+    assert yaml_source._compose_fast("a: [1, 2\n") is None
