@@ -38,6 +38,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--before", metavar="SRC")
     args = parser.parse_args()
+    from apply_bench import compile_bytecode
+
+    compile_bytecode(*([args.before] if args.before else []))
     asbx = [sys.executable, "-m", "asbx"]
     cases = {
         "python -c pass": [sys.executable, "-c", "pass"],
