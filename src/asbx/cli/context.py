@@ -115,7 +115,8 @@ class AppContext:
         early = self._early
         if early is None:  # a runtime handed in from outside: nothing to start ahead
             return
-        early.ahead(lambda: work(create_runtime(self.runtime_name, early.priming)))
+        primer = early.primer()
+        early.ahead(lambda: work(create_runtime(self.runtime_name, primer)))
 
     def forget_early(self) -> None:
         """Drop the results of calls started ahead that nothing took (no longer current)."""

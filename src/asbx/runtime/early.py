@@ -14,16 +14,17 @@ _log = logging.getLogger(__name__)
 
 
 class EarlyRunner:
-    """Wraps a runner. Commands run through `priming` (by work started ahead of need, see
+    """Wraps a runner. Commands run through a `primer()` (by work started ahead of need, see
     `ahead`) are remembered, and the first later request to this runner equal to one of them
     (same argv, env, cwd, timeout; no stdin, no output callback) gets that command's result
     instead of running again. A result is handed out once: a further identical request runs
-    afresh."""
+    afresh. `forget()` drops what was not taken, and what primers made before it start later."""
 
     def __init__(self, inner: CommandRunner) -> None:
         self._inner = inner
         self._lock = threading.Lock()
         self._early: list[tuple[CommandRequest, Future[CommandResult]]] = []
+        self._generation = 0
 
     @staticmethod
     def ahead(work: Callable[[], object]) -> threading.Thread:
@@ -40,15 +41,30 @@ class EarlyRunner:
         return thread
 
     def forget(self) -> None:
-        """Drop every early result not yet taken (the world may have changed since)."""
+        """Drop every early result not yet taken (the world may have changed since); primers
+        made before this keep nothing from now on."""
         with self._lock:
             self._early.clear()
+            self._generation += 1
 
-    def priming(self, request: CommandRequest,
-                on_output: OutputCallback | None = None) -> CommandResult:
-        """The runner for work started ahead: runs the request and keeps its result."""
+    def primer(self) -> CommandRunner:
+        """The runner for work started ahead: runs each request and keeps its result, until
+        the next `forget()`."""
+        with self._lock:
+            generation = self._generation
+
+        def prime(request: CommandRequest,
+                  on_output: OutputCallback | None = None) -> CommandResult:
+            return self._prime(generation, request, on_output)
+
+        return prime
+
+    def _prime(self, generation: int, request: CommandRequest,
+               on_output: OutputCallback | None) -> CommandResult:
         future: Future[CommandResult] = Future()
         with self._lock:
+            if generation != self._generation:  # forgotten: run it, keep nothing
+                return self._inner(request, on_output)
             self._early.append((request, future))
         try:
             result = self._inner(request, on_output)

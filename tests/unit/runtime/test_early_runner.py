@@ -31,7 +31,8 @@ PS = CommandRequest(("podman", "ps", "-a"))
 
 
 def prime(early: EarlyRunner, *requests: CommandRequest) -> None:
-    early.ahead(lambda: [early.priming(r) for r in requests]).join()
+    primer = early.primer()
+    early.ahead(lambda: [primer(r) for r in requests]).join()
 
 
 def test_an_identical_request_takes_the_early_result_once() -> None:
@@ -70,6 +71,18 @@ def test_forget_drops_what_was_not_taken() -> None:
     assert early(PS).stdout == "podman ps -a #2"
 
 
+def test_a_primer_made_before_forget_keeps_nothing_it_starts_later() -> None:
+    inner = CountingRunner()
+    early = EarlyRunner(inner)
+    late = early.primer()
+    early.forget()
+    late(PS)  # e.g. a background thread that only got to run now
+    assert early(PS).stdout == "podman ps -a #2"
+    fresh = early.primer()
+    fresh(PS)
+    assert early(PS).stdout == "podman ps -a #3"
+
+
 def test_an_early_failure_is_not_handed_on_the_request_runs_now() -> None:
     inner = CountingRunner(fail=True)
     early = EarlyRunner(inner)
@@ -88,7 +101,8 @@ def test_the_taker_waits_for_a_command_still_running() -> None:
 
     early = EarlyRunner(slow)
     started = threading.Event()
-    early.ahead(lambda: (started.set(), early.priming(PS)))
+    primer = early.primer()
+    early.ahead(lambda: (started.set(), primer(PS)))
     started.wait(5)
     while not early._early:  # until the early command is registered
         threading.Event().wait(0.001)

@@ -158,6 +158,7 @@ def _run(app: AppContext, run: Run) -> int:
         if options.pull and run.plan_file is None:
             options = _pull_first(app, session, options, run)
         planned = make_plan(session, options, locked=run.locked)
+        app.forget_early()  # nothing started ahead outlives the observation it was for
         if run.plan_file is not None:
             _check_saved(run.plan_file, planned.plan)
         data = plan_to_json(planned.plan)
@@ -196,6 +197,7 @@ def _pull_first(app: AppContext, session: Any, options: Any, run: Run) -> Any:
     if pulled:  # (no targets would mean everything)
         only_pulls = dataclasses.replace(options, targets=pulled, replace=frozenset())
         planned = make_plan(session, only_pulls, locked=run.locked)
+        app.forget_early()
         if planned.plan.pending:
             click.echo(f"Pulling {len(planned.plan.pending)} image(s) first (--pull)...",
                        err=True)

@@ -73,6 +73,7 @@ def exec_command(
     session = open_session(app)
     address = sandbox_address(session, sandbox)
     container = live_container(session, address)
+    app.forget_early()
     ensure_running(session, address, container)
     variables = {**parse_env(env), ACTIVE_SESSION_ENV: f"exec-{os.getpid()}"}
     session.store.touch(session.project, address)
@@ -159,6 +160,7 @@ def shell(app: AppContext, sandbox: str, shell_path: str, workdir: str | None,
     session = open_session(app)
     address = sandbox_address(session, sandbox)
     container = live_container(session, address)
+    app.forget_early()
     ensure_running(session, address, container)
     argv = session.runtime.exec_argv(
         container.name, (shell_path,), tty=True, interactive=True,

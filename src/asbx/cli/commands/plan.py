@@ -60,6 +60,7 @@ def plan(
     from asbx.workflow import make_plan
 
     planned = make_plan(session, options)
+    app.forget_early()
     data = plan_to_json(planned.plan)
     if out is not None:
         out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
