@@ -157,18 +157,22 @@ def floor_round(n: int, work: Path, env: dict[str, str]) -> Timings:
 
     out: Timings = {}
     one = f"{project}-one"
+    left = list(names)
     try:
         with ThreadPoolExecutor(PARALLELISM) as pool:
             out["floor cold"] = clock(lambda: list(pool.map(create, names)))
         out["floor no-op"] = clock(listings)
         out["floor destroy"] = clock(remove)
+        left = []
         out["floor ready"] = clock(lambda: (
             podman("run", "-d", "--name", one, "--init", "--network", "none", IMAGE,
                    "tail", "-f", "/dev/null"),
             podman("exec", "-i", one, "true")))
-    finally:
-        run(["podman", "rm", "-f", one, *names], work, env, check=False)
-        run(["podman", "volume", "rm", *(f"{name}-v" for name in names)], work, env, check=False)
+    finally:  # one name at a time: podman 4.3's rm of several removes none if one is missing
+        for leftover in [one, *left]:
+            run(["podman", "rm", "-f", "-t", "0", leftover], work, env, check=False)
+        for name in left:
+            run(["podman", "volume", "rm", f"{name}-v"], work, env, check=False)
     return out
 
 
