@@ -32,7 +32,8 @@ def test_doctor_passes_here_and_leaves_nothing_behind(project: Project) -> None:
     result = project.asbx("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[:7] == [line for line in lines[:7] if line.startswith("ok ")], result.stdout
+    assert lines[:8] == [line for line in lines[:8] if line.startswith("ok ")], result.stdout
+    assert "ok   allowlists asbx can install the host firewall rules" in result.stdout
     assert any(line.startswith("ok   network    backend netavark: a container ran on an "
                                "--internal network") for line in lines)
     assert f"ok   images     present locally: {BASE_IMAGE}" in lines
@@ -73,8 +74,8 @@ def test_doctor_names_a_cni_backend_without_plugins_and_the_fix(project: Project
     as_json = project.asbx("doctor", "--json")
     assert as_json.returncode == 1
     checks = {check["name"]: check for check in json.loads(as_json.stdout)}
-    assert list(checks) == ["runtime", "service", "containers", "network", "images", "home",
-                            "disk"]
+    assert list(checks) == ["runtime", "service", "containers", "network", "allowlists",
+                            "images", "home", "disk"]
     assert checks["network"]["status"] == "fail"
     assert "netavark" in checks["network"]["fix"]
     assert checks["containers"]["status"] == "ok"  # --network none needs no plugin
