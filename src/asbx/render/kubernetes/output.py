@@ -1,0 +1,53 @@
+"""Manifests as YAML text: one document per object, or one file per object in a directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from asbx.errors import AsbxError
+from asbx.render.kubernetes.model import Manifest
+
+HEADER = "# Rendered by `asbx render kubernetes`; edit sandboxes.yaml, not this file.\n"
+
+
+class _NoAliases(yaml.SafeDumper):
+    """Plain YAML: a mapping used twice is written twice, never as an &anchor."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
+def dump(manifest: Manifest) -> str:
+    return yaml.dump(manifest, Dumper=_NoAliases, sort_keys=False, default_flow_style=False,
+                     width=100)
+
+
+def stream(manifests: tuple[Manifest, ...]) -> str:
+    """All objects as one multi-document YAML stream."""
+    return HEADER + "".join(f"---\n{dump(m)}" for m in manifests)
+
+
+def file_name(index: int, manifest: Manifest) -> str:
+    return f"{index:02d}-{manifest['kind'].lower()}-{manifest['metadata']['name']}.yaml"
+
+
+def write_dir(directory: Path, manifests: tuple[Manifest, ...]) -> list[Path]:
+    """One file per object, numbered in apply order; refuses a directory with other files."""
+    if directory.exists() and not directory.is_dir():
+        raise AsbxError(f"{directory} exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    wanted = {file_name(i, m): m for i, m in enumerate(manifests, 1)}
+    for old in directory.iterdir():
+        if old.name in wanted:
+            continue
+        if old.is_file() and old.suffix == ".yaml" and old.read_text(
+                encoding="utf-8").startswith(HEADER):
+            old.unlink()  # an object a previous render wrote that no longer exists
+    written = []
+    for name, manifest in wanted.items():
+        path = directory / name
+        path.write_text(HEADER + dump(manifest), encoding="utf-8")
+        written.append(path)
+    return written

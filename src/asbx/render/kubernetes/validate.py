@@ -1,0 +1,89 @@
+"""Offline validation: custom resources against their CRD (unknown fields refused), core
+objects with kubernetes-validate at a pinned Kubernetes version."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import yaml
+
+from asbx.errors import AsbxError
+from asbx.render.kubernetes.model import K8S_VERSION, SANDBOX_API, Manifest
+
+CRD_FILES = {(SANDBOX_API, "Sandbox"): "agents.x-k8s.io_sandboxes.yaml"}
+
+
+class ManifestInvalid(AsbxError):
+    """A rendered object its schema refuses (a bug in the renderer, or in the spec's values)."""
+
+
+def validate(manifest: Manifest) -> None:
+    """Raise ManifestInvalid unless `manifest` passes its schema."""
+    key = (manifest.get("apiVersion", ""), manifest.get("kind", ""))
+    where = f"{key[1]} {manifest.get('metadata', {}).get('name', '?')}"
+    if key in CRD_FILES:
+        error = jsonschema.exceptions.best_match(_crd_validator(*key).iter_errors(manifest))
+        if error is not None:
+            path = ".".join(str(p) for p in error.absolute_path) or "(top)"
+            raise ManifestInvalid(f"{where} is invalid at {path}: {error.message}")
+        _validate_metadata(manifest["metadata"], where)
+        _validate_pod(manifest, where)
+        return
+    _validate_core(manifest, where)
+
+
+def _validate_core(manifest: Manifest, where: str) -> None:
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        path = ".".join(str(p) for p in exc.path) or "(top)"
+        raise ManifestInvalid(f"{where} is invalid at {path}: {exc.message}") from None
+    except kubernetes_validate.SchemaNotFoundError:
+        raise ManifestInvalid(f"{where}: no Kubernetes {K8S_VERSION} schema for it") from None
+
+
+def _validate_metadata(metadata: dict[str, Any], where: str) -> None:
+    """A CRD's schema leaves metadata to the API server: check it as ObjectMeta."""
+    _validate_core({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}, where)
+
+
+def _validate_pod(manifest: Manifest, where: str) -> None:
+    """The pod template checked as a core Pod too (the CRD copies PodSpec, loosely)."""
+    template = manifest["spec"]["podTemplate"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "check", **template.get(
+        "metadata", {})}, "spec": template["spec"]}
+    _validate_core(pod, f"{where} podTemplate")
+
+
+@cache
+def _crd_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    version = api_version.rsplit("/", 1)[1]
+    text = resources.files("asbx.render.kubernetes").joinpath(
+        "crds", CRD_FILES[(api_version, kind)]).read_text(encoding="utf-8")
+    crd = yaml.safe_load(text)
+    schema = next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"]
+                  if v["name"] == version)
+    strict = closed(copy.deepcopy(schema))
+    cls = jsonschema.Draft4Validator
+    return cls(strict, format_checker=cls.FORMAT_CHECKER)
+
+
+def closed(schema: Any) -> Any:
+    """`schema` with unknown fields refused: additionalProperties false on every object that
+    lists its properties, except where Kubernetes keeps unknown fields on purpose."""
+    if isinstance(schema, dict):
+        for value in schema.values():
+            closed(value)
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            schema["additionalProperties"] = False
+    elif isinstance(schema, list):
+        for item in schema:
+            closed(item)
+    return schema
