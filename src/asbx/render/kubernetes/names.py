@@ -30,3 +30,12 @@ def labels(project: str, role: str, sandbox: str | None = None) -> dict[str, str
 def selector(project: str, role: str, sandbox: str) -> dict[str, str]:
     """The labels that pick one sandbox's pod (or its egress proxy's)."""
     return {"dev.asbx.project": project, "dev.asbx.role": role, "dev.asbx.sandbox": sandbox}
+
+
+def metadata(name: str, namespace: str | None, labels: dict[str, str]) -> dict[str, object]:
+    """An object's metadata: name, then namespace when one is given, then labels."""
+    meta: dict[str, object] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = labels
+    return meta

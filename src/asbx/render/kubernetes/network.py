@@ -19,10 +19,7 @@ DNS_PORTS = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
 
 
 def _meta(name: str, options: RenderOptions, labels: dict[str, str]) -> dict[str, object]:
-    meta: dict[str, object] = {"name": name, "labels": labels}
-    if options.namespace:
-        meta["namespace"] = options.namespace
-    return meta
+    return names.metadata(name, options.namespace, labels)
 
 
 def proxy_name(options: RenderOptions, sandbox: str) -> str:

@@ -19,6 +19,15 @@ class _NoAliases(yaml.SafeDumper):
         return True
 
 
+def _text(dumper: yaml.SafeDumper, text: str) -> yaml.Node:
+    """Multi-line strings (a proxy's policy.json) as literal blocks, readable in a diff."""
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_NoAliases.add_representer(str, _text)
+
+
 def dump(manifest: Manifest) -> str:
     return yaml.dump(manifest, Dumper=_NoAliases, sort_keys=False, default_flow_style=False,
                      width=100)

@@ -64,11 +64,8 @@ def render(spec: Spec, graph: ResourceGraph, lock: Lock | None, options: RenderO
 
 
 def _claim(options: RenderOptions, name: str, size: int | None) -> Manifest:
-    meta: dict[str, object] = {"name": names.object_name(options.project, name),
-                               "labels": {**names.labels(options.project, "volume"),
-                                          "dev.asbx.volume": name}}
-    if options.namespace:
-        meta["namespace"] = options.namespace
+    meta = names.metadata(names.object_name(options.project, name), options.namespace,
+                          {**names.labels(options.project, "volume"), "dev.asbx.volume": name})
     storage = quantities.memory(size) if size is not None else VOLUME_SIZE
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta,
             "spec": {"accessModes": ["ReadWriteOnce"],

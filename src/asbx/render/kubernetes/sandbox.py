@@ -43,10 +43,7 @@ def sandbox_object(options: RenderOptions, sandbox: str, box: SandboxSpec, image
         ]
     if volumes:
         pod["volumes"] = volumes
-    meta: dict[str, object] = {"name": names.object_name(options.project, sandbox),
-                               "labels": labels}
-    if options.namespace:
-        meta["namespace"] = options.namespace
+    meta = names.metadata(names.object_name(options.project, sandbox), options.namespace, labels)
     spec: dict[str, object] = {
         "podTemplate": {"metadata": {"labels": labels}, "spec": pod},
         "volumeClaimTemplates": [{"metadata": {"name": WORKSPACE}, "spec": {
@@ -145,10 +142,8 @@ def port_service(options: RenderOptions, sandbox: str, box: SandboxSpec) -> Mani
     """A ClusterIP Service for the sandbox's published ports (None without ports)."""
     if not box.ports:
         return None
-    meta: dict[str, object] = {"name": names.object_name(options.project, sandbox),
-                               "labels": names.labels(options.project, "ports", sandbox)}
-    if options.namespace:
-        meta["namespace"] = options.namespace
+    meta = names.metadata(names.object_name(options.project, sandbox), options.namespace,
+                          names.labels(options.project, "ports", sandbox))
     ports = [{"name": f"{p.protocol}-{p.host}", "port": p.host, "targetPort": p.container,
               "protocol": p.protocol.upper()} for p in box.ports]
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta,

@@ -4,6 +4,8 @@ objects with kubernetes-validate at a pinned Kubernetes version."""
 from __future__ import annotations
 
 import copy
+import re
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -14,6 +16,8 @@ import yaml
 from asbx.errors import AsbxError
 from asbx.render.kubernetes.model import K8S_VERSION, SANDBOX_API, Manifest
 
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 CRD_FILES = {(SANDBOX_API, "Sandbox"): "agents.x-k8s.io_sandboxes.yaml"}
 
 
@@ -70,8 +74,19 @@ def _crd_validator(api_version: str, kind: str) -> jsonschema.protocols.Validato
     schema = next(v["schema"]["openAPIV3Schema"] for v in crd["spec"]["versions"]
                   if v["name"] == version)
     strict = closed(copy.deepcopy(schema))
-    cls = jsonschema.Draft4Validator
-    return cls(strict, format_checker=cls.FORMAT_CHECKER)
+    return jsonschema.Draft4Validator(strict, format_checker=_FORMATS)
+
+
+def _date_time(value: object) -> bool:
+    """RFC 3339, as the API server parses it (jsonschema checks it only with an extra)."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        return False
+    datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    return True
+
+
+_FORMATS = jsonschema.FormatChecker(formats=())
+_FORMATS.checks("date-time", raises=ValueError)(_date_time)
 
 
 def closed(schema: Any) -> Any:
