@@ -60,7 +60,20 @@ def render(spec: Spec, graph: ResourceGraph, lock: Lock | None, options: RenderO
         warnings.append(RenderWarning("snapshot", f"snapshot.{name}", "agent-sandbox has no "
                                       "portable snapshots; not rendered"))
     manifests.sort(key=lambda m: (KIND_ORDER.index(m["kind"]), m["metadata"]["name"]))
+    _refuse_clashes(manifests)
     return Rendered(tuple(manifests), tuple(warnings), tuple(secrets))
+
+
+def _refuse_clashes(manifests: list[Manifest]) -> None:
+    """Two objects of one kind with one name (e.g. sandbox `a-egress` and `a`'s proxy)."""
+    seen: set[tuple[str, str]] = set()
+    for manifest in manifests:
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        if key in seen:
+            raise AsbxError(f"two rendered {key[0]} objects would both be named {key[1]}",
+                            hint="rename one of the sandboxes or volumes (names map to "
+                                 "PROJECT-NAME, with _ as -)")
+        seen.add(key)
 
 
 def _claim(options: RenderOptions, name: str, size: int | None) -> Manifest:

@@ -29,9 +29,13 @@ def sandbox_object(options: RenderOptions, sandbox: str, box: SandboxSpec, image
     labels = {**{k: str(v) for k, v in box.labels.items()},
               **names.labels(options.project, "sandbox", sandbox)}
     mounts, volumes = _mounts(options, sandbox, box, warn)
-    main = {"name": "sandbox", "image": image, "command": list(box.effective_command),
-            "workingDir": box.workdir, "env": _env(options, sandbox, box, secret),
-            "volumeMounts": mounts, "securityContext": _security(box, sandbox, warn)}
+    main: dict[str, object] = {"name": "sandbox", "image": image,
+                               "command": list(box.effective_command), "workingDir": box.workdir}
+    env = _env(options, sandbox, box, secret)
+    if env:
+        main["env"] = env
+    main["volumeMounts"] = mounts
+    main["securityContext"] = _security(box, sandbox, warn)
     if box.cpus is not None or box.memory is not None:
         main["resources"] = _resources(box)
     pod: dict[str, object] = {"automountServiceAccountToken": False, "containers": [main]}
