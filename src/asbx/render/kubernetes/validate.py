@@ -21,6 +21,32 @@ _RFC3339 = re.compile(
 CRD_FILES = {(SANDBOX_API, "Sandbox"): "agents.x-k8s.io_sandboxes.yaml"}
 
 
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PROTOCOLS = ("TCP", "UDP", "SCTP")
+_CONTAINERS = (("containers",), ("initContainers",))
+# Kubernetes' published OpenAPI schemas (what kubernetes-validate bundles) carry no enums: the
+# allowed values live in descriptions. These are the API's values for the fields asbx renders.
+_POD_ENUMS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = tuple(
+    entry for c in _CONTAINERS for entry in (
+        ((*c, "*", "ports", "*", "protocol"), _PROTOCOLS),
+        ((*c, "*", "securityContext", "seccompProfile", "type"),
+         ("RuntimeDefault", "Unconfined", "Localhost")),
+    ))
+ENUMS: dict[str, tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = {
+    "Service": ((("spec", "type"), ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")),
+                (("spec", "ports", "*", "protocol"), _PROTOCOLS)),
+    "NetworkPolicy": ((("spec", "policyTypes", "*"), ("Ingress", "Egress")),
+                      (("spec", "ingress", "*", "ports", "*", "protocol"), _PROTOCOLS),
+                      (("spec", "egress", "*", "ports", "*", "protocol"), _PROTOCOLS)),
+    "PersistentVolumeClaim": ((("spec", "accessModes", "*"),
+                               ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany",
+                                "ReadWriteOncePod")),),
+    "Deployment": tuple((("spec", "template", "spec", *path), allowed)
+                        for path, allowed in _POD_ENUMS),
+    "Pod": tuple((("spec", *path), allowed) for path, allowed in _POD_ENUMS),
+}
+
+
 class ManifestInvalid(AsbxError):
     """A rendered object its schema refuses (a bug in the renderer, or in the spec's values)."""
 
@@ -43,13 +69,41 @@ def validate(manifest: Manifest) -> None:
 def _validate_core(manifest: Manifest, where: str) -> None:
     import kubernetes_validate
 
+    _check_name(manifest, where)
     try:
         kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:
-        path = ".".join(str(p) for p in exc.path) or "(top)"
-        raise ManifestInvalid(f"{where} is invalid at {path}: {exc.message}") from None
+        shown = ".".join(str(p) for p in exc.path) or "(top)"
+        raise ManifestInvalid(f"{where} is invalid at {shown}: {exc.message}") from None
     except kubernetes_validate.SchemaNotFoundError:
         raise ManifestInvalid(f"{where}: no Kubernetes {K8S_VERSION} schema for it") from None
+    for fields, allowed in ENUMS.get(manifest.get("kind", ""), ()):
+        for at, value in _values(manifest, fields, ()):
+            if value not in allowed:
+                raise ManifestInvalid(f"{where} is invalid at {'.'.join(at)}: {value!r} is not "
+                                      f"one of {list(allowed)}")
+
+
+def _check_name(manifest: Manifest, where: str) -> None:
+    """Every name asbx renders is a DNS-1123 label (the strictest rule any kind applies)."""
+    name = manifest.get("metadata", {}).get("name")
+    if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.match(name):
+        raise ManifestInvalid(f"{where} is invalid at metadata.name: {name!r} is not a "
+                              "DNS-1123 label")
+
+
+def _values(node: Any, path: tuple[str, ...],
+            at: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+    """The values at `path` ("*": every list item), with where each was found."""
+    if not path:
+        return [(at, node)]
+    head, rest = path[0], path[1:]
+    if head == "*":
+        items = node if isinstance(node, list) else []
+        return [v for i, item in enumerate(items) for v in _values(item, rest, (*at, str(i)))]
+    if isinstance(node, dict) and head in node:
+        return _values(node[head], rest, (*at, head))
+    return []
 
 
 def _validate_metadata(metadata: dict[str, Any], where: str) -> None:
