@@ -205,3 +205,31 @@ def test_cli_refuses_an_unlocked_build_with_exit_1(tmp_path: Path,
     err = capsys.readouterr().err
     assert "image.app is built from a Dockerfile and is not in sandboxes.lock" in err
     assert "asbx lock" in err
+
+
+@pytest.mark.parametrize("registry", ["ghcr.io/acme team", "reg.example.com/../x", "UPPER.io"])
+def test_a_registry_that_is_not_one_is_refused(tmp_path: Path, registry: str) -> None:
+    lock = Lock({"app": LockEntry(context_digest=DIGEST)})
+    with pytest.raises(AsbxError, match="is not a registry"):
+        rendered(tmp_path, BUILT, lock, registry=registry)
+
+
+def test_a_bad_namespace_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "sandboxes.yaml").write_text("version: 1\nsandboxes: {a: {image: busybox}}\n")
+    code = run(["-f", str(tmp_path / "sandboxes.yaml"), "render", "kubernetes",
+                "--namespace", "Not/A_Namespace"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "metadata.namespace: 'Not/A_Namespace' is not a DNS-1123 label" in err
+
+
+def test_the_cli_does_not_write_through_a_symlink(tmp_path: Path) -> None:
+    spec = tmp_path / "sandboxes.yaml"
+    spec.write_text("version: 1\nname: p\nsandboxes: {a: {image: busybox, network: open}}\n")
+    out, target = tmp_path / "k8s", tmp_path / "elsewhere.txt"
+    out.mkdir()
+    target.write_text("keep me\n")
+    (out / "01-sandbox-p-a.yaml").symlink_to(target)
+    code = run(["-f", str(spec), "render", "kubernetes", "-o", str(out)])
+    assert code == 1
+    assert target.read_text() == "keep me\n"

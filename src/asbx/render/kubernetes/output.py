@@ -57,6 +57,9 @@ def write_dir(directory: Path, manifests: tuple[Manifest, ...]) -> list[Path]:
     written = []
     for name, manifest in wanted.items():
         path = directory / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise AsbxError(f"{path} is not a regular file; refusing to write through it",
+                            hint="remove it, or render into another directory")
         path.write_text(HEADER + dump(manifest), encoding="utf-8")
         written.append(path)
     return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from asbx.addresses import ResourceKind
@@ -19,6 +20,7 @@ from asbx.render.kubernetes.model import (
 )
 from asbx.spec.model import ImageSpec, Spec
 
+REGISTRY = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*/?")
 # Apply order: what others refer to first.
 KIND_ORDER = ("ConfigMap", "PersistentVolumeClaim", "Service", "Deployment", "NetworkPolicy",
               "Sandbox")
@@ -101,5 +103,8 @@ def _image(graph: ResourceGraph, sandbox_name: str, lock: Lock | None,
     if not options.registry:
         raise AsbxError(f"image.{address.name} is built locally; a cluster pulls it from a "
                         "registry", hint="pass --registry REGISTRY (e.g. ghcr.io/you)")
+    if not REGISTRY.fullmatch(options.registry):
+        raise AsbxError(f'"{options.registry}" is not a registry (HOST[:PORT][/PATH])',
+                        hint="e.g. --registry ghcr.io/acme or --registry localhost:5000")
     tag = entry.context_digest.replace(":", "-")
     return f"{options.registry.rstrip('/')}/{options.project}-{address.name}:{tag}"

@@ -85,11 +85,13 @@ def _validate_core(manifest: Manifest, where: str) -> None:
 
 
 def _check_name(manifest: Manifest, where: str) -> None:
-    """Every name asbx renders is a DNS-1123 label (the strictest rule any kind applies)."""
-    name = manifest.get("metadata", {}).get("name")
-    if not isinstance(name, str) or len(name) > 63 or not _DNS_LABEL.match(name):
-        raise ManifestInvalid(f"{where} is invalid at metadata.name: {name!r} is not a "
-                              "DNS-1123 label")
+    """Every name asbx renders, and the namespace, is a DNS-1123 label (the strictest rule)."""
+    metadata = manifest.get("metadata", {})
+    for field in ("name", "namespace"):
+        value = metadata.get(field, "default" if field == "namespace" else None)
+        if not isinstance(value, str) or len(value) > 63 or not _DNS_LABEL.match(value):
+            raise ManifestInvalid(f"{where} is invalid at metadata.{field}: {value!r} is not "
+                                  "a DNS-1123 label")
 
 
 def _values(node: Any, path: tuple[str, ...],
