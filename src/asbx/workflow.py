@@ -565,8 +565,9 @@ def prune_superseded_images(session: Session, result: ApplyResult) -> list[str]:
 def render_kubernetes(loaded: LoadedSpec, options: RenderOptions) -> Rendered:
     """The project as agent-sandbox manifests, every object validated before it is returned."""
     from asbx.lockfile import lock_path, read_lock
+    from asbx.render.kubernetes.model import RenderWarning
     from asbx.render.kubernetes.render import render
-    from asbx.render.kubernetes.secrets import secret_env
+    from asbx.render.kubernetes.secrets import inlined_references, secret_env
     from asbx.render.kubernetes.validate import validate
     from asbx.spec.yaml_source import decode_text, load_yaml
 
@@ -575,4 +576,8 @@ def render_kubernetes(loaded: LoadedSpec, options: RenderOptions) -> Rendered:
     rendered = render(loaded.spec, loaded.graph, lock, options, secret_env(raw, loaded.spec))
     for manifest in rendered.manifests:
         validate(manifest)
-    return rendered
+    inlined = tuple(
+        RenderWarning("interpolated", address, f"{path} takes a variable; its value is "
+                      "written into the manifest (only env values become Secret references)")
+        for address, path in inlined_references(raw))
+    return dataclasses.replace(rendered, warnings=inlined + rendered.warnings)

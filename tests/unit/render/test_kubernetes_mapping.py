@@ -19,6 +19,7 @@ from asbx.render.kubernetes.render import render
 from asbx.render.kubernetes.secrets import references_variable, secret_env
 from asbx.render.kubernetes.validate import validate
 from asbx.spec.loader import load_spec
+from asbx.workflow import render_kubernetes
 
 WHEN = datetime(2026, 1, 1, tzinfo=UTC)
 DIGEST = "sha256:" + "a" * 64
@@ -233,3 +234,15 @@ def test_the_cli_does_not_write_through_a_symlink(tmp_path: Path) -> None:
     code = run(["-f", str(spec), "render", "kubernetes", "-o", str(out)])
     assert code == 1
     assert target.read_text() == "keep me\n"
+
+
+def test_a_variable_outside_env_is_named_because_its_value_is_inlined(tmp_path: Path) -> None:
+    (tmp_path / "sandboxes.yaml").write_text("""
+version: 1
+sandboxes:
+  box: {image: busybox, command: "serve --token ${TOKEN}", env: {A: "${A}"}}
+""")
+    loaded = load_spec(tmp_path / "sandboxes.yaml", environ={"TOKEN": "t", "A": "a"})
+    result = render_kubernetes(loaded, RenderOptions("p", WHEN))
+    assert [(w.code, w.address) for w in result.warnings] == [("interpolated", "sandbox.box")]
+    assert result.warnings[0].message.startswith("sandboxes.box.command takes a variable")

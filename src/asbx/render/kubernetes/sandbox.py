@@ -35,7 +35,7 @@ def sandbox_object(options: RenderOptions, sandbox: str, box: SandboxSpec, image
     if env:
         main["env"] = env
     main["volumeMounts"] = mounts
-    main["securityContext"] = _security(box, sandbox, warn)
+    main["securityContext"] = _security(box, warn)
     if box.cpus is not None or box.memory is not None:
         main["resources"] = _resources(box)
     pod: dict[str, object] = {"automountServiceAccountToken": False, "containers": [main]}
@@ -82,7 +82,7 @@ def _resources(box: SandboxSpec) -> dict[str, dict[str, str]]:
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
-def _security(box: SandboxSpec, sandbox: str, warn: Warn) -> dict[str, object]:
+def _security(box: SandboxSpec, warn: Warn) -> dict[str, object]:
     """Least privilege, as locally: drop ALL, add asbx's default set plus `cap_add`."""
     context: dict[str, object] = {
         "allowPrivilegeEscalation": False,

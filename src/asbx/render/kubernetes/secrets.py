@@ -44,3 +44,29 @@ def _literal_env(raw_env: Any) -> set[str]:
                 pairs.append((key, value))
     return {k for k, v in pairs
             if v is not None and not (isinstance(v, str) and references_variable(v))}
+
+
+def inlined_references(raw: Any) -> list[tuple[str, str]]:
+    """(address, dotted path) of each value outside `env` that takes a variable: its value is
+    written into the manifests as it is interpolated (a command, an image, a label...)."""
+    found: list[tuple[str, str]] = []
+    sandboxes = raw.get("sandboxes", {}) if isinstance(raw, Mapping) else {}
+    if not isinstance(sandboxes, Mapping):
+        return found
+
+    def walk(node: Any, path: tuple[str, ...], address: str) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                walk(value, (*path, str(key)), address)
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, (*path, str(index)), address)
+        elif isinstance(node, str) and references_variable(node):
+            found.append((address, ".".join(path)))
+
+    for name, box in sandboxes.items():
+        if isinstance(box, Mapping):
+            for key, value in box.items():
+                if key != "env":
+                    walk(value, ("sandboxes", str(name), str(key)), f"sandbox.{name}")
+    return found
