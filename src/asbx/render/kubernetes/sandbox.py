@@ -41,8 +41,7 @@ def sandbox_object(options: RenderOptions, sandbox: str, box: SandboxSpec, image
     pod: dict[str, object] = {"automountServiceAccountToken": False, "containers": [main]}
     if box.setup:
         pod["initContainers"] = [
-            {**{k: v for k, v in main.items() if k != "resources"},
-             "name": f"setup-{index}", "command": list(step)}
+            {**main, "name": f"setup-{index}", "command": list(step)}
             for index, step in enumerate(box.setup, 1)
         ]
     if volumes:
@@ -54,7 +53,7 @@ def sandbox_object(options: RenderOptions, sandbox: str, box: SandboxSpec, image
             "accessModes": ["ReadWriteOnce"],
             "resources": {"requests": {"storage": WORKSPACE_SIZE}}}}],
     }
-    spec.update(_lifecycle(options, sandbox, box, warn))
+    spec.update(_lifecycle(options, box, warn))
     return {"apiVersion": SANDBOX_API, "kind": "Sandbox", "metadata": meta, "spec": spec}
 
 
@@ -125,8 +124,7 @@ def _mounts(options: RenderOptions, sandbox: str, box: SandboxSpec,
     return mounts, volumes
 
 
-def _lifecycle(options: RenderOptions, sandbox: str, box: SandboxSpec,
-               warn: Warn) -> dict[str, str]:
+def _lifecycle(options: RenderOptions, box: SandboxSpec, warn: Warn) -> dict[str, str]:
     life = box.lifecycle
     if life is None:
         return {}
