@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported where used: `exec` never loads the planner, a no-o
     from asbx.network.firewall import Installed
     from asbx.plan.model import Plan, PlanOptions
     from asbx.plan.observed import Leftover, Observed
+    from asbx.render.kubernetes.model import Rendered, RenderOptions
     from asbx.runtime.base import ObservedImage, Runtime
     from asbx.spec.loader import LoadedSpec
     from asbx.state.records import StateSnapshot
@@ -559,3 +560,24 @@ def prune_superseded_images(session: Session, result: ApplyResult) -> list[str]:
     return remove_images(
         session.runtime, superseded_images(session.runtime, session.project, records)
     )
+
+
+def render_kubernetes(loaded: LoadedSpec, options: RenderOptions) -> Rendered:
+    """The project as agent-sandbox manifests, every object validated before it is returned."""
+    from asbx.lockfile import lock_path, read_lock
+    from asbx.render.kubernetes.model import RenderWarning
+    from asbx.render.kubernetes.render import render
+    from asbx.render.kubernetes.secrets import inlined_references, secret_env
+    from asbx.render.kubernetes.validate import validate
+    from asbx.spec.yaml_source import decode_text, load_yaml
+
+    raw, _ = load_yaml(decode_text(loaded.path.read_bytes(), loaded.path.name), loaded.path.name)
+    lock = read_lock(lock_path(loaded.path))
+    rendered = render(loaded.spec, loaded.graph, lock, options, secret_env(raw, loaded.spec))
+    for manifest in rendered.manifests:
+        validate(manifest)
+    inlined = tuple(
+        RenderWarning("interpolated", address, f"{path} takes a variable; its value is "
+                      "written into the manifest (only env values become Secret references)")
+        for address, path in inlined_references(raw))
+    return dataclasses.replace(rendered, warnings=inlined + rendered.warnings)

@@ -36,6 +36,7 @@ COMMANDS = {
     "gc": "asbx.cli.commands.gc:gc",
     "policy": "asbx.cli.commands.policy:policy",
     "doctor": "asbx.cli.commands.doctor:doctor",
+    "render": "asbx.cli.commands.render:render",
 }
 
 
