@@ -703,9 +703,9 @@ def _delete_change(
     kind = address.kind
     if opts.destroy:
         if kind is ResourceKind.VOLUME and not opts.destroy_volumes:
-            return None
+            return _kept(address, record, "--volumes")
         if kind is ResourceKind.SNAPSHOT and not opts.destroy_snapshots:
-            return None
+            return _kept(address, record, "--snapshots")
     if kind is ResourceKind.SANDBOX:
         drop_workspace = opts.destroy_workspaces if opts.destroy else opts.allow_data_loss
         note = (
@@ -721,6 +721,14 @@ def _delete_change(
         kept = ("pulled image stays in the runtime; only the record is dropped",) if pulled else ()
         return Change(address, Action.DELETE, reason, record_only=pulled, notes=kept)
     return Change(address, Action.DELETE, reason, holds_data=kind in DATA_KINDS)
+
+
+def _kept(address: Address, record: ResourceRecord | None, flag: str) -> Change | None:
+    """A volume or snapshot that destroy keeps: a note saying so, and the flag that deletes it."""
+    if record is None:
+        return None
+    return Change(address, Action.NOOP, Reason.UNCHANGED,
+                  notes=(f"kept with its data (destroy {flag} deletes it)",))
 
 
 def _select(inp: PlanInput, changes: dict[Address, Change]) -> dict[Address, Change]:

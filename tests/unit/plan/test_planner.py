@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from asbx.addresses import Address
+from asbx.addresses import Address, ResourceKind
 from asbx.plan.hashing import HASH_VERSION
 from asbx.plan.model import Action, PlanOptions, Reason
+from asbx.render.plan_json import plan_to_json
+from asbx.render.plan_text import render_plan_text
 from asbx.runtime.base import LABEL_HASH, LABEL_PRIVILEGES, Capabilities, ContainerState
 from asbx.state.records import StateSnapshot
 from tests.unit.plan.world import EMPTY_STATE, World, actions, spec
@@ -360,6 +362,23 @@ def test_destroy_keeps_volumes_and_snapshots_unless_asked(world_of) -> None:  # 
         str(c.address) for c in world.plan(PlanOptions(destroy=True)).changes if c.action.mutates
     ]
     assert order.index("sandbox.worker") < order.index("sandbox.web")
+
+
+def test_destroy_says_which_volumes_and_snapshots_it_keeps_and_the_flag(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    plain = world.plan(PlanOptions(destroy=True))
+    notes = {str(c.address): c.notes for c in plain.changes if not c.action.mutates and c.notes}
+    assert notes == {
+        "volume.cache": ("kept with its data (destroy --volumes deletes it)",),
+        "snapshot.snap": ("kept with its data (destroy --snapshots deletes it)",),
+    }
+    web = next(c for c in plain.changes if str(c.address) == "sandbox.web")
+    assert web.notes == ("its workspace is kept (delete it with --workspaces)",)
+    text = render_plan_text(plan_to_json(plain), color=False)
+    assert "note: volume.cache: kept with its data (destroy --volumes deletes it)" in text
+    full = world.plan(PlanOptions(destroy=True, destroy_volumes=True, destroy_snapshots=True))
+    assert not any("kept" in note for c in full.changes for note in c.notes
+                   if c.address.kind is not ResourceKind.SANDBOX)
 
 
 def test_target_limits_to_dependencies(world_of) -> None:  # type: ignore[no-untyped-def]
