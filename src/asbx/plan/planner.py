@@ -135,7 +135,7 @@ def _plan_one(inp: PlanInput, want: Desired, planned: Mapping[Address, Change]) 
 def _field_changes(
     kind: ResourceKind, before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> tuple[FieldChange, ...]:
-    old, new = hashing.flatten(dict(before)), hashing.flatten(dict(after))
+    old, new = hashing.flatten(_as_written(before)), hashing.flatten(_as_written(after))
     out = []
     for path in sorted(old.keys() | new.keys()):
         if old.get(path) == new.get(path):
@@ -143,8 +143,37 @@ def _field_changes(
         top = path.split(".")[0].split("[")[0]
         forces = kind is not ResourceKind.SANDBOX or top not in hashing.SANDBOX_IN_PLACE_FIELDS
         sensitive = top == "env" or path.startswith("build.args")
-        out.append(FieldChange(path, old.get(path), new.get(path), forces, sensitive))
+        out.append(FieldChange(path, _listed(old.get(path)), _listed(new.get(path)), forces,
+                               sensitive))
     return tuple(out)
+
+
+def _listed(value: Any) -> Any:
+    """A command kept whole as a tuple (see `_as_written`) goes into the plan as a JSON list."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+SHELL_PREFIX = ("/bin/sh", "-c")
+
+
+def _as_written(applied: Mapping[str, Any]) -> dict[str, Any]:
+    """Applied fields with each command (`command`, every `setup` step) as one value the way the
+    user wrote it: a string step as its line, a list step as its list, so a plan shows
+    `setup[3]: "make" -> "make test"` rather than a change of an argv element."""
+    data = dict(applied)
+    if isinstance(data.get("command"), list | tuple):
+        data["command"] = _command_as_written(data["command"])
+    if isinstance(data.get("setup"), list | tuple):
+        data["setup"] = [_command_as_written(step) for step in data["setup"]]
+    return data
+
+
+def _command_as_written(argv: Any) -> Any:
+    if not isinstance(argv, list | tuple):
+        return argv
+    if len(argv) == 3 and tuple(argv[:2]) == SHELL_PREFIX and isinstance(argv[2], str):
+        return argv[2]
+    return tuple(argv)  # a leaf for flatten: one list is one change
 
 
 def _plan_image(

@@ -106,6 +106,23 @@ def test_each_sandbox_field_replaces_or_updates(world_of, tmp_path: Path) -> Non
             assert change.fields
 
 
+def test_setup_and_command_changes_show_the_lines_as_written(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    before = "    setup:\n      - echo one\n      - [touch, /a]\n    command: sleep 100\n"
+    after = "    setup:\n      - echo one\n      - [touch, /b]\n      - make test\n" \
+            "    command: [sleep, '200']\n"
+    world = converged(world_of, BASE.replace("    memory: 1G\n", "    memory: 1G\n" + before))
+    world.loaded = spec(BASE.replace("    memory: 1G\n", "    memory: 1G\n" + after), tmp_path)
+    web = next(c for c in world.plan().changes if str(c.address) == "sandbox.web")
+    assert [(f.path, f.before, f.after) for f in web.fields] == [
+        ("command", "sleep 100", ["sleep", "200"]),
+        ("setup[1]", ["touch", "/a"], ["touch", "/b"]),
+        ("setup[2]", None, "make test"),
+    ]
+    text = render_plan_text(plan_to_json(world.plan()), color=False)
+    assert '      ~ setup[2]: (none) -> "make test"   # forces replacement' in text
+    assert '/bin/sh' not in text
+
+
 # (edit of BASE, with image.other declared too) -> every change it plans: what each field of
 # each kind does, and which changes would lose data
 FIELD_EDITS = {
