@@ -358,7 +358,8 @@ def _plan_sandbox(
         return _adopt_sandbox(inp, want, live, planned)
     fields = _field_changes(address.kind, record.applied, want.applied)
     replace = _sandbox_replace_reason(inp, want, record, planned, fields)
-    notes = _outdated_notes(inp, address, record, planned)
+    outdated = _outdated_notes(inp, address, record, planned)
+    notes = outdated
     if replace is Reason.DEPENDENCY_REPLACED and _runs_an_older_image(inp, address, live, planned):
         notes = (*notes, f"runs an older image than {inp.graph.image_of(address.name)} now has"
                          " (pulled again)")
@@ -373,7 +374,7 @@ def _plan_sandbox(
             notes = (*notes, "made with the runtime's default capabilities (NET_RAW, MKNOD, ...) "
                              "or an older asbx profile; its /workspace is kept")
         if reseed:  # asked for by name, with data loss allowed: the workspace goes too
-            notes = (*notes, "its workspace is removed and created again from the spec")
+            notes = (*(n for n in notes if n not in outdated), _reseed_note(inp, address))
         return Change(
             address,
             Action.REPLACE,
@@ -529,6 +530,17 @@ def _runs_an_older_image(
         return False
     current = str(record.outputs.get("image_id") or "")
     return bool(current and live.image_id) and live.image_id != current
+
+
+def _reseed_note(inp: PlanInput, address: Address) -> str:
+    """The one data note of `--replace sandbox.X --allow-data-loss`: where /workspace comes from."""
+    box = inp.graph.resources[address]
+    assert isinstance(box, SandboxSpec)
+    workspace = box.workspace
+    source = workspace and (f"snapshot.{workspace.snapshot}" if workspace.snapshot
+                            else workspace.from_)
+    seeded = f"seeded again from {source}" if source else "created again, empty"
+    return f"its workspace is removed and {seeded} (--allow-data-loss)"
 
 
 def _outdated_notes(

@@ -465,6 +465,25 @@ def test_snapshot_retaken_marks_restored_sandboxes_outdated(world_of, tmp_path: 
     assert any("outdated" in n for n in clone.notes)
 
 
+def test_replace_with_data_loss_gives_one_workspace_note(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("snapshots:\n  snap:\n    sandbox: web\n", "") + (
+        "  clone:\n    image: base\n    workspace: {snapshot: snap}\n"
+        "snapshots:\n  snap:\n    sandbox: web\n")
+    world = converged(world_of, text)
+    world.loaded = spec(text.replace("memory: 1G", "memory: 2G"), tmp_path)
+    clone = Address.parse("sandbox.clone")
+
+    def notes(**options: object) -> tuple[str, ...]:
+        plan = world.plan(PlanOptions(replace=frozenset({clone}), **options))  # type: ignore[arg-type]
+        return next(c for c in plan.changes if c.address == clone).notes
+
+    assert notes(allow_data_loss=True) == (
+        "its workspace is removed and seeded again from snapshot.snap (--allow-data-loss)",)
+    kept = notes()
+    assert len(kept) == 1
+    assert "the workspace keeps its data" in kept[0]
+
+
 def test_capabilities_become_plan_errors(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     text = BASE.replace(
         "  worker:\n    image: base\n",
