@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,8 @@ class PlanInput:
     now: float = 0.0
     allowlist_supported: bool = True
     allowlist_blocker: str = ""  # why the host cannot enforce allowlists (no root, no iptables)
+    # per sandbox: the secret files seeding its workspace from `from:` would leave out
+    seed_secrets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ def plan(inp: PlanInput) -> Plan:
     for address in inp.graph.order():
         changes[address] = _plan_one(inp, desired[address], changes)
     changes.update(_deletes(inp, desired))
+    changes.update(_secret_notes(inp, changes))
     selected = _select(inp, changes)
     errors, warnings = _check_capabilities(inp)
     warnings += _orphan_warnings(inp, desired)
@@ -530,6 +534,29 @@ def _runs_an_older_image(
         return False
     current = str(record.outputs.get("image_id") or "")
     return bool(current and live.image_id) and live.image_id != current
+
+
+def _secret_notes(inp: PlanInput, changes: Mapping[Address, Change]) -> dict[Address, Change]:
+    """Sandboxes whose workspace this plan seeds from `from:` say which secret files stay out."""
+    out = {}
+    for name, skipped in inp.seed_secrets.items():
+        address = Address(ResourceKind.SANDBOX, name)
+        change = changes.get(address)
+        if change is None or not skipped:
+            continue
+        created = change.action is Action.CREATE and name not in inp.observed.workspaces
+        if created or (change.action is Action.REPLACE and change.holds_data):
+            out[address] = dataclasses.replace(
+                change, notes=(*change.notes, secrets_left_out(skipped)))
+    return out
+
+
+def secrets_left_out(paths: tuple[str, ...], limit: int = 5) -> str:
+    """What plan and apply say about the secret files a seeding leaves out."""
+    shown = ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more"
+                                        if len(paths) > limit else "")
+    return (f"left out {len(paths)} secret file{'s' if len(paths) != 1 else ''} of the workspace"
+            f" source: {shown} (list them under workspace.include to copy them)")
 
 
 def _reseed_note(inp: PlanInput, address: Address) -> str:

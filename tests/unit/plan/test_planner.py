@@ -484,6 +484,19 @@ def test_replace_with_data_loss_gives_one_workspace_note(world_of, tmp_path: Pat
     assert "the workspace keeps its data" in kept[0]
 
 
+def test_a_seeding_plan_says_which_secret_files_stay_out(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("    memory: 1G\n", "    memory: 1G\n    workspace: {from: .}\n")
+    skipped = {"web": (".env", "keys/id_rsa")}
+    first = world_of(text).plan(seed_secrets=skipped)
+    web = next(c for c in first.changes if str(c.address) == "sandbox.web")
+    assert web.notes == ("left out 2 secret files of the workspace source: .env, keys/id_rsa "
+                         "(list them under workspace.include to copy them)",)
+    world = converged(world_of, text)
+    kept = next(c for c in world.plan(seed_secrets=skipped).changes
+                if str(c.address) == "sandbox.web")
+    assert kept.notes == ()  # nothing is seeded: nothing to say
+
+
 def test_capabilities_become_plan_errors(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     text = BASE.replace(
         "  worker:\n    image: base\n",

@@ -100,8 +100,15 @@ def snapshot_export(app: AppContext, name: str, file: Path, force: bool) -> int:
 
     session = app.session()
     digest = _digest_of(session, name)
-    home_store(session.home).export(digest, file, overwrite=force)
+    store = home_store(session.home)
+    store.export(digest, file, overwrite=force)
     click.echo(f"exported snapshot.{name} ({digest}) to {file}")
+    secrets = store.secret_files(digest)
+    if secrets:
+        shown = ", ".join(secrets[:5]) + (f" and {len(secrets) - 5} more" if len(secrets) > 5
+                                          else "")
+        click.echo(f"warning: {file} holds {len(secrets)} file(s) that look like secrets: "
+                   f"{shown}; check before sharing it", err=True)
     return 0
 
 
