@@ -22,9 +22,13 @@ def yaml_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> Diagnostics:
         if exc.context and started is not None and mark is not None and started.line != mark.line:
             context = f" ({exc.context} started at line {started.line + 1})"
         message = f"{problem}{context}"
+    pos = _pos(mark, file)
     if _unclosed(problem, exc.context or ""):
-        mark = started  # the end of the file says nothing; point at the opening quote
-    diags.add(f"invalid YAML: {message}", pos=_pos(mark, file), hint=hint)
+        pos = _pos(started, file)  # the end of the file says nothing; point at the opening quote
+    colonless = _colonless_line(mark, lines) if problem.startswith("mapping values") else None
+    if colonless is not None:  # the line to fix is the one without a colon, not this one
+        pos = SourcePos(file, colonless[0] + 1, _indent(colonless[1]) + 1)
+    diags.add(f"invalid YAML: {message}", pos=pos, hint=hint)
     return diags
 
 
@@ -44,7 +48,7 @@ def _explain(problem: str, context: str, mark: yaml.Mark | None, started: yaml.M
                     f" is not closed before this token",
                     f"close it with {closer} or separate its items with commas")
     if problem.startswith("expected <block end>") and mark is not None and started is not None:
-        return _bad_indent(problem, mark, started)
+        return _bad_indent(problem, mark, started, lines)
     if problem.startswith("mapping values are not allowed here") and mark is not None:
         return _stray_colon(mark, lines)
     if problem.startswith("could not find expected ':'") and started is not None:
@@ -65,23 +69,42 @@ def _unclosed_quote(started: yaml.Mark | None, lines: list[str]) -> tuple[str, s
             f"add the closing {quote} at the end of the value")
 
 
-def _bad_indent(problem: str, mark: yaml.Mark, started: yaml.Mark) -> tuple[str, str]:
+def _bad_indent(problem: str, mark: yaml.Mark, started: yaml.Mark,
+                lines: list[str]) -> tuple[str, str]:
     what = "list item" if "sequence" in problem.rsplit("found", 1)[-1] else "line"
+    previous = _previous_line(lines, mark.line)
+    above = (f"line {previous[0] + 1} starts at column {_indent(previous[1]) + 1}, "
+             if previous is not None and previous[0] != started.line else "")
     return (f"this {what} is indented to column {mark.column + 1}, which matches no block above",
-            f"line up keys of one mapping (and items of one list) with each other: the block"
-            f" started at line {started.line + 1} uses column {started.column + 1}; indent with"
-            f" spaces")
+            f"line up keys of one mapping (and items of one list) with each other: {above}the"
+            f" block started at line {started.line + 1} uses column {started.column + 1};"
+            f" indent with spaces")
+
+
+def _colonless_line(mark: yaml.Mark | None, lines: list[str]) -> tuple[int, str] | None:
+    """The line above a stray ':' when it is a key that lacks its colon (`image busybox`)."""
+    if mark is None:
+        return None
+    previous = _previous_line(lines, mark.line)
+    here = lines[mark.line] if mark.line < len(lines) else ""
+    if previous is None:
+        return None
+    body = previous[1].strip()
+    if ":" in body or body.startswith("-") or _indent(previous[1]) > _indent(here):
+        return None
+    return previous
 
 
 def _stray_colon(mark: yaml.Mark, lines: list[str]) -> tuple[str, str]:
+    colonless = _colonless_line(mark, lines)
+    if colonless is not None:
+        return (f"line {colonless[0] + 1} (`{colonless[1].strip()}`) has no colon, so the"
+                f" ':' on line {mark.line + 1} is unexpected",
+                "write `key: value` (with a space after the colon) on that line")
     previous = _previous_line(lines, mark.line)
     here = lines[mark.line] if mark.line < len(lines) else ""
     if previous is not None:
         number, text = previous
-        body = text.strip()
-        if ":" not in body and not body.startswith("-") and _indent(text) <= _indent(here):
-            return (f"unexpected ':'; line {number + 1} (`{body}`) has no colon",
-                    "write `key: value` (with a space after the colon) on that line")
         if _indent(here) > _indent(text):
             return (f"unexpected ':'; this line is indented deeper than line {number + 1}",
                     "indent keys of one mapping to the same column, or put a nested mapping"
