@@ -31,8 +31,14 @@ class SpecError(AsbxError):
 
     def __init__(self, diagnostics: Sequence[Diagnostic]) -> None:
         self.diagnostics = tuple(diagnostics)
-        count = len(self.diagnostics)
-        super().__init__(f"{count} problem{'s' if count != 1 else ''} in the spec")
+        errors = sum(1 for d in self.diagnostics if d.severity.value == "error")
+        warnings = len(self.diagnostics) - errors
+        counts = [_counted(errors, "error")] + ([_counted(warnings, "warning")] if warnings else [])
+        super().__init__(f"{', '.join(counts)} in the spec")
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 class SpecNotFoundError(AsbxError):

@@ -114,6 +114,7 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
             runtime=session.runtime.name,
             now=time.time(),
             allowlist_blocker=_allowlist_blocker(session),
+            seed_secrets=_seed_secrets(session, observed, options),
         )
     )
     if lock_problems:
@@ -402,6 +403,22 @@ def _archives(home: Path) -> list[str]:
     if not root.is_dir():
         return []
     return ["sha256:" + p.name.removesuffix(".tar.zst") for p in root.glob("*.tar.zst")]
+
+
+def _seed_secrets(session: Session, observed: Observed, options: PlanOptions
+                  ) -> dict[str, tuple[str, ...]]:
+    """Per sandbox this plan may seed from `from:`: the secret files seeding leaves out."""
+    from asbx.data.secrets import secrets_in_source
+
+    out = {}
+    for name, box in session.loaded.spec.sandboxes.items():
+        ws = box.workspace
+        reseeded = Address(ResourceKind.SANDBOX, name) in options.replace
+        if ws is None or ws.from_ is None or (name in observed.workspaces and not reseeded):
+            continue
+        out[name] = secrets_in_source(session.loaded.resolve(ws.from_), ws.ignore,
+                                      ws.include or ())
+    return out
 
 
 def _lock_state(

@@ -53,7 +53,7 @@ def test_an_invalid_spec_exits_1_with_every_problem_rendered(
         "    6 |     cpus: -2\n"
         "      |           ^\n"
         "\n"
-        "2 problems in the spec.\n"
+        "2 errors in the spec.\n"
     )
 
 
@@ -109,6 +109,18 @@ def test_warnings_are_shown_but_do_not_fail(
     assert captured.err.startswith('warning: sandboxes.yaml:7:3: sandboxes: "x-old" is ignored')
 
 
+def test_the_closing_line_counts_errors_and_warnings_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "version: 1\nsandboxes:\n  x-old:\n    image: busybox\n"
+                     "  web:\n    image: busybox\n    cpus: -2\n")
+    assert run(["validate"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("warning: ")
+    assert err.endswith("\n1 error, 1 warning in the spec.\n")
+
+
 @pytest.mark.parametrize(
     "fixture", ["binary-file", "invalid-utf8", "billion-laughs", "non-mapping-root", "empty-file"]
 )
@@ -120,7 +132,7 @@ def test_hostile_input_gets_a_message_never_a_traceback(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {fixture}.yaml:")
     assert "Traceback" not in err
-    assert err.endswith("\n1 problem in the spec.\n")
+    assert err.endswith("\n1 error in the spec.\n")
 
 
 def test_the_console_script_exits_1_on_an_invalid_spec(tmp_path: Path) -> None:
@@ -130,7 +142,7 @@ def test_the_console_script_exits_1_on_an_invalid_spec(tmp_path: Path) -> None:
         text=True, timeout=60, check=False,
     )
     assert result.returncode == 1
-    assert "2 problems in the spec." in result.stderr
+    assert "2 errors in the spec." in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -175,7 +187,7 @@ def test_validate_file_options_repeat_and_merge_with_files(
     captured = capsys.readouterr()
     assert captured.out == "good.yaml: valid (3 resources)\nother.yaml: valid (3 resources)\n"
     assert captured.err.startswith('error: bad.yaml:5:5: sandboxes.web: unknown key "memroy"\n')
-    assert captured.err.endswith("\n2 problems in the spec.\n")
+    assert captured.err.endswith("\n2 errors in the spec.\n")
 
 
 def test_a_missing_file_among_several_does_not_stop_the_others(

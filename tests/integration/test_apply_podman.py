@@ -92,7 +92,9 @@ def test_destroy_removes_containers_and_keeps_volumes_and_workspaces(project: Pr
     project.write(SPEC)
     project.asbx("apply", "-y", check=True)
     project.podman("exec", f"{project.name}-web", "sh", "-c", "echo keep > /cache/data")
-    project.asbx("destroy", "-y", check=True)
+    destroyed = project.asbx("destroy", "-y", check=True)
+    assert "note: volume.cache: kept with its data (destroy --volumes deletes it)" in (
+        destroyed.stdout)
     assert project.containers() == {}
     assert project.volumes() == [f"{project.name}-cache"]
     assert (project.workspace("web") / "built.txt").exists()

@@ -327,7 +327,7 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
         # A kept workspace still holds what was restored into it: keep saying which snapshot.
         restored = str(previous.outputs.get("restored_digest") or "")
     else:
-        restored = _prepare_workspace(ctx, box, workspace)
+        restored = _prepare_workspace(ctx, box, workspace, out)
     container = naming.container_name(ctx.project, name)
     network, extra_env = _network_for(ctx, change, box)
     dns = NO_DNS if box.network.mode == "allow" else ()
@@ -394,7 +394,8 @@ def _create_container(ctx: StepContext, change: Change, request: ContainerReques
     return ctx.runtime.create_container(request)
 
 
-def _prepare_workspace(ctx: StepContext, box: SandboxSpec, workspace: Path) -> str:
+def _prepare_workspace(ctx: StepContext, box: SandboxSpec, workspace: Path,
+                       out: OutputFn) -> str:
     """Create and seed the workspace unless it exists (a replacement keeps it).
 
     Returns the digest of the snapshot restored into it, or "".
@@ -405,8 +406,12 @@ def _prepare_workspace(ctx: StepContext, box: SandboxSpec, workspace: Path) -> s
     spec_ws = box.workspace
     if spec_ws is not None and spec_ws.from_ is not None:
         from asbx.data.workspaces import seed_workspace
+        from asbx.plan.planner import secrets_left_out
 
-        seed_workspace(ctx.loaded.resolve(spec_ws.from_), workspace, spec_ws.ignore)
+        seeded = seed_workspace(ctx.loaded.resolve(spec_ws.from_), workspace, spec_ws.ignore,
+                                spec_ws.include or ())
+        if seeded.skipped_secrets:
+            out("stdout", secrets_left_out(seeded.skipped_secrets) + "\n")
         return ""
     if spec_ws is not None and spec_ws.snapshot is not None:
         from asbx.data.snapshots import home_store

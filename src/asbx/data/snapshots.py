@@ -25,7 +25,7 @@ from asbx.data.archive_safety import (
     NullSink,
     read_archive,
 )
-from asbx.data.tarstream import TarWriter, walk
+from asbx.data.tarstream import Entry, TarWriter, walk
 from asbx.data.workspaces import move_into_place, staging_directory
 from asbx.errors import DataError, NotFoundError
 
@@ -151,6 +151,15 @@ class SnapshotStore:
             _publish(temp, file, overwrite=overwrite)
         finally:
             temp.unlink(missing_ok=True)
+
+    def secret_files(self, digest: str) -> builtins.list[str]:
+        """The files of an archive that look like secrets (.env, private keys, ...)."""
+        from asbx.data.secrets import secret_files
+
+        sink = _PathSink()
+        with _os_errors(f"cannot read snapshot {digest}"), self._existing(digest).open("rb") as raw:
+            read_archive(raw, sink, self.limits)
+        return secret_files(sink.paths)
 
     def remove(self, digest: str) -> None:
         """Delete one archive (and its sidecar)."""
@@ -372,6 +381,17 @@ def write_tree(root: Path, out: BinaryIO, limits: ArchiveLimits) -> ArchiveSumma
     checker.finish()
     writer.close()
     return checker.summary()
+
+
+class _PathSink(NullSink):
+    """A full safety scan that notes the path of every regular file."""
+
+    def __init__(self) -> None:
+        self.paths: builtins.list[str] = []
+
+    def file(self, entry: Entry, chunks: Iterator[bytes]) -> None:
+        self.paths.append(entry.path)
+        super().file(entry, chunks)
 
 
 def home_store(home: Path) -> SnapshotStore:

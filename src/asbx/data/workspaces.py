@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from asbx.data.ignore import IgnoreRules, workspace_rules
+from asbx.data.secrets import SecretRules
 from asbx.errors import DataError
 
 WORKSPACE_DIR = "workspace"
@@ -25,13 +26,15 @@ class SeedResult:
     """What `seed_workspace` copied: regular files and their bytes, and what it left out.
 
     `skipped_links` are symlinks that resolve outside the source (never copied);
-    `skipped_special` are FIFOs, sockets and device nodes (a workspace holds none).
+    `skipped_special` are FIFOs, sockets and device nodes (a workspace holds none);
+    `skipped_secrets` are secret files (asbx.data.secrets) that `include` did not list.
     """
 
     files: int
     bytes: int
     skipped_links: tuple[str, ...]
     skipped_special: tuple[str, ...] = ()
+    skipped_secrets: tuple[str, ...] = ()  # secret files `include:` did not list
 
 
 def workspace_path(home: Path, project: str, sandbox: str) -> Path:
@@ -75,8 +78,12 @@ def check_path_component(what: str, name: str) -> None:
         raise DataError(f"{what} name {name!r} cannot be used as a directory name")
 
 
-def seed_workspace(source: Path, dest: Path, ignore: Sequence[str] = ()) -> SeedResult:
+def seed_workspace(source: Path, dest: Path, ignore: Sequence[str] = (),
+                   include: Sequence[str] = ()) -> SeedResult:
     """Copy `source` into an empty or missing `dest`, honouring `ignore` and `source/.asbxignore`.
+
+    Secret files (`.env`, private keys, ...: asbx.data.secrets) are left out unless a pattern of
+    `include` matches them.
 
     Patterns use gitignore syntax relative to `source`; `.git` is copied unless ignored. Regular
     files, directories and symlinks are copied with their permission bits (setuid, setgid and
@@ -89,7 +96,7 @@ def seed_workspace(source: Path, dest: Path, ignore: Sequence[str] = ()) -> Seed
         raise DataError(f"cannot seed a workspace from {source}: not a directory")
     rules = workspace_rules(source, ignore)
     with staging_directory(dest, "seed") as staging:
-        copier = _TreeCopier(source, staging, rules)
+        copier = _TreeCopier(source, staging, rules, SecretRules(include))
         try:
             copier.copy()
         except OSError as exc:
@@ -189,8 +196,11 @@ def move_into_place(staging: Path, dest: Path) -> None:
 class _TreeCopier:
     """Copies one source tree into a staging directory, never following symlinks."""
 
-    def __init__(self, source: Path, target: Path, rules: IgnoreRules) -> None:
+    def __init__(self, source: Path, target: Path, rules: IgnoreRules,
+                 secrets: SecretRules) -> None:
         self.source = source
+        self.secrets = secrets
+        self.skipped_secrets: list[str] = []
         self.real_source = source.resolve()
         self.target = target
         self.rules = rules
@@ -212,6 +222,7 @@ class _TreeCopier:
             bytes=self.bytes,
             skipped_links=tuple(self.skipped_links),
             skipped_special=tuple(self.skipped_special),
+            skipped_secrets=tuple(self.skipped_secrets),
         )
 
     def _copy_dir(self, rel: str) -> None:
@@ -222,6 +233,9 @@ class _TreeCopier:
             st = entry.stat(follow_symlinks=False)
             is_dir = stat.S_ISDIR(st.st_mode)
             if self.rules.excludes(child, is_dir=is_dir):
+                continue
+            if not is_dir and self.secrets.skips(child):
+                self.skipped_secrets.append(child)
                 continue
             if is_dir:
                 self._copy_subdir(child, st)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,8 @@ class PlanInput:
     now: float = 0.0
     allowlist_supported: bool = True
     allowlist_blocker: str = ""  # why the host cannot enforce allowlists (no root, no iptables)
+    # per sandbox: the secret files seeding its workspace from `from:` would leave out
+    seed_secrets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ def plan(inp: PlanInput) -> Plan:
     for address in inp.graph.order():
         changes[address] = _plan_one(inp, desired[address], changes)
     changes.update(_deletes(inp, desired))
+    changes.update(_secret_notes(inp, changes))
     selected = _select(inp, changes)
     errors, warnings = _check_capabilities(inp)
     warnings += _orphan_warnings(inp, desired)
@@ -135,7 +139,7 @@ def _plan_one(inp: PlanInput, want: Desired, planned: Mapping[Address, Change]) 
 def _field_changes(
     kind: ResourceKind, before: Mapping[str, Any], after: Mapping[str, Any]
 ) -> tuple[FieldChange, ...]:
-    old, new = hashing.flatten(dict(before)), hashing.flatten(dict(after))
+    old, new = hashing.flatten(_as_written(before)), hashing.flatten(_as_written(after))
     out = []
     for path in sorted(old.keys() | new.keys()):
         if old.get(path) == new.get(path):
@@ -143,8 +147,37 @@ def _field_changes(
         top = path.split(".")[0].split("[")[0]
         forces = kind is not ResourceKind.SANDBOX or top not in hashing.SANDBOX_IN_PLACE_FIELDS
         sensitive = top == "env" or path.startswith("build.args")
-        out.append(FieldChange(path, old.get(path), new.get(path), forces, sensitive))
+        out.append(FieldChange(path, _listed(old.get(path)), _listed(new.get(path)), forces,
+                               sensitive))
     return tuple(out)
+
+
+def _listed(value: Any) -> Any:
+    """A command kept whole as a tuple (see `_as_written`) goes into the plan as a JSON list."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+SHELL_PREFIX = ("/bin/sh", "-c")
+
+
+def _as_written(applied: Mapping[str, Any]) -> dict[str, Any]:
+    """Applied fields with each command (`command`, every `setup` step) as one value the way the
+    user wrote it: a string step as its line, a list step as its list, so a plan shows
+    `setup[3]: "make" -> "make test"` rather than a change of an argv element."""
+    data = dict(applied)
+    if isinstance(data.get("command"), list | tuple):
+        data["command"] = _command_as_written(data["command"])
+    if isinstance(data.get("setup"), list | tuple):
+        data["setup"] = [_command_as_written(step) for step in data["setup"]]
+    return data
+
+
+def _command_as_written(argv: Any) -> Any:
+    if not isinstance(argv, list | tuple):
+        return argv
+    if len(argv) == 3 and tuple(argv[:2]) == SHELL_PREFIX and isinstance(argv[2], str):
+        return argv[2]
+    return tuple(argv)  # a leaf for flatten: one list is one change
 
 
 def _plan_image(
@@ -329,7 +362,8 @@ def _plan_sandbox(
         return _adopt_sandbox(inp, want, live, planned)
     fields = _field_changes(address.kind, record.applied, want.applied)
     replace = _sandbox_replace_reason(inp, want, record, planned, fields)
-    notes = _outdated_notes(inp, address, record, planned)
+    outdated = _outdated_notes(inp, address, record, planned)
+    notes = outdated
     if replace is Reason.DEPENDENCY_REPLACED and _runs_an_older_image(inp, address, live, planned):
         notes = (*notes, f"runs an older image than {inp.graph.image_of(address.name)} now has"
                          " (pulled again)")
@@ -344,7 +378,7 @@ def _plan_sandbox(
             notes = (*notes, "made with the runtime's default capabilities (NET_RAW, MKNOD, ...) "
                              "or an older asbx profile; its /workspace is kept")
         if reseed:  # asked for by name, with data loss allowed: the workspace goes too
-            notes = (*notes, "its workspace is removed and created again from the spec")
+            notes = (*(n for n in notes if n not in outdated), _reseed_note(inp, address))
         return Change(
             address,
             Action.REPLACE,
@@ -500,6 +534,40 @@ def _runs_an_older_image(
         return False
     current = str(record.outputs.get("image_id") or "")
     return bool(current and live.image_id) and live.image_id != current
+
+
+def _secret_notes(inp: PlanInput, changes: Mapping[Address, Change]) -> dict[Address, Change]:
+    """Sandboxes whose workspace this plan seeds from `from:` say which secret files stay out."""
+    out = {}
+    for name, skipped in inp.seed_secrets.items():
+        address = Address(ResourceKind.SANDBOX, name)
+        change = changes.get(address)
+        if change is None or not skipped:
+            continue
+        created = change.action is Action.CREATE and name not in inp.observed.workspaces
+        if created or (change.action is Action.REPLACE and change.holds_data):
+            out[address] = dataclasses.replace(
+                change, notes=(*change.notes, secrets_left_out(skipped)))
+    return out
+
+
+def secrets_left_out(paths: tuple[str, ...], limit: int = 5) -> str:
+    """What plan and apply say about the secret files a seeding leaves out."""
+    shown = ", ".join(paths[:limit]) + (f" and {len(paths) - limit} more"
+                                        if len(paths) > limit else "")
+    return (f"left out {len(paths)} secret file{'s' if len(paths) != 1 else ''} of the workspace"
+            f" source: {shown} (list them under workspace.include to copy them)")
+
+
+def _reseed_note(inp: PlanInput, address: Address) -> str:
+    """The one data note of `--replace sandbox.X --allow-data-loss`: where /workspace comes from."""
+    box = inp.graph.resources[address]
+    assert isinstance(box, SandboxSpec)
+    workspace = box.workspace
+    source = workspace and (f"snapshot.{workspace.snapshot}" if workspace.snapshot
+                            else workspace.from_)
+    seeded = f"seeded again from {source}" if source else "created again, empty"
+    return f"its workspace is removed and {seeded} (--allow-data-loss)"
 
 
 def _outdated_notes(
@@ -703,9 +771,9 @@ def _delete_change(
     kind = address.kind
     if opts.destroy:
         if kind is ResourceKind.VOLUME and not opts.destroy_volumes:
-            return None
+            return _kept(address, record, "--volumes")
         if kind is ResourceKind.SNAPSHOT and not opts.destroy_snapshots:
-            return None
+            return _kept(address, record, "--snapshots")
     if kind is ResourceKind.SANDBOX:
         drop_workspace = opts.destroy_workspaces if opts.destroy else opts.allow_data_loss
         note = (
@@ -721,6 +789,14 @@ def _delete_change(
         kept = ("pulled image stays in the runtime; only the record is dropped",) if pulled else ()
         return Change(address, Action.DELETE, reason, record_only=pulled, notes=kept)
     return Change(address, Action.DELETE, reason, holds_data=kind in DATA_KINDS)
+
+
+def _kept(address: Address, record: ResourceRecord | None, flag: str) -> Change | None:
+    """A volume or snapshot that destroy keeps: a note saying so, and the flag that deletes it."""
+    if record is None:
+        return None
+    return Change(address, Action.NOOP, Reason.UNCHANGED,
+                  notes=(f"kept with its data (destroy {flag} deletes it)",))
 
 
 def _select(inp: PlanInput, changes: dict[Address, Change]) -> dict[Address, Change]:

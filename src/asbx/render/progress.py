@@ -37,6 +37,14 @@ def _doing(change: Change, phase: str) -> str:
     return _VERBS.get(change.action, str(change.action.value))
 
 
+TAIL_WIDTH = 70
+
+
+def clip(text: str, width: int) -> str:
+    """`text` cut on the right with an ellipsis: the start of a line says what it is."""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def _headline(error: BaseException | None) -> str:
     """The first line of a step's error: the whole of it is printed once, in the summary."""
     lines = str(error).strip().splitlines()
@@ -103,6 +111,7 @@ class LiveProgress(LineProgress):
 
     def _render(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         table = Table.grid(padding=(0, 2))
         now = time.monotonic()
@@ -110,7 +119,7 @@ class LiveProgress(LineProgress):
             for address, row in self._rows.items():
                 end = row.finished or now
                 elapsed = f"{end - row.started:5.1f}s" if row.started else ""
-                table.add_row(row.state, address, elapsed, row.tail[-70:])
+                table.add_row(row.state, address, elapsed, Text(clip(row.tail, TAIL_WIDTH)))
         return table
 
     def _row(self, change: Change) -> _Row:

@@ -49,6 +49,7 @@ class StatusRow:
     delete_at: float | None = None
     delete_timer: str | None = None
     detail: str = ""
+    tainted: str = ""  # sandboxes whose setup failed or never finished: "setup failed"/"pending"
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,16 @@ def _sandbox_row(inp: StatusInput, address: Address, record: ResourceRecord | No
         delete_at=due.delete_at,
         delete_timer=timer.value if timer else None,
         detail=live.name if live else "",
+        tainted=_taint(record),
     )
+
+
+def _taint(record: ResourceRecord | None) -> str:
+    """Why a sandbox is tainted ("setup failed", "setup pending"), or "" when it is not."""
+    if record is None or not record.tainted:
+        return ""
+    setup = str(record.outputs.get("setup", "") or "pending")
+    return f"setup {setup}"
 
 
 def _egress_notes(inp: StatusInput, address: Address) -> tuple[str, ...]:
@@ -234,6 +244,7 @@ def _row_json(row: StatusRow, now: float) -> dict[str, Any]:
         "delete_at": iso(row.delete_at),
         "delete_timer": row.delete_timer,
         "detail": row.detail or None,
+        "tainted": row.tainted or None,
     }
 
 
@@ -285,6 +296,8 @@ def _cells(row: StatusRow, now: float, color: bool) -> list[Any]:
     from rich.text import Text
 
     state = Text(row.state, style=_STATE_STYLES.get(row.state, "") if color else "")
+    if row.tainted:
+        state.append(f" (tainted: {row.tainted})", style="red" if color else "")
     return [
         row.address.kind.value,
         row.address.name,

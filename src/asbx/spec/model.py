@@ -516,6 +516,11 @@ class WorkspaceSpec(_Model):
     ignore: tuple[str, ...] = Field(
         (), description="gitignore-style patterns left out when copying `from`."
     )
+    include: tuple[str, ...] | None = Field(
+        None, description="gitignore-style patterns of secret files (such as .env, .env.*, "
+        "*.pem, *.key, id_rsa*, id_ed25519*, .npmrc, .pypirc, .netrc, *.p12) that `from` "
+        "copies anyway; without them such files are left out.",
+    )
     snapshot: Name | None = Field(None, description="Restore this snapshot into the workspace.")
 
     @model_validator(mode="after")
@@ -526,6 +531,9 @@ class WorkspaceSpec(_Model):
         if self.ignore and self.from_ is None:
             raise LocatedValueError('"ignore" only applies with "from"', at=("ignore",), key=True,
                                     hint="add from: ./dir, or remove ignore")
+        if self.include and self.from_ is None:
+            raise LocatedValueError('"include" only applies with "from"', at=("include",),
+                                    key=True, hint="add from: ./dir, or remove include")
         return self
 
 

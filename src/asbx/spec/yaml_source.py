@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from asbx.diagnostics import Diagnostics, SourcePos
+from asbx.spec.yaml_errors import yaml_error
 
 MAX_SPEC_BYTES = 1024 * 1024  # PyYAML reads ~1 MiB/s; real specs are a few KiB
 MAX_NODES = 50_000  # ~1500 sandboxes of 30 values; a bomb stops after ~0.15 s of CPU
@@ -86,7 +87,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, SourceMap]:
     except yaml.reader.ReaderError as exc:
         raise YamlReadError(_reader_error(exc, text, file)) from None
     except yaml.MarkedYAMLError as exc:
-        raise YamlReadError(_yaml_error(exc, file)) from None
+        raise YamlReadError(yaml_error(exc, text, file)) from None
     except (yaml.YAMLError, RecursionError) as exc:
         diags = Diagnostics()
         problem = "document is nested too deeply" if isinstance(exc, RecursionError) else exc
@@ -153,21 +154,6 @@ def _reader_error(exc: yaml.reader.ReaderError, text: str, file: str) -> Diagnos
     diags.add(f"invalid YAML: control character U+{char:04X} is not allowed",
               pos=SourcePos(file, line, column),
               hint="remove it, or write it as an escape inside double quotes, e.g. \"\\x01\"")
-    return diags
-
-
-def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> Diagnostics:
-    diags = Diagnostics()
-    mark = exc.problem_mark or exc.context_mark
-    problem = exc.problem or "syntax error"
-    context = f" ({exc.context})" if exc.context else ""
-    started = exc.context_mark
-    if problem.startswith("but found another document"):
-        problem, context = "found a second document (after ---); a spec is one document", ""
-    elif exc.context and started is not None and mark is not None and started.line != mark.line:
-        context = f" ({exc.context} started at line {started.line + 1})"
-    hint = "indent with spaces; YAML does not allow tabs" if "'\\t'" in problem else None
-    diags.add(f"invalid YAML: {problem}{context}", pos=_pos(mark, file), hint=hint)
     return diags
 
 

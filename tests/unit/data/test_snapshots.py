@@ -366,3 +366,14 @@ def test_os_errors_become_data_errors_naming_the_operation(
         store.export(info.digest, tmp_path / "missing/dir/snap.tar.zst")
     with pytest.raises(DataError, match=r"cannot restore snapshot sha256:.* into .*a-file"):
         store.restore(info.digest, tmp_path / "a-file/ws")
+
+
+def test_secret_files_names_what_looks_like_secrets_in_an_archive(
+    store: SnapshotStore, tmp_path: Path
+) -> None:
+    root = make_tree(tmp_path / "ws", {".env": "T=1", "deploy/id_ed25519": "k",
+                                       "src/app.py": "x", ".env.example": "T="})
+    info = store.capture(root)
+    assert store.secret_files(info.digest) == [".env", "deploy/id_ed25519"]
+    clean = store.capture(make_tree(tmp_path / "clean", {"src/app.py": "x"}))
+    assert store.secret_files(clean.digest) == []

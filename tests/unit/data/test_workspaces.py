@@ -56,7 +56,7 @@ def test_workspace_path_refuses_unsafe_names(tmp_path: Path, name: str) -> None:
 
 
 def test_seed_copies_everything_without_ignores(source: Path, tmp_path: Path) -> None:
-    result = seed_workspace(source, tmp_path / "ws")
+    result = seed_workspace(source, tmp_path / "ws", include=["*.pem"])
 
     assert describe_tree(tmp_path / "ws") == describe_tree(source)
     assert result.files == 10
@@ -64,9 +64,40 @@ def test_seed_copies_everything_without_ignores(source: Path, tmp_path: Path) ->
     assert result.skipped_links == ()
 
 
+SECRETS = {
+    ".env": "TOKEN=1", ".env.local": "TOKEN=2", ".env.example": "TOKEN=", "key.pem": "k",
+    "tls/server.key": "k", ".ssh/id_rsa": "k", ".ssh/id_rsa.pub": "pub", "id_ed25519": "k",
+    ".npmrc": "t", ".pypirc": "t", ".netrc": "t", "cert.p12": "k", "config/.env": "c",
+    "src/app.py": "code",
+}
+
+
+def test_seed_leaves_secret_files_out_unless_included(tmp_path: Path) -> None:
+    root = make_tree(tmp_path / "secrets", SECRETS)
+    result = seed_workspace(root, tmp_path / "ws")
+    left_out = {".env", ".env.local", "key.pem", "tls/server.key", ".ssh/id_rsa", "id_ed25519",
+                ".npmrc", ".pypirc", ".netrc", "cert.p12", "config/.env"}
+    assert set(result.skipped_secrets) == left_out
+    copied = {p for p, (kind, *_) in describe_tree(tmp_path / "ws").items() if kind == "file"}
+    assert copied == set(SECRETS) - left_out  # .env.example, id_rsa.pub, src/app.py
+    again = seed_workspace(root, tmp_path / "ws2", include=["config/.env", "*.pem"])
+    assert set(again.skipped_secrets) == left_out - {"config/.env", "key.pem"}
+    assert (tmp_path / "ws2/config/.env").read_text() == "c"
+
+
+def test_plan_lists_the_same_secret_files_seeding_leaves_out(tmp_path: Path) -> None:
+    from asbx.data.secrets import secrets_in_source
+
+    root = make_tree(tmp_path / "secrets", SECRETS)
+    seeded = seed_workspace(root, tmp_path / "ws", ignore=["tls/"], include=[".npmrc"])
+    assert secrets_in_source(root, ["tls/"], [".npmrc"]) == tuple(sorted(seeded.skipped_secrets))
+    assert "tls/server.key" not in seeded.skipped_secrets  # ignored: nothing to say
+    assert secrets_in_source(tmp_path / "missing") == ()
+
+
 def test_seed_keeps_modes_and_mtimes(source: Path, tmp_path: Path) -> None:
     os.utime(source / "app.py", ns=(10**18, 10**18))
-    seed_workspace(source, tmp_path / "ws")
+    seed_workspace(source, tmp_path / "ws", include=["private.pem"])
 
     assert stat.S_IMODE((tmp_path / "ws/run.sh").stat().st_mode) == 0o755
     assert stat.S_IMODE((tmp_path / "ws/private.pem").stat().st_mode) == 0o600

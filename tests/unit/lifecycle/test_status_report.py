@@ -134,7 +134,7 @@ def test_sandbox_rows_show_published_ports() -> None:
 def test_json_rows_carry_the_documented_keys() -> None:
     keys = {"address", "kind", "name", "state", "in_spec", "image", "cpus", "memory", "network",
             "ports", "created_at", "age_seconds", "last_activity", "idle_stop_at", "delete_at",
-            "delete_timer", "detail"}
+            "delete_timer", "detail", "tainted"}
     for row in report().values():
         assert set(row) == keys
 
@@ -167,3 +167,18 @@ def test_a_sandbox_row_says_what_is_wrong_with_its_egress() -> None:
                                      {}, NOW))
     row = next(r for r in built.rows if r.address == web)
     assert row.network.endswith(" (egress proxy not running) (host firewall rules missing)")
+
+
+def test_a_tainted_sandbox_says_so_after_its_state() -> None:
+    web = a("sandbox.web")
+    tainted = ResourceRecord(web, "h-sandbox.web", 1, outputs={"setup": "failed"},
+                             status="tainted", created_at=NOW - 60)
+    state = StateSnapshot(ProjectMeta("p", "l", 3, "salt"), {web: tainted})
+    observed = Observed(containers={web: box("sandbox.web", ContainerState.RUNNING)})
+    built = build_status(StatusInput("p", "podman", SPEC, build_graph(SPEC), state, observed,
+                                     {}, NOW))
+    row = next(r for r in status_to_json(built)["resources"] if r["address"] == "sandbox.web")
+    assert (row["state"], row["tainted"]) == ("running", "setup failed")
+    line = next(x for x in render_status_table(built, color=False).splitlines() if " web " in x)
+    assert "running (tainted: setup failed)" in line
+    assert report()["sandbox.web"]["tainted"] is None

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from asbx.addresses import Address
+from asbx.addresses import Address, ResourceKind
 from asbx.plan.hashing import HASH_VERSION
 from asbx.plan.model import Action, PlanOptions, Reason
+from asbx.render.plan_json import plan_to_json
+from asbx.render.plan_text import render_plan_text
 from asbx.runtime.base import LABEL_HASH, LABEL_PRIVILEGES, Capabilities, ContainerState
 from asbx.state.records import StateSnapshot
 from tests.unit.plan.world import EMPTY_STATE, World, actions, spec
@@ -102,6 +104,23 @@ def test_each_sandbox_field_replaces_or_updates(world_of, tmp_path: Path) -> Non
             change = next(c for c in result.changes if str(c.address) == "sandbox.web")
             assert change.record_only
             assert change.fields
+
+
+def test_setup_and_command_changes_show_the_lines_as_written(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    before = "    setup:\n      - echo one\n      - [touch, /a]\n    command: sleep 100\n"
+    after = "    setup:\n      - echo one\n      - [touch, /b]\n      - make test\n" \
+            "    command: [sleep, '200']\n"
+    world = converged(world_of, BASE.replace("    memory: 1G\n", "    memory: 1G\n" + before))
+    world.loaded = spec(BASE.replace("    memory: 1G\n", "    memory: 1G\n" + after), tmp_path)
+    web = next(c for c in world.plan().changes if str(c.address) == "sandbox.web")
+    assert [(f.path, f.before, f.after) for f in web.fields] == [
+        ("command", "sleep 100", ["sleep", "200"]),
+        ("setup[1]", ["touch", "/a"], ["touch", "/b"]),
+        ("setup[2]", None, "make test"),
+    ]
+    text = render_plan_text(plan_to_json(world.plan()), color=False)
+    assert '      ~ setup[2]: (none) -> "make test"   # forces replacement' in text
+    assert '/bin/sh' not in text
 
 
 # (edit of BASE, with image.other declared too) -> every change it plans: what each field of
@@ -362,6 +381,23 @@ def test_destroy_keeps_volumes_and_snapshots_unless_asked(world_of) -> None:  # 
     assert order.index("sandbox.worker") < order.index("sandbox.web")
 
 
+def test_destroy_says_which_volumes_and_snapshots_it_keeps_and_the_flag(world_of) -> None:  # type: ignore[no-untyped-def]
+    world = converged(world_of)
+    plain = world.plan(PlanOptions(destroy=True))
+    notes = {str(c.address): c.notes for c in plain.changes if not c.action.mutates and c.notes}
+    assert notes == {
+        "volume.cache": ("kept with its data (destroy --volumes deletes it)",),
+        "snapshot.snap": ("kept with its data (destroy --snapshots deletes it)",),
+    }
+    web = next(c for c in plain.changes if str(c.address) == "sandbox.web")
+    assert web.notes == ("its workspace is kept (delete it with --workspaces)",)
+    text = render_plan_text(plan_to_json(plain), color=False)
+    assert "note: volume.cache: kept with its data (destroy --volumes deletes it)" in text
+    full = world.plan(PlanOptions(destroy=True, destroy_volumes=True, destroy_snapshots=True))
+    assert not any("kept" in note for c in full.changes for note in c.notes
+                   if c.address.kind is not ResourceKind.SANDBOX)
+
+
 def test_target_limits_to_dependencies(world_of) -> None:  # type: ignore[no-untyped-def]
     result = world_of(BASE).plan(PlanOptions(targets=frozenset({Address.parse("sandbox.web")})))
     assert set(actions(result)) == {"image.base", "volume.cache", "sandbox.web"}
@@ -427,6 +463,38 @@ def test_snapshot_retaken_marks_restored_sandboxes_outdated(world_of, tmp_path: 
     clone = next(c for c in result.changes if str(c.address) == "sandbox.clone")
     assert clone.action is Action.NOOP
     assert any("outdated" in n for n in clone.notes)
+
+
+def test_replace_with_data_loss_gives_one_workspace_note(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("snapshots:\n  snap:\n    sandbox: web\n", "") + (
+        "  clone:\n    image: base\n    workspace: {snapshot: snap}\n"
+        "snapshots:\n  snap:\n    sandbox: web\n")
+    world = converged(world_of, text)
+    world.loaded = spec(text.replace("memory: 1G", "memory: 2G"), tmp_path)
+    clone = Address.parse("sandbox.clone")
+
+    def notes(**options: object) -> tuple[str, ...]:
+        plan = world.plan(PlanOptions(replace=frozenset({clone}), **options))  # type: ignore[arg-type]
+        return next(c for c in plan.changes if c.address == clone).notes
+
+    assert notes(allow_data_loss=True) == (
+        "its workspace is removed and seeded again from snapshot.snap (--allow-data-loss)",)
+    kept = notes()
+    assert len(kept) == 1
+    assert "the workspace keeps its data" in kept[0]
+
+
+def test_a_seeding_plan_says_which_secret_files_stay_out(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("    memory: 1G\n", "    memory: 1G\n    workspace: {from: .}\n")
+    skipped = {"web": (".env", "keys/id_rsa")}
+    first = world_of(text).plan(seed_secrets=skipped)
+    web = next(c for c in first.changes if str(c.address) == "sandbox.web")
+    assert web.notes == ("left out 2 secret files of the workspace source: .env, keys/id_rsa "
+                         "(list them under workspace.include to copy them)",)
+    world = converged(world_of, text)
+    kept = next(c for c in world.plan(seed_secrets=skipped).changes
+                if str(c.address) == "sandbox.web")
+    assert kept.notes == ()  # nothing is seeded: nothing to say
 
 
 def test_capabilities_become_plan_errors(world_of, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

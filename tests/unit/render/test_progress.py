@@ -89,3 +89,16 @@ def test_live_rows_tick_while_running_and_freeze_when_done() -> None:
     finally:
         progress.close()
     assert "sandbox.web" in screen.getvalue()  # what stays on the terminal after the run
+
+
+def test_a_long_output_line_keeps_its_start_and_is_not_read_as_markup() -> None:
+    progress, _ = _live()
+    try:
+        progress.step_started(APP, "create")
+        line = "chmod +x /usr/local/bin/entrypoint.sh [bold]" + " && echo configured" * 5
+        progress.step_output(APP, "stdout", line + "\n")
+        row = _rows(progress)[0]
+        assert "chmod +x /usr/local/bin/entrypoint.sh [bold]" in row
+        assert row.endswith("…")
+    finally:
+        progress.close()

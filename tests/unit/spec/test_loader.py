@@ -167,4 +167,4 @@ def test_load_spec_text_uses_the_given_display_name(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as caught:
         load_spec_text(b"version: 3\n", tmp_path / "sandboxes.yaml", {}, display="shown.yaml")
     assert str(caught.value.diagnostics[0]).startswith("shown.yaml:1:10: version:")
-    assert caught.value.message == "1 problem in the spec"
+    assert caught.value.message == "1 error in the spec"

@@ -131,10 +131,12 @@ def test_merge_key_bombs_are_bounded() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("a: [1, 2\n", "f.yaml:2:1: invalid YAML: expected ',' or ']', but got '<stream end>' "
-         "(while parsing a flow sequence started at line 1)"),
+        ("a: [1, 2\n", "f.yaml:2:1: invalid YAML: the [ opened at line 1 column 4 is not closed"
+         " before this token\n  hint: close it with ] or separate its items with commas"),
         ("a: *missing\n", "f.yaml:1:4: invalid YAML: found undefined alias 'missing'"),
-        ("a: 1\n b: 2\n", "f.yaml:2:3: invalid YAML: mapping values are not allowed here"),
+        ("a: 1\n b: 2\n", "f.yaml:2:3: invalid YAML: unexpected ':'; this line is indented deeper"
+         " than line 1\n  hint: indent keys of one mapping to the same column, or put a nested"
+         " mapping under a key that ends with ':'"),
         ("b: !custom 1\n", 'f.yaml:1:4: b: invalid value: unsupported YAML tag "!custom"'),
         ("a: !!set {x}\n", 'f.yaml:1:4: a: invalid value: unsupported YAML tag "!!set"'),
         ("a: 2001-02-30\n", "f.yaml:1:4: a: invalid value: day is out of range for month"),

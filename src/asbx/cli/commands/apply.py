@@ -176,7 +176,7 @@ def _run(app: AppContext, run: Run) -> int:
         if run.plan_file is None:  # shown with -y too, so a log says what was done (Terraform)
             click.echo(render_plan_text(data, color=app.color))
             if not run.auto_approve:
-                _confirm(run.command)
+                _confirm(run.command, session.project)
         return _execute(app, session, planned, run.parallelism, run.command)
 
 
@@ -206,13 +206,20 @@ def _pull_first(app: AppContext, session: Any, options: Any, run: Run) -> Any:
     return dataclasses.replace(options, pull=False)
 
 
-def _confirm(command: str) -> None:
+def confirm_question(command: str, project: str) -> str:
+    """What apply and destroy ask before changing anything (destroy asks as Terraform does)."""
+    if command == "destroy":
+        return f"Do you really want to destroy the resources of project {project} shown above?"
+    return f"Do you want to {command} these changes?"
+
+
+def _confirm(command: str, project: str) -> None:
     if not sys.stdin.isatty():
         raise AsbxError(
             f"refusing to {command} without confirmation: no terminal to ask on",
             hint="pass -y (or apply a saved plan: asbx plan -o plan.json && asbx apply plan.json)",
         )
-    if not click.confirm(f"\nDo you want to {command} these changes?", default=False):
+    if not click.confirm(f"\n{confirm_question(command, project)}", default=False):
         raise AsbxError(f"{command} cancelled")
 
 

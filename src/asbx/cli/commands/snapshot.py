@@ -64,6 +64,18 @@ def snapshot_ls(app: AppContext, as_json: bool) -> int:
         return 0
     if not rows:
         click.echo("no snapshots")
+        return 0
+    for line in snapshot_lines(rows):
+        click.echo(line)
+    return 0
+
+
+_LS_FORMAT = "{:<20} {:<32} {:>9} {:>8}  {}"
+
+
+def snapshot_lines(rows: list[dict[str, object]]) -> list[str]:
+    """`snapshot ls` as a table: a header line, then one line per snapshot."""
+    lines = [_LS_FORMAT.format("NAME", "DIGEST", "SIZE", "AGE", "USED BY")]
     for row in rows:
         digest = str(row["digest"])[:19] or "(not captured)"
         if row["digest"] and not row["present"]:
@@ -71,9 +83,10 @@ def snapshot_ls(app: AppContext, as_json: bool) -> int:
         size = _human(row["size"]) if isinstance(row["size"], int) else "-"
         captured = row["captured_at"]
         age = _age(float(captured)) if isinstance(captured, float) else "-"
-        used = ", ".join(row["used_by"]) or "-"  # type: ignore[arg-type]
-        click.echo(f"{row['name']:<20} {digest:<32} {size:>9} {age:>8}  used by: {used}")
-    return 0
+        users = row["used_by"]
+        used = ", ".join(map(str, users)) if isinstance(users, list) and users else "-"
+        lines.append(_LS_FORMAT.format(row["name"], digest, size, age, used))
+    return lines
 
 
 @snapshot.command("export")
@@ -87,8 +100,15 @@ def snapshot_export(app: AppContext, name: str, file: Path, force: bool) -> int:
 
     session = app.session()
     digest = _digest_of(session, name)
-    home_store(session.home).export(digest, file, overwrite=force)
+    store = home_store(session.home)
+    store.export(digest, file, overwrite=force)
     click.echo(f"exported snapshot.{name} ({digest}) to {file}")
+    secrets = store.secret_files(digest)
+    if secrets:
+        shown = ", ".join(secrets[:5]) + (f" and {len(secrets) - 5} more" if len(secrets) > 5
+                                          else "")
+        click.echo(f"warning: {file} holds {len(secrets)} file(s) that look like secrets: "
+                   f"{shown}; check before sharing it", err=True)
     return 0
 
 
