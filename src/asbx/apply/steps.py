@@ -9,12 +9,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from asbx import project as naming
 from asbx.addresses import Address, ResourceKind
 from asbx.apply.batching import Removals
+from asbx.data.setup_log import (
+    SetupRun,
+    SetupStepRun,
+    bounded,
+    setup_log_path,
+    write_setup_log,
+)
 from asbx.errors import AsbxError, NameConflictError, NotFoundError
 from asbx.images import local_only, pin_reference
 from asbx.plan.hashing import HASH_VERSION
@@ -29,6 +37,7 @@ from asbx.runtime.base import (
     BuildRequest,
     ContainerRequest,
     ContainerState,
+    ExecResult,
     MountRequest,
     ObservedImage,
     PortRequest,
@@ -154,6 +163,7 @@ def _forget_notes(ctx: StepContext, address: Address) -> None:
 
     if address.kind is ResourceKind.SANDBOX:
         setup_marker(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
+        setup_log_path(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
     elif address.kind is ResourceKind.SNAPSHOT:
         snapshot_mark_path(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
 
@@ -360,7 +370,7 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
         ctx.record(change, {**outputs, "setup": "pending"}, status="tainted")
     outputs["container_id"] = _create_container(ctx, change, request)
     try:
-        _run_setup(ctx, container, box, out)
+        _run_setup(ctx, SetupTarget(name, container, outputs["container_id"]), box, out)
     except SetupFailedError:
         ctx.record(change, {**outputs, "setup": "failed"}, status="tainted")
         raise
@@ -453,20 +463,59 @@ def _network_for(ctx: StepContext, change: Change, box: SandboxSpec) -> tuple[st
     return result
 
 
-def _run_setup(ctx: StepContext, container: str, box: SandboxSpec, out: OutputFn) -> None:
+@dataclass(frozen=True)
+class SetupTarget:
+    """The sandbox whose setup runs: its name in the spec, its container's name and id."""
+
+    sandbox: str
+    container: str
+    container_id: str
+
+
+def _run_setup(ctx: StepContext, target: SetupTarget, box: SandboxSpec, out: OutputFn) -> None:
+    """Run each setup step in turn; the run is logged after each step (`asbx logs --setup`)."""
+    if not box.setup:
+        return
+    name, container = target.sandbox, target.container
+    run = SetupRun(name, target.container_id, _now(), len(box.setup))
     for index, step in enumerate(box.setup, start=1):
         out("stdout", f"setup {index}/{len(box.setup)}: {' '.join(step)}\n")
-        result = ctx.runtime.exec(
-            container, step, workdir=box.workdir, user=box.user, on_output=out
-        )
+        result, ran = _run_setup_step(ctx, container, box, index, step, out)
+        run = dataclasses.replace(run, steps=(*run.steps, ran))
+        write_setup_log(ctx.home, ctx.project, run)
         if result.exit_code != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
             raise SetupFailedError(
                 f"setup step {index} ({' '.join(step)}) exited {result.exit_code}"
                 + (f":\n{tail}" if tail else ""),
-                hint="fix the step in sandboxes.yaml and run apply again (the sandbox is "
-                "tainted and will be replaced)",
+                hint=f"its whole output: asbx logs {name} --setup; fix the step in "
+                "sandboxes.yaml and run apply again (the sandbox is tainted and will be "
+                "replaced)",
             )
+
+
+def _run_setup_step(ctx: StepContext, container: str, box: SandboxSpec, index: int,
+                    step: tuple[str, ...], out: OutputFn) -> tuple[ExecResult, SetupStepRun]:
+    chunks: list[str] = []
+    trimmed: list[bool] = []
+
+    def tee(stream: str, text: str) -> None:
+        chunks.append(text)
+        if len(chunks) > 256:  # keep memory bounded on a chatty step: only the end is kept
+            kept, cut = bounded("".join(chunks))
+            chunks[:] = [kept]
+            trimmed.append(cut)
+        out(stream, text)
+
+    started = _now()
+    result = ctx.runtime.exec(container, step, workdir=box.workdir, user=box.user, on_output=tee)
+    output, cut = bounded("".join(chunks) or result.stdout + result.stderr)
+    return result, SetupStepRun(index, tuple(step), started, _now(), result.exit_code, output,
+                                cut or any(trimmed))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _capture_snapshot(ctx: StepContext, change: Change) -> None:
