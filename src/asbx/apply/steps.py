@@ -26,7 +26,7 @@ from asbx.data.setup_log import (
 from asbx.errors import AsbxError, NameConflictError, NotFoundError
 from asbx.images import local_only, pin_reference
 from asbx.plan.hashing import HASH_VERSION
-from asbx.plan.model import Action, Change
+from asbx.plan.model import LIMITS_VERB, Action, Change
 from asbx.runtime.base import (
     LABEL_ADDRESS,
     LABEL_HASH,
@@ -140,10 +140,32 @@ def run_create(ctx: StepContext, change: Change, out: OutputFn) -> None:
                 if previous
                 else {"container": naming.container_name(ctx.project, change.address.name)},
             )
+        elif change.verb == LIMITS_VERB:
+            _update_limits(ctx, change, out)
         else:
             _create_sandbox(ctx, change, out)
     else:
         _capture_snapshot(ctx, change)
+
+
+def _update_limits(ctx: StepContext, change: Change, out: OutputFn) -> None:
+    """Set the running container's cpus/memory, read them back, then record the new hash (the
+    container's label keeps the one it was made with: `outputs.label_hash`)."""
+    box = ctx.spec_of(change.address)
+    name = naming.container_name(ctx.project, change.address.name)
+    ctx.runtime.update_limits(name, box.cpus, box.memory)
+    cpus, memory = ctx.runtime.container_limits(name)
+    if (box.memory is not None and memory != box.memory) or (
+            box.cpus is not None and (cpus is None or abs(cpus - box.cpus) > 0.001)):
+        raise AsbxError(
+            f"{change.address}: {ctx.runtime.name} accepted the new limits but reports "
+            f"cpus={cpus} memory={memory} (wanted cpus={box.cpus} memory={box.memory})",
+            hint=f"replace it instead: asbx apply --replace {change.address.name}")
+    out("stdout", f"limits set in place: cpus={cpus} memory={memory}\n")
+    previous = ctx.records.get(change.address)
+    outputs = dict(previous.outputs) if previous else {"container": name}
+    outputs["label_hash"] = previous.label_hash if previous else change.config_hash
+    ctx.record(change, outputs, status=previous.status if previous else "ok")
 
 
 def run_destroy(ctx: StepContext, change: Change, out: OutputFn) -> None:

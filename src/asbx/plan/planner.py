@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,7 @@ from asbx.addresses import Address, ResourceKind
 from asbx.graph import ResourceGraph, stable_topological_order
 from asbx.images import local_only, pin_reference
 from asbx.plan import hashing
-from asbx.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
+from asbx.plan.model import LIMITS_VERB, Action, Change, FieldChange, Plan, PlanOptions, Reason
 from asbx.plan.observed import Observed
 from asbx.runtime.base import (
     LABEL_ADDRESS,
@@ -58,6 +59,7 @@ class Desired:
     address: Address
     applied: dict[str, Any]
     config_hash: str
+    image_hash: str = ""  # a sandbox's: its image's config hash, part of its own
 
 
 def plan(inp: PlanInput) -> Plan:
@@ -92,7 +94,9 @@ def desired_resources(inp: PlanInput) -> dict[Address, Desired]:
     for address in inp.graph.order():
         spec = inp.graph.resources[address]
         applied = hashing.applied_form(spec, salt)
-        out[address] = Desired(address, applied, _hash(inp, address, spec, applied, out))
+        image = (out[inp.graph.image_of(address.name)].config_hash
+                 if address.kind is ResourceKind.SANDBOX else "")
+        out[address] = Desired(address, applied, _hash(inp, address, spec, applied, out), image)
     return out
 
 
@@ -328,8 +332,15 @@ def _plan_sandbox(
     if record is None:
         return _adopt_sandbox(inp, want, live, planned)
     fields = _field_changes(address.kind, record.applied, want.applied)
-    replace = _sandbox_replace_reason(inp, want, record, planned, fields)
+    limits = _limits_only(want, record, fields)
+    if limits and not inp.capabilities.limits_update_blocker:
+        fields = tuple(dataclasses.replace(f, forces_replacement=False) for f in fields)
+    in_place = limits and not inp.capabilities.limits_update_blocker
+    replace = _sandbox_replace_reason(inp, want, record, planned, fields, in_place)
     notes = _outdated_notes(inp, address, record, planned)
+    if limits and replace is Reason.SPEC_CHANGED:
+        notes = (*notes, "cpus/memory are not changed in place: "
+                         f"{inp.capabilities.limits_update_blocker}")
     if replace is Reason.DEPENDENCY_REPLACED and _runs_an_older_image(inp, address, live, planned):
         notes = (*notes, f"runs an older image than {inp.graph.image_of(address.name)} now has"
                          " (pulled again)")
@@ -354,6 +365,9 @@ def _plan_sandbox(
             config_hash=want.config_hash,
             notes=notes,
         )
+    if in_place:  # the container's limits change; the rest (setup, snapshots) stays
+        return Change(address, Action.UPDATE, Reason.SPEC_CHANGED, verb=LIMITS_VERB,
+                      fields=fields, config_hash=want.config_hash, notes=notes)
     if fields or record.hash_version != hashing.HASH_VERSION:
         return Change(
             address,
@@ -377,6 +391,24 @@ def _plan_sandbox(
             address, Action.START, Reason.GUARD_DOWN, config_hash=want.config_hash, notes=notes
         )
     return Change(address, Action.NOOP, Reason.UNCHANGED, config_hash=want.config_hash, notes=notes)
+
+
+def _limits_only(want: Desired, record: ResourceRecord, fields: tuple[FieldChange, ...]) -> bool:
+    """Only cpus/memory differ from the record (set or changed, not removed: a runtime cannot
+    lift a limit in place), with the same image: the container can keep running."""
+    limits = [f for f in fields if f.path in hashing.SANDBOX_LIMIT_FIELDS]
+    if not limits or any(f.after is None for f in limits):
+        return False
+    if any(f.forces_replacement for f in fields if f.path not in hashing.SANDBOX_LIMIT_FIELDS):
+        return False
+    before = dict(want.applied)
+    for change in limits:
+        if change.path in record.applied:
+            before[change.path] = record.applied[change.path]
+        else:
+            before.pop(change.path, None)
+    return record.hash_version == hashing.HASH_VERSION and (
+        hashing.sandbox_hash(before, want.image_hash) == record.config_hash)
 
 
 def _adopt_sandbox(
@@ -439,6 +471,7 @@ def _sandbox_replace_reason(
     record: ResourceRecord,
     planned: Mapping[Address, Change],
     fields: tuple[FieldChange, ...],
+    limits_in_place: bool = False,
 ) -> Reason | None:
     address = want.address
     live = inp.observed.containers.get(address) if inp.options.refresh else None
@@ -446,11 +479,11 @@ def _sandbox_replace_reason(
         return Reason.REQUESTED
     if record.tainted:
         return Reason.TAINTED
-    if live is not None and live.labels.get("dev.asbx.hash") != record.config_hash:
+    if live is not None and live.labels.get("dev.asbx.hash") != record.label_hash:
         return Reason.DRIFTED
     if live is not None and _outdated_privileges(inp, live):
         return Reason.PRIVILEGES
-    if record.config_hash != want.config_hash:
+    if record.config_hash != want.config_hash and not limits_in_place:
         if record.hash_version != hashing.HASH_VERSION:
             return Reason.SPEC_CHANGED if any(f.forces_replacement for f in fields) else None
         if any(f.forces_replacement for f in fields):
