@@ -23,6 +23,7 @@ from asbx.data.setup_log import (
     setup_log_path,
     write_setup_log,
 )
+from asbx.data.workspaces import limits_note, write_limits_note
 from asbx.errors import AsbxError, NameConflictError, NotFoundError
 from asbx.images import local_only, pin_reference
 from asbx.plan.hashing import HASH_VERSION
@@ -108,6 +109,10 @@ class StepContext:
             ),
         )
 
+    def labels_of(self, address: Address) -> dict[str, str]:
+        """The labels that find this project's object for `address` in the runtime."""
+        return {LABEL_PROJECT: self.project, LABEL_ADDRESS: str(address)}
+
     def spec_of(self, address: Address) -> Any:
         return self.loaded.graph.resources[address]
 
@@ -162,6 +167,10 @@ def _update_limits(ctx: StepContext, change: Change, out: OutputFn) -> None:
             f"cpus={cpus} memory={memory} (wanted cpus={box.cpus} memory={box.memory})",
             hint=f"replace it instead: asbx apply --replace {change.address.name}")
     out("stdout", f"limits set in place: cpus={cpus} memory={memory}\n")
+    found = ctx.runtime.list_containers(ctx.labels_of(change.address))
+    if found:  # for adoption after a lost database (its label keeps the hash it was made with)
+        write_limits_note(ctx.home, ctx.project, change.address.name, found[0].id,
+                          change.config_hash)
     previous = ctx.records.get(change.address)
     outputs = dict(previous.outputs) if previous else {"container": name}
     outputs["label_hash"] = previous.label_hash if previous else change.config_hash
@@ -185,6 +194,7 @@ def _forget_notes(ctx: StepContext, address: Address) -> None:
 
     if address.kind is ResourceKind.SANDBOX:
         setup_marker(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
+        limits_note(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
         setup_log_path(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
     elif address.kind is ResourceKind.SNAPSHOT:
         snapshot_mark_path(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
@@ -211,11 +221,16 @@ def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
     if address.kind is ResourceKind.SANDBOX:
         from asbx.data.workspaces import workspace_path
 
-        return {
+        adopted: dict[str, Any] = {
             "container": naming.container_name(ctx.project, address.name),
             "workspace": str(workspace_path(ctx.home, ctx.project, address.name)),
             "setup": "adopted",
         }
+        found = ctx.runtime.list_containers(ctx.labels_of(address))
+        label = found[0].labels.get(LABEL_HASH, "") if found else ""
+        if label and label != change.config_hash:  # its limits were set in place
+            adopted["label_hash"] = label
+        return adopted
     if address.kind is ResourceKind.VOLUME:
         return {"name": naming.volume_name(ctx.project, address.name)}
     if address.kind is ResourceKind.SNAPSHOT:

@@ -419,7 +419,8 @@ def _adopt_sandbox(
                       notes=(f"deleted by asbx reap: {inp.state.reaped[want.address]}",))
     if live is None:
         return Change(want.address, Action.CREATE, Reason.NEW, config_hash=want.config_hash)
-    if live.labels.get("dev.asbx.hash") != want.config_hash:
+    if live.labels.get("dev.asbx.hash") != want.config_hash and not _limits_set_to(
+            inp, want, live.id):
         return Change(
             want.address,
             Action.REPLACE,
@@ -456,6 +457,12 @@ def _adopt_sandbox(
         record_only=not start,
         notes=("adopted from the runtime (state had no record)",),
     )
+
+
+def _limits_set_to(inp: PlanInput, want: Desired, container_id: str) -> bool:
+    """An in-place limits update gave this very container the hash the spec gives now."""
+    note = inp.observed.limits_set.get(want.address)
+    return note is not None and bool(container_id) and note == (container_id, want.config_hash)
 
 
 def _setup_finished(inp: PlanInput, address: Address, container_id: str) -> bool:

@@ -120,3 +120,30 @@ def test_a_runtime_that_does_not_show_the_new_limit_fails_the_update(tmp_path: P
                        hooks=NullApplyHooks())
     assert result.failed
     assert _web(session).verb == LIMITS_VERB  # not recorded: the next plan tries again
+
+
+def test_after_a_lost_database_a_container_updated_in_place_is_adopted(tmp_path: Path) -> None:
+    runtime = _runtime(CAN)
+    _apply(_session(tmp_path, runtime, SPEC))
+    _apply(_session(tmp_path, runtime, SPEC.replace("64M", "128M")))
+    first_id = runtime.containers[CONTAINER].id
+    (tmp_path / "home" / "state.db").unlink()
+    session = _session(tmp_path, runtime, SPEC.replace("64M", "128M"))
+    change = _web(session)
+    assert (change.action, change.reason) == (Action.UPDATE, Reason.ADOPTED)
+    _apply(session)
+    assert runtime.containers[CONTAINER].id == first_id
+    assert not make_plan(session, PlanOptions()).plan.pending
+
+
+def test_without_the_note_a_container_with_another_hash_is_still_replaced(
+    tmp_path: Path,
+) -> None:
+    runtime = _runtime(CAN)
+    _apply(_session(tmp_path, runtime, SPEC))
+    _apply(_session(tmp_path, runtime, SPEC.replace("64M", "128M")))
+    (tmp_path / "home" / "state.db").unlink()
+    note = next((tmp_path / "home").glob("projects/*/sandboxes/web/limits-set"))
+    note.unlink()
+    change = _web(_session(tmp_path, runtime, SPEC.replace("64M", "128M")))
+    assert (change.action, change.reason) == (Action.REPLACE, Reason.DRIFTED)
