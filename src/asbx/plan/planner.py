@@ -638,6 +638,10 @@ def _plan_capture(
             f"{source} is recreated",
             config_hash=want.config_hash,
         )
+    if _source_limits_only(inp, want, record, planned):  # the same workspace: not retaken
+        return Change(address, Action.UPDATE, Reason.SPEC_CHANGED,
+                      config_hash=want.config_hash, record_only=True,
+                      notes=("its sandbox's limits change in place: not captured again",))
     if record.config_hash != want.config_hash and not _upgraded_unchanged(address, record, want):
         return Change(
             address,
@@ -657,6 +661,19 @@ def _plan_capture(
             config_hash=want.config_hash,
         )
     return _noop_or_version_bump(want, record)
+
+
+def _source_limits_only(
+    inp: PlanInput, want: Desired, record: ResourceRecord, planned: Mapping[Address, Change]
+) -> bool:
+    """The hash differs only because its source sandbox's limits are set in place."""
+    source = next((d for d in inp.graph.dependencies(want.address)
+                   if d.kind is ResourceKind.SANDBOX), None)
+    change = planned.get(source) if source else None
+    old = inp.state.records.get(source) if source else None
+    return (change is not None and change.verb == LIMITS_VERB and old is not None
+            and record.config_hash != want.config_hash
+            and hashing.snapshot_hash(want.applied, old.config_hash) == record.config_hash)
 
 
 def _recreated_source(

@@ -147,3 +147,26 @@ def test_without_the_note_a_container_with_another_hash_is_still_replaced(
     note.unlink()
     change = _web(_session(tmp_path, runtime, SPEC.replace("64M", "128M")))
     assert (change.action, change.reason) == (Action.REPLACE, Reason.DRIFTED)
+
+
+SNAPSHOT_SPEC = SPEC + """  worker:
+    image: localhost/asbx/busybox:latest
+    workspace: {snapshot: deps}
+snapshots:
+  deps: {sandbox: web}
+"""
+
+
+def test_snapshots_from_the_sandbox_are_not_retaken_nor_their_consumers_touched(
+    tmp_path: Path,
+) -> None:
+    runtime = _runtime(CAN)
+    _apply(_session(tmp_path, runtime, SNAPSHOT_SPEC))
+    session = _session(tmp_path, runtime, SNAPSHOT_SPEC.replace("64M", "128M"))
+    plan = make_plan(session, PlanOptions()).plan
+    runtime_changes = {str(c.address): c.action for c in plan.changes if c.runtime_change}
+    assert runtime_changes == {"sandbox.web": Action.UPDATE}
+    creates = runtime.count("create_container")
+    _apply(session)
+    assert runtime.count("create_container") == creates
+    assert not make_plan(session, PlanOptions()).plan.pending
