@@ -67,6 +67,12 @@ def test_docker_sets_a_new_memory_limit_in_the_running_container(project: Projec
         assert project.asbx("plan", "--detailed-exitcode").returncode == 0
         status = project.asbx("status", check=True).stdout
         assert "drifted" not in status
+        (project.home / "state.db").unlink()  # a lost database: adopted, not replaced
+        adopt = project.asbx("plan", check=True).stdout
+        assert "sandbox.web will be adopted" in adopt
+        project.asbx("apply", "-y", check=True)
+        assert _inspect("docker", project)["Id"] == before["Id"]
+        assert project.asbx("plan", "--detailed-exitcode").returncode == 0
     finally:
         project.asbx("destroy", "-y")
         ids = _docker("ps", "-aq", "--filter", f"label=dev.asbx.project={project.name}")
