@@ -204,6 +204,7 @@ def _observe(session: Session, archives: list[str]) -> Observed:
     return dataclasses.replace(
         observe_egress(session, observed),
         setup_done=_setup_done(session),
+        limits_set=_limits_set(session),
         workspaces=_workspaces(session),
         snapshot_marks=_snapshot_marks(session),
     )
@@ -258,6 +259,16 @@ def _setup_done(session: Session) -> dict[Address, str]:
         if box.setup
     }
     return {address: marker for address, marker in done.items() if marker}
+
+
+def _limits_set(session: Session) -> dict[Address, tuple[str, str]]:
+    """Sandboxes whose limits were set in place, by container id and hash (file reads only)."""
+    from asbx.data.workspaces import read_limits_note
+
+    notes = {Address(ResourceKind.SANDBOX, name): read_limits_note(session.home, session.project,
+                                                                   name)
+             for name in session.loaded.spec.sandboxes}
+    return {address: note for address, note in notes.items() if note}
 
 
 def _allowlisted(session: Session) -> list[str]:

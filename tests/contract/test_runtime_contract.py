@@ -248,6 +248,27 @@ def test_sandbox_limits_mounts_and_no_network_inside(live: Ctx, tmp_path: Path) 
     assert _cpu_limit(live, name) == pytest.approx(0.5)
 
 
+def _memory_limit(live: Ctx, name: str) -> int:
+    return int(live.sh(name, "cat /sys/fs/cgroup/memory.max 2>/dev/null"
+                             " || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def test_limits_read_back_and_updated_in_place_where_the_runtime_keeps_them(live: Ctx) -> None:
+    name = live.running(cpus=0.5, memory=64 * MIB)
+    assert live.runtime.container_limits(name) == (0.5, 64 * MIB)
+    if live.runtime.capabilities.limits_update_blocker:
+        pytest.skip(live.runtime.capabilities.limits_update_blocker)
+    before = live.runtime.list_containers(live.labels)[0].id
+    live.runtime.update_limits(name, 1.0, 128 * MIB)
+    assert live.runtime.container_limits(name) == (1.0, 128 * MIB)
+    assert _memory_limit(live, name) == 128 * MIB
+    live.runtime.stop_container(name, timeout=0)
+    live.runtime.start_container(name)  # kept in its configuration, not only the live cgroup
+    assert _memory_limit(live, name) == 128 * MIB
+    assert _cpu_limit(live, name) == pytest.approx(1.0)
+    assert live.runtime.list_containers(live.labels)[0].id == before
+
+
 def test_a_sandbox_gets_exactly_its_capabilities_and_no_new_privileges(live: Ctx) -> None:
     def status(name: str) -> dict[str, str]:
         lines = live.sh(name, "cat /proc/self/status").splitlines()

@@ -319,6 +319,22 @@ class FakeRuntime:
             raise NotFoundError(f"image {ref!r} not found in {self.name}") from None
         return self._store_image(ref, _digest("image", digest), digest, {})
 
+    def update_limits(self, name: str, cpus: float | None, memory: int | None) -> None:
+        self._record("update_limits", name, cpus, memory)
+        with self._lock:
+            container = self._container(name)
+            container.request = replace(
+                container.request,
+                cpus=container.request.cpus if cpus is None else cpus,
+                memory=container.request.memory if memory is None else memory,
+            )
+
+    def container_limits(self, name: str) -> tuple[float | None, int | None]:
+        self._record("container_limits", name)
+        with self._lock:
+            container = self._container(name)
+            return container.request.cpus, container.request.memory
+
     def start_container(self, name: str) -> None:
         self._record("start_container", name)
         with self._lock:

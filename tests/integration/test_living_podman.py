@@ -67,7 +67,7 @@ def test_exec_returns_the_command_exit_code(box: Project, code: int) -> None:
 
 def test_exec_timeout_kills_the_command_and_exits_124(box: Project) -> None:
     started = time.monotonic()
-    result = asbx(box, "exec", "box", "--timeout", "1", "--", "sh", "-c", "echo begun; sleep 30")
+    result = asbx(box, "exec", "--timeout", "1", "box", "--", "sh", "-c", "echo begun; sleep 30")
     assert result.returncode == 124
     assert time.monotonic() - started < 20
     assert "begun" in result.stdout
@@ -77,7 +77,7 @@ def test_exec_timeout_kills_the_command_and_exits_124(box: Project) -> None:
 
 
 def test_exec_passes_env_workdir_and_keeps_the_spec_env(box: Project) -> None:
-    result = asbx(box, "exec", "box", "--env", "GREETING=hi there", "-w", "/bin", "--",
+    result = asbx(box, "exec", "--env", "GREETING=hi there", "-w", "/bin", "box",
                   "sh", "-c", 'echo "$GREETING|$FROM_SPEC|$(pwd)"')
     assert result.returncode == 0, result.stderr
     assert result.stdout == "hi there|spec-value|/bin\n"

@@ -9,16 +9,25 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from asbx import project as naming
 from asbx.addresses import Address, ResourceKind
 from asbx.apply.batching import Removals
+from asbx.data.setup_log import (
+    SetupRun,
+    SetupStepRun,
+    bounded,
+    setup_log_path,
+    write_setup_log,
+)
+from asbx.data.workspaces import limits_note, write_limits_note
 from asbx.errors import AsbxError, NameConflictError, NotFoundError
 from asbx.images import local_only, pin_reference
 from asbx.plan.hashing import HASH_VERSION
-from asbx.plan.model import Action, Change
+from asbx.plan.model import LIMITS_VERB, Action, Change
 from asbx.runtime.base import (
     LABEL_ADDRESS,
     LABEL_HASH,
@@ -29,6 +38,7 @@ from asbx.runtime.base import (
     BuildRequest,
     ContainerRequest,
     ContainerState,
+    ExecResult,
     MountRequest,
     ObservedImage,
     PortRequest,
@@ -99,6 +109,10 @@ class StepContext:
             ),
         )
 
+    def labels_of(self, address: Address) -> dict[str, str]:
+        """The labels that find this project's object for `address` in the runtime."""
+        return {LABEL_PROJECT: self.project, LABEL_ADDRESS: str(address)}
+
     def spec_of(self, address: Address) -> Any:
         return self.loaded.graph.resources[address]
 
@@ -131,10 +145,36 @@ def run_create(ctx: StepContext, change: Change, out: OutputFn) -> None:
                 if previous
                 else {"container": naming.container_name(ctx.project, change.address.name)},
             )
+        elif change.verb == LIMITS_VERB:
+            _update_limits(ctx, change, out)
         else:
             _create_sandbox(ctx, change, out)
     else:
         _capture_snapshot(ctx, change)
+
+
+def _update_limits(ctx: StepContext, change: Change, out: OutputFn) -> None:
+    """Set the running container's cpus/memory, read them back, then record the new hash (the
+    container's label keeps the one it was made with: `outputs.label_hash`)."""
+    box = ctx.spec_of(change.address)
+    name = naming.container_name(ctx.project, change.address.name)
+    ctx.runtime.update_limits(name, box.cpus, box.memory)
+    cpus, memory = ctx.runtime.container_limits(name)
+    if (box.memory is not None and memory != box.memory) or (
+            box.cpus is not None and (cpus is None or abs(cpus - box.cpus) > 0.001)):
+        raise AsbxError(
+            f"{change.address}: {ctx.runtime.name} accepted the new limits but reports "
+            f"cpus={cpus} memory={memory} (wanted cpus={box.cpus} memory={box.memory})",
+            hint=f"replace it instead: asbx apply --replace {change.address.name}")
+    out("stdout", f"limits set in place: cpus={cpus} memory={memory}\n")
+    found = ctx.runtime.list_containers(ctx.labels_of(change.address))
+    if found:  # for adoption after a lost database (its label keeps the hash it was made with)
+        write_limits_note(ctx.home, ctx.project, change.address.name, found[0].id,
+                          change.config_hash)
+    previous = ctx.records.get(change.address)
+    outputs = dict(previous.outputs) if previous else {"container": name}
+    outputs["label_hash"] = previous.label_hash if previous else change.config_hash
+    ctx.record(change, outputs, status=previous.status if previous else "ok")
 
 
 def run_destroy(ctx: StepContext, change: Change, out: OutputFn) -> None:
@@ -154,6 +194,8 @@ def _forget_notes(ctx: StepContext, address: Address) -> None:
 
     if address.kind is ResourceKind.SANDBOX:
         setup_marker(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
+        limits_note(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
+        setup_log_path(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
     elif address.kind is ResourceKind.SNAPSHOT:
         snapshot_mark_path(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
 
@@ -179,11 +221,16 @@ def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
     if address.kind is ResourceKind.SANDBOX:
         from asbx.data.workspaces import workspace_path
 
-        return {
+        adopted: dict[str, Any] = {
             "container": naming.container_name(ctx.project, address.name),
             "workspace": str(workspace_path(ctx.home, ctx.project, address.name)),
             "setup": "adopted",
         }
+        found = ctx.runtime.list_containers(ctx.labels_of(address))
+        label = found[0].labels.get(LABEL_HASH, "") if found else ""
+        if label and label != change.config_hash:  # its limits were set in place
+            adopted["label_hash"] = label
+        return adopted
     if address.kind is ResourceKind.VOLUME:
         return {"name": naming.volume_name(ctx.project, address.name)}
     if address.kind is ResourceKind.SNAPSHOT:
@@ -360,7 +407,7 @@ def _create_sandbox(ctx: StepContext, change: Change, out: OutputFn) -> None:
         ctx.record(change, {**outputs, "setup": "pending"}, status="tainted")
     outputs["container_id"] = _create_container(ctx, change, request)
     try:
-        _run_setup(ctx, container, box, out)
+        _run_setup(ctx, SetupTarget(name, container, outputs["container_id"]), box, out)
     except SetupFailedError:
         ctx.record(change, {**outputs, "setup": "failed"}, status="tainted")
         raise
@@ -458,20 +505,59 @@ def _network_for(ctx: StepContext, change: Change, box: SandboxSpec) -> tuple[st
     return result
 
 
-def _run_setup(ctx: StepContext, container: str, box: SandboxSpec, out: OutputFn) -> None:
+@dataclass(frozen=True)
+class SetupTarget:
+    """The sandbox whose setup runs: its name in the spec, its container's name and id."""
+
+    sandbox: str
+    container: str
+    container_id: str
+
+
+def _run_setup(ctx: StepContext, target: SetupTarget, box: SandboxSpec, out: OutputFn) -> None:
+    """Run each setup step in turn; the run is logged after each step (`asbx logs --setup`)."""
+    if not box.setup:
+        return
+    name, container = target.sandbox, target.container
+    run = SetupRun(name, target.container_id, _now(), len(box.setup))
     for index, step in enumerate(box.setup, start=1):
         out("stdout", f"setup {index}/{len(box.setup)}: {' '.join(step)}\n")
-        result = ctx.runtime.exec(
-            container, step, workdir=box.workdir, user=box.user, on_output=out
-        )
+        result, ran = _run_setup_step(ctx, container, box, index, step, out)
+        run = dataclasses.replace(run, steps=(*run.steps, ran))
+        write_setup_log(ctx.home, ctx.project, run)
         if result.exit_code != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
             raise SetupFailedError(
                 f"setup step {index} ({' '.join(step)}) exited {result.exit_code}"
                 + (f":\n{tail}" if tail else ""),
-                hint="fix the step in sandboxes.yaml and run apply again (the sandbox is "
-                "tainted and will be replaced)",
+                hint=f"its whole output: asbx logs {name} --setup; fix the step in "
+                "sandboxes.yaml and run apply again (the sandbox is tainted and will be "
+                "replaced)",
             )
+
+
+def _run_setup_step(ctx: StepContext, container: str, box: SandboxSpec, index: int,
+                    step: tuple[str, ...], out: OutputFn) -> tuple[ExecResult, SetupStepRun]:
+    chunks: list[str] = []
+    trimmed: list[bool] = []
+
+    def tee(stream: str, text: str) -> None:
+        chunks.append(text)
+        if len(chunks) > 256:  # keep memory bounded on a chatty step: only the end is kept
+            kept, cut = bounded("".join(chunks))
+            chunks[:] = [kept]
+            trimmed.append(cut)
+        out(stream, text)
+
+    started = _now()
+    result = ctx.runtime.exec(container, step, workdir=box.workdir, user=box.user, on_output=tee)
+    output, cut = bounded("".join(chunks) or result.stdout + result.stderr)
+    return result, SetupStepRun(index, tuple(step), started, _now(), result.exit_code, output,
+                                cut or any(trimmed))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _capture_snapshot(ctx: StepContext, change: Change) -> None:

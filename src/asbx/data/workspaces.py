@@ -72,6 +72,34 @@ def write_setup_marker(home: Path, project: str, sandbox: str, container_id: str
     path.write_text(container_id + "\n", encoding="utf-8")
 
 
+LIMITS_NOTE = "limits-set"
+
+
+def limits_note(home: Path, project: str, sandbox: str) -> Path:
+    """`.../sandboxes/<sandbox>/limits-set`: "<container id> <config hash>" after an in-place
+    limits update, whose container keeps the label hash it was made with: how adoption after
+    a lost database tells such a container from one changed outside asbx."""
+    return workspace_path(home, project, sandbox).parent / LIMITS_NOTE
+
+
+def read_limits_note(home: Path, project: str, sandbox: str) -> tuple[str, str] | None:
+    """(container id, config hash) from `write_limits_note`, or None."""
+    path = limits_note(home, project, sandbox)
+    if path.is_symlink() or not path.is_file():
+        return None
+    words = path.read_text(encoding="utf-8").split()
+    return (words[0], words[1]) if len(words) == 2 else None
+
+
+def write_limits_note(home: Path, project: str, sandbox: str, container_id: str,
+                      config_hash: str) -> None:
+    path = limits_note(home, project, sandbox)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        path.unlink()
+    path.write_text(f"{container_id} {config_hash}\n", encoding="utf-8")
+
+
 def check_path_component(what: str, name: str) -> None:
     """Refuse a name that is not one safe path component (no `/`, NUL, `.` or `..`)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:

@@ -15,6 +15,8 @@ HASH_VERSION = 1
 
 # Sandbox fields that change nothing in the container: recorded in state, updated in place.
 SANDBOX_IN_PLACE_FIELDS = frozenset({"lifecycle", "depends_on", "workspace", "env_file"})
+# Sandbox limits: in the hash, but changed in the running container where the runtime can.
+SANDBOX_LIMIT_FIELDS = frozenset({"cpus", "memory"})
 
 
 def canonical_json(data: Any) -> str:

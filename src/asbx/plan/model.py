@@ -9,6 +9,9 @@ from typing import Any
 
 from asbx.addresses import Address
 
+# The verb of a sandbox UPDATE that sets the running container's cpus/memory (`update`).
+LIMITS_VERB = "update-limits"
+
 
 class Action(Enum):
     """What apply will do to one resource; each value carries its plan symbol."""

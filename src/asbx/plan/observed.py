@@ -53,6 +53,9 @@ class Observed:
     # Sandboxes whose setup finished, by the id of the container it ran in (a host-side marker:
     # a container's labels are fixed before its setup runs, so they cannot say it finished).
     setup_done: Mapping[Address, str] = field(default_factory=dict)
+    # Sandboxes whose limits were set in place: (container id, config hash it now has), from a
+    # host-side note (its label keeps the hash it was made with).
+    limits_set: Mapping[Address, tuple[str, str]] = field(default_factory=dict)
     # Names of the project's sandboxes that have a workspace directory on the host.
     workspaces: frozenset[str] = frozenset()
     # Snapshots' last captured archives and config hashes, from host-side notes (see

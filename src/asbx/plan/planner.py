@@ -11,7 +11,7 @@ from asbx.addresses import Address, ResourceKind
 from asbx.graph import ResourceGraph, stable_topological_order
 from asbx.images import local_only, pin_reference
 from asbx.plan import hashing
-from asbx.plan.model import Action, Change, FieldChange, Plan, PlanOptions, Reason
+from asbx.plan.model import LIMITS_VERB, Action, Change, FieldChange, Plan, PlanOptions, Reason
 from asbx.plan.observed import Observed
 from asbx.runtime.base import (
     LABEL_ADDRESS,
@@ -61,6 +61,7 @@ class Desired:
     address: Address
     applied: dict[str, Any]
     config_hash: str
+    image_hash: str = ""  # a sandbox's: its image's config hash, part of its own
 
 
 def plan(inp: PlanInput) -> Plan:
@@ -96,7 +97,9 @@ def desired_resources(inp: PlanInput) -> dict[Address, Desired]:
     for address in inp.graph.order():
         spec = inp.graph.resources[address]
         applied = hashing.applied_form(spec, salt)
-        out[address] = Desired(address, applied, _hash(inp, address, spec, applied, out))
+        image = (out[inp.graph.image_of(address.name)].config_hash
+                 if address.kind is ResourceKind.SANDBOX else "")
+        out[address] = Desired(address, applied, _hash(inp, address, spec, applied, out), image)
     return out
 
 
@@ -361,9 +364,16 @@ def _plan_sandbox(
     if record is None:
         return _adopt_sandbox(inp, want, live, planned)
     fields = _field_changes(address.kind, record.applied, want.applied)
-    replace = _sandbox_replace_reason(inp, want, record, planned, fields)
+    limits = _limits_only(want, record, fields)
+    if limits and not inp.capabilities.limits_update_blocker:
+        fields = tuple(dataclasses.replace(f, forces_replacement=False) for f in fields)
+    in_place = limits and not inp.capabilities.limits_update_blocker
+    replace = _sandbox_replace_reason(inp, want, record, planned, fields, in_place)
     outdated = _outdated_notes(inp, address, record, planned)
     notes = outdated
+    if limits and replace is Reason.SPEC_CHANGED:
+        notes = (*notes, "cpus/memory are not changed in place: "
+                         f"{inp.capabilities.limits_update_blocker}")
     if replace is Reason.DEPENDENCY_REPLACED and _runs_an_older_image(inp, address, live, planned):
         notes = (*notes, f"runs an older image than {inp.graph.image_of(address.name)} now has"
                          " (pulled again)")
@@ -388,6 +398,9 @@ def _plan_sandbox(
             config_hash=want.config_hash,
             notes=notes,
         )
+    if in_place:  # the container's limits change; the rest (setup, snapshots) stays
+        return Change(address, Action.UPDATE, Reason.SPEC_CHANGED, verb=LIMITS_VERB,
+                      fields=fields, config_hash=want.config_hash, notes=notes)
     if fields or record.hash_version != hashing.HASH_VERSION:
         return Change(
             address,
@@ -413,6 +426,24 @@ def _plan_sandbox(
     return Change(address, Action.NOOP, Reason.UNCHANGED, config_hash=want.config_hash, notes=notes)
 
 
+def _limits_only(want: Desired, record: ResourceRecord, fields: tuple[FieldChange, ...]) -> bool:
+    """Only cpus/memory differ from the record (set or changed, not removed: a runtime cannot
+    lift a limit in place), with the same image: the container can keep running."""
+    limits = [f for f in fields if f.path in hashing.SANDBOX_LIMIT_FIELDS]
+    if not limits or any(f.after is None for f in limits):
+        return False
+    if any(f.forces_replacement for f in fields if f.path not in hashing.SANDBOX_LIMIT_FIELDS):
+        return False
+    before = dict(want.applied)
+    for change in limits:
+        if change.path in record.applied:
+            before[change.path] = record.applied[change.path]
+        else:
+            before.pop(change.path, None)
+    return record.hash_version == hashing.HASH_VERSION and (
+        hashing.sandbox_hash(before, want.image_hash) == record.config_hash)
+
+
 def _adopt_sandbox(
     inp: PlanInput, want: Desired, live: Any, planned: Mapping[Address, Change]
 ) -> Change:
@@ -421,7 +452,8 @@ def _adopt_sandbox(
                       notes=(f"deleted by asbx reap: {inp.state.reaped[want.address]}",))
     if live is None:
         return Change(want.address, Action.CREATE, Reason.NEW, config_hash=want.config_hash)
-    if live.labels.get("dev.asbx.hash") != want.config_hash:
+    if live.labels.get("dev.asbx.hash") != want.config_hash and not _limits_set_to(
+            inp, want, live.id):
         return Change(
             want.address,
             Action.REPLACE,
@@ -460,6 +492,12 @@ def _adopt_sandbox(
     )
 
 
+def _limits_set_to(inp: PlanInput, want: Desired, container_id: str) -> bool:
+    """An in-place limits update gave this very container the hash the spec gives now."""
+    note = inp.observed.limits_set.get(want.address)
+    return note is not None and bool(container_id) and note == (container_id, want.config_hash)
+
+
 def _setup_finished(inp: PlanInput, address: Address, container_id: str) -> bool:
     done = inp.observed.setup_done.get(address, "")
     return bool(done and container_id) and (
@@ -473,6 +511,7 @@ def _sandbox_replace_reason(
     record: ResourceRecord,
     planned: Mapping[Address, Change],
     fields: tuple[FieldChange, ...],
+    limits_in_place: bool = False,
 ) -> Reason | None:
     address = want.address
     live = inp.observed.containers.get(address) if inp.options.refresh else None
@@ -480,11 +519,11 @@ def _sandbox_replace_reason(
         return Reason.REQUESTED
     if record.tainted:
         return Reason.TAINTED
-    if live is not None and live.labels.get("dev.asbx.hash") != record.config_hash:
+    if live is not None and live.labels.get("dev.asbx.hash") != record.label_hash:
         return Reason.DRIFTED
     if live is not None and _outdated_privileges(inp, live):
         return Reason.PRIVILEGES
-    if record.config_hash != want.config_hash:
+    if record.config_hash != want.config_hash and not limits_in_place:
         if record.hash_version != hashing.HASH_VERSION:
             return Reason.SPEC_CHANGED if any(f.forces_replacement for f in fields) else None
         if any(f.forces_replacement for f in fields):
@@ -666,6 +705,10 @@ def _plan_capture(
             f"{source} is recreated",
             config_hash=want.config_hash,
         )
+    if _source_limits_only(inp, want, record, planned):  # the same workspace: not retaken
+        return Change(address, Action.UPDATE, Reason.SPEC_CHANGED,
+                      config_hash=want.config_hash, record_only=True,
+                      notes=("its sandbox's limits change in place: not captured again",))
     if record.config_hash != want.config_hash and not _upgraded_unchanged(address, record, want):
         return Change(
             address,
@@ -685,6 +728,19 @@ def _plan_capture(
             config_hash=want.config_hash,
         )
     return _noop_or_version_bump(want, record)
+
+
+def _source_limits_only(
+    inp: PlanInput, want: Desired, record: ResourceRecord, planned: Mapping[Address, Change]
+) -> bool:
+    """The hash differs only because its source sandbox's limits are set in place."""
+    source = next((d for d in inp.graph.dependencies(want.address)
+                   if d.kind is ResourceKind.SANDBOX), None)
+    change = planned.get(source) if source else None
+    old = inp.state.records.get(source) if source else None
+    return (change is not None and change.verb == LIMITS_VERB and old is not None
+            and record.config_hash != want.config_hash
+            and hashing.snapshot_hash(want.applied, old.config_hash) == record.config_hash)
 
 
 def _recreated_source(

@@ -164,7 +164,7 @@ def _sandbox_state(record: ResourceRecord | None, live: ObservedContainer | None
         return "missing" if record is not None else "not created"
     if record is None:
         return "untracked"
-    if live.labels.get(LABEL_HASH) != record.config_hash:
+    if live.labels.get(LABEL_HASH) != record.label_hash:
         return "drifted"
     return live.state.value
 

@@ -66,6 +66,7 @@ CAPABILITIES = Capabilities(
     allowlist_blocker="its --internal networks still route out (apple/container#2062)",
     ports_with_network_none=False,
     max_name_length=MAX_NAME_LENGTH,
+    limits_update_blocker="Apple container has no command to change a container's limits",
 )
 
 CONTAINER_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
@@ -661,6 +662,12 @@ class AppleRuntime:
 
     def remove_container(self, name: str, force: bool = True) -> None:
         self._run(["delete", *(["-f"] if force else []), name])
+
+    def update_limits(self, name: str, cpus: float | None, memory: int | None) -> None:
+        raise AsbxError("Apple container cannot change a container's limits in place")
+
+    def container_limits(self, name: str) -> tuple[float | None, int | None]:
+        raise AsbxError("Apple container's limits are not read back by asbx")
 
     def remove_containers(self, names: Sequence[str]) -> None:
         try:

@@ -162,6 +162,9 @@ class Capabilities:
     # Sandboxes get exactly asbx's capability set (--cap-drop ALL, --cap-add ...); where not,
     # the runtime's own isolation (Apple: a VM per container) stands in and cap_add is ignored.
     sets_capabilities: bool = True
+    # Why a change of only cpus/memory cannot be made to the existing container ("" when it
+    # can: `update`, kept in the container's configuration); such a change replaces it then.
+    limits_update_blocker: str = "this runtime cannot change a container's limits in place"
 
 
 class Runtime(Protocol):
@@ -217,6 +220,14 @@ class Runtime(Protocol):
 
     def remove_containers(self, names: Sequence[str]) -> None:
         """Force-remove several containers in one runtime call; missing ones are ignored."""
+        ...
+
+    def update_limits(self, name: str, cpus: float | None, memory: int | None) -> None:
+        """Set a container's cpu and memory limits in place (None leaves one as it is)."""
+        ...
+
+    def container_limits(self, name: str) -> tuple[float | None, int | None]:
+        """A container's cpus and memory (bytes) as its configuration says; None: no limit."""
         ...
 
     def exec(

@@ -27,6 +27,7 @@ CAPABILITIES = Capabilities(
     allowlist_blocker="its embedded DNS server answers on internal networks and cannot be "
     "turned off there, so names could carry data out (and forwards them on docker < 26, "
     "CVE-2024-29018)",
+    limits_update_blocker="",  # `docker update` changes the container's configuration too
 )
 
 

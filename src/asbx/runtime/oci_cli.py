@@ -289,6 +289,20 @@ class OciCliRuntime:
         if not result.stdout.strip():  # `rm -f` of a missing container exits 0 and prints nothing
             raise NotFoundError(f"container {name!r} not found in {self.name}")
 
+    def update_limits(self, name: str, cpus: float | None, memory: int | None) -> None:
+        args = ["update"]
+        if cpus is not None:
+            args += ["--cpus", cpus_arg(cpus)]
+        if memory is not None:  # swap as at creation (twice the memory), or a raise is refused
+            args += ["--memory", str(memory), "--memory-swap", str(2 * memory)]
+        self._run([*args, name], missing=f"container {name!r}")
+
+    def container_limits(self, name: str) -> tuple[float | None, int | None]:
+        items = self._inspect_items("container", [name])
+        if not items:
+            raise NotFoundError(f"container {name!r} not found in {self.name}")
+        return parse_limits(_obj(items[0].get("HostConfig")))
+
     def remove_containers(self, names: Sequence[str]) -> None:
         if names:  # `rm -f` of a missing container exits 0
             self._run(["rm", "-v", "-f", *names])
@@ -563,6 +577,15 @@ def _first_name(value: Any) -> str:
     if isinstance(value, list):
         return _text(value[0]) if value else ""
     return _text(value).split(",")[0]
+
+
+def parse_limits(host: Mapping[str, Any]) -> tuple[float | None, int | None]:
+    """cpus and memory from an inspected container's HostConfig (0 or absent: no limit)."""
+    nano = host.get("NanoCpus") or 0
+    quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 0
+    cpus = nano / 1e9 if nano else (quota / period if quota > 0 and period else None)
+    memory = host.get("Memory") or 0
+    return (round(cpus, 3) if cpus else None), (int(memory) if memory else None)
 
 
 def parse_container(item: Mapping[str, Any]) -> ObservedContainer | None:

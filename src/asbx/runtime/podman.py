@@ -22,6 +22,10 @@ CAPABILITIES = Capabilities(
     label_filter=True,
     internal_networks_isolate=True,  # an --internal network has no default route
     container_image_ids=True,  # `ps --format json` has ImageID
+    # measured on podman 4.3 (cgroup v1, cgroupfs): `podman update` exits 0 and sets the
+    # running cgroup, but inspect keeps the old limits and the next start restores them
+    limits_update_blocker="`podman update` changes only the running cgroup here (measured on "
+    "podman 4.3): the container's configuration, and so its next start, keep the old limits",
 )
 
 

@@ -43,6 +43,12 @@ class ResourceRecord:
     def tainted(self) -> bool:
         return self.status == "tainted"
 
+    @property
+    def label_hash(self) -> str:
+        """The config hash the runtime object's label carries: the one it was made with, which
+        an in-place limits update (`outputs.label_hash`) leaves behind the recorded one."""
+        return str(self.outputs.get("label_hash") or self.config_hash)
+
 
 @dataclass(frozen=True)
 class LockInfo:

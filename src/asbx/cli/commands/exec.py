@@ -39,11 +39,15 @@ _DETACH_SCRIPT = (
 
 @click.command(
     "exec",
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Put -- before the command: asbx exec web -- ls -la /workspace",
+    # everything after SANDBOX belongs to the command, as with `docker exec`
+    context_settings={"help_option_names": ["-h", "--help"],
+                      "allow_interspersed_args": False, "ignore_unknown_options": True},
+    epilog="asbx's options go before SANDBOX; everything after it is the command: "
+           "asbx exec web ls -la /workspace (a -- before the command is accepted too)",
 )
 @click.argument("sandbox", shell_complete=complete_sandboxes)
-@click.argument("command", nargs=-1, required=True)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED,
+                callback=lambda _ctx, _param, value: command_words(value))
 @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Set a variable.")
 @click.option("-w", "--workdir", metavar="DIR", help="Working directory inside the sandbox.")
 @click.option("-u", "--user", metavar="USER", help="User (name or uid[:gid]) to run as.")
@@ -93,6 +97,19 @@ def exec_command(
         click.echo(f"asbx: the command ran past --timeout {timeout:g}s and was killed "
                    f"(exit {TIMEOUT_EXIT_CODE})", err=True)
     return result.exit_code
+
+
+def command_words(words: tuple[str, ...]) -> tuple[str, ...]:
+    """The command after SANDBOX, without the `--` that may separate them."""
+    command = words[1:] if words[:1] == ("--",) else words
+    if not command:
+        raise click.UsageError("missing the command to run after the sandbox's name")
+    if command[0].startswith("-"):
+        # no program is named like an option: an asbx option was put after the name
+        raise click.UsageError(
+            f"{command[0]!r} is not a command: asbx's own options go before the sandbox's "
+            f"name and everything after it is the command (asbx exec {command[0]} … SANDBOX CMD)")
+    return command
 
 
 def _terminal_or_closed() -> bool:

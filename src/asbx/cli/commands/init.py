@@ -18,7 +18,7 @@ STARTER = """\
 #
 # sandboxes.yaml: the sandboxes this project needs, made real by asbx.
 #   asbx plan     show what would change        asbx apply    make it so
-#   asbx status   what is running               asbx exec dev -- CMD / asbx shell dev
+#   asbx status   what is running               asbx exec dev CMD / asbx shell dev
 # Durations: 90s, 30m, 8h, 7d. Sizes: 512M, 2G. Unknown keys are errors (x-* keys are ignored).
 version: 1
 # name: {name}              # default: the directory name plus a short hash of its path
