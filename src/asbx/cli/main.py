@@ -37,6 +37,7 @@ COMMANDS = {
     "policy": "asbx.cli.commands.policy:policy",
     "doctor": "asbx.cli.commands.doctor:doctor",
     "render": "asbx.cli.commands.render:render",
+    "serve": "asbx.cli.commands.serve:serve",
 }
 
 

@@ -1,0 +1,151 @@
+"""The HTTP API (FastAPI): /v1 routes over a SandboxService, errors as JSON, optional token."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from asbx import __version__
+from asbx.api.files import UnsafePathError
+from asbx.api.service import ConflictError, SandboxService
+from asbx.errors import AsbxError, NotFoundError, SpecError, StateLockedError
+
+
+class SandboxOut(BaseModel):
+    """A sandbox as the API reports it."""
+
+    name: str
+    image: str
+    state: str
+    container: str
+
+
+class CreateSandbox(BaseModel):
+    """`name` plus any field of a sandbox in sandboxes.yaml (checked by the spec's own model)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
+class ExecIn(BaseModel):
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    stdin: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class ExecOut(BaseModel):
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    project: str
+
+
+def _status(exc: AsbxError) -> int:
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, SpecError):
+        return 422
+    if isinstance(exc, UnsafePathError):
+        return 400
+    if isinstance(exc, ConflictError | StateLockedError):
+        return 409
+    return 500
+
+
+def _message(exc: AsbxError) -> str:
+    if isinstance(exc, SpecError):
+        return "\n".join(d.headline() + (f" (hint: {d.hint})" if d.hint else "")
+                         for d in exc.diagnostics)
+    return exc.message
+
+
+def create_app(service: SandboxService, *, token: str | None = None) -> FastAPI:
+    """The app; with `token`, every request must carry `Authorization: Bearer <token>`."""
+    app = FastAPI(title="asbx", version=__version__,
+                  description="Sandboxes declared in a server-owned project, applied by asbx.")
+
+    @app.exception_handler(AsbxError)
+    async def asbx_error(request: Request, exc: AsbxError) -> JSONResponse:
+        return JSONResponse({"error": _message(exc), "hint": exc.hint}, status_code=_status(exc))
+
+    if token is not None:
+        expected = f"Bearer {token}".encode()
+
+        @app.middleware("http")
+        async def require_token(request: Request,
+                                call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return JSONResponse({"error": "missing or wrong bearer token", "hint": None},
+                                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
+            return await call_next(request)
+
+    _routes(app, service)
+    return app
+
+
+def _routes(app: FastAPI, service: SandboxService) -> None:
+    @app.get("/v1/health")
+    def health() -> Health:
+        return Health(status="ok", version=__version__, project=service.project)
+
+    @app.get("/v1/sandboxes")
+    def list_sandboxes() -> list[SandboxOut]:
+        return [SandboxOut(**asdict(s)) for s in service.sandboxes()]
+
+    @app.post("/v1/sandboxes", status_code=201)
+    def create_sandbox(body: CreateSandbox) -> SandboxOut:
+        fields: dict[str, Any] = dict(body.model_extra or {})
+        return SandboxOut(**asdict(service.create(body.name, fields)))
+
+    @app.get("/v1/sandboxes/{name}")
+    def get_sandbox(name: str) -> SandboxOut:
+        return SandboxOut(**asdict(service.get(name)))
+
+    @app.delete("/v1/sandboxes/{name}", status_code=204)
+    def delete_sandbox(name: str) -> None:
+        service.delete(name)
+
+    @app.post("/v1/sandboxes/{name}/exec")
+    def exec_in(name: str, body: ExecIn) -> ExecOut:
+        out = service.exec(name, body.command, env=body.env, stdin=body.stdin,
+                           timeout=body.timeout)
+        return ExecOut(**asdict(out))
+
+    @app.get("/v1/sandboxes/{name}/files/{path:path}",
+             response_class=Response, responses={200: {"content": {
+                 "application/octet-stream": {}}}})
+    def read_file(name: str, path: str) -> Response:
+        return Response(service.read_file(name, path), media_type="application/octet-stream")
+
+    @app.put("/v1/sandboxes/{name}/files/{path:path}", status_code=204,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/octet-stream": {"schema": {"type": "string",
+                                                         "format": "binary"}}}}})
+    async def write_file(name: str, path: str, request: Request) -> None:
+        data = await request.body()
+        await anyio.to_thread.run_sync(service.write_file, name, path, data)
+
+    @app.delete("/v1/sandboxes/{name}/files/{path:path}", status_code=204)
+    def delete_file(name: str, path: str) -> None:
+        service.delete_file(name, path)
+
+
+def openapi_text(app: FastAPI) -> str:
+    """The OpenAPI document as checked in (schema/openapi.json)."""
+    import json
+
+    return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"

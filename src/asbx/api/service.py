@@ -1,0 +1,237 @@
+"""What the API does, as a library: sandboxes declared in a server-owned spec, applied by the
+one workflow (make_plan + run_apply), serialised by the project's state lock."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from asbx.addresses import Address, ResourceKind
+from asbx.api import files
+from asbx.apply.hooks import NullApplyHooks
+from asbx.errors import ApplyError, AsbxError, NotFoundError, SpecError
+from asbx.runtime.base import ContainerState, ObservedContainer, Runtime
+from asbx.spec.loader import LoadedSpec, load_spec_text
+from asbx.state.store import StateStore
+
+SPEC_DIR = "api"
+
+
+class ConflictError(AsbxError):
+    """The request conflicts with what exists (a sandbox of that name)."""
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """A declared sandbox and what the runtime says about it."""
+
+    name: str
+    image: str
+    state: str  # running | stopped | paused | missing
+    container: str
+
+
+@dataclass(frozen=True)
+class ExecOutcome:
+    """What a command run in a sandbox returned."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class SandboxService:
+    """Create, list, exec in, move files into and delete the sandboxes of one API project."""
+
+    def __init__(self, home: Path, runtime: Runtime, store: StateStore, *, project: str = "api",
+                 lock_timeout: float = 60.0) -> None:
+        from asbx.spec.values import check_name
+
+        self.home = home
+        self.runtime = runtime
+        self.store = store
+        self.project = check_name(project)
+        self.lock_timeout = lock_timeout
+        self.spec_path = home / SPEC_DIR / "sandboxes.yaml"
+        self._mutex = threading.Lock()  # one mutation at a time here; the state lock across
+
+    # -- the declaration
+    def _document(self) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load(self.spec_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            data = None
+        if not isinstance(data, dict):
+            data = {}
+        sandboxes = data.get("sandboxes")
+        return {"version": 1, "name": self.project,
+                "sandboxes": dict(sandboxes) if isinstance(sandboxes, dict) else {}}
+
+    def _load(self, document: Mapping[str, Any]) -> LoadedSpec:
+        """Validate a document as the spec loader does (SpecError with every problem)."""
+        text = yaml.safe_dump(dict(document), sort_keys=False)
+        return load_spec_text(text.encode(), self.spec_path, environ={},
+                              display=str(self.spec_path))
+
+    def _write(self, document: Mapping[str, Any]) -> None:
+        self.spec_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = self.spec_path.with_suffix(".yaml.tmp")
+        tmp.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
+        os.replace(tmp, self.spec_path)
+
+    def loaded(self) -> LoadedSpec:
+        return self._load(self._document())
+
+    # -- reads
+    def sandboxes(self) -> list[SandboxInfo]:
+        from asbx.reap import list_project_containers
+
+        declared = self._document()["sandboxes"]
+        containers = list_project_containers(self.runtime, self.project)
+        return [self._info(name, box, containers.get(Address(ResourceKind.SANDBOX, name)))
+                for name, box in declared.items()]
+
+    def get(self, name: str) -> SandboxInfo:
+        box = self._declared(name)
+        return self._info(name, box, self._container(name))
+
+    def _declared(self, name: str) -> Any:
+        declared = self._document()["sandboxes"]
+        if name not in declared:
+            raise NotFoundError(f"no sandbox {name!r}")
+        return declared[name]
+
+    def _container(self, name: str) -> ObservedContainer | None:
+        from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT
+
+        labels = {LABEL_PROJECT: self.project, LABEL_ADDRESS: f"sandbox.{name}"}
+        found = self.runtime.list_containers(labels)
+        return found[0] if found else None
+
+    @staticmethod
+    def _info(name: str, box: Any, container: ObservedContainer | None) -> SandboxInfo:
+        image = str(box.get("image", "")) if isinstance(box, dict) else ""
+        if container is None:
+            return SandboxInfo(name, image, "missing", "")
+        return SandboxInfo(name, image, container.state.value, container.name)
+
+    # -- mutations: change the declaration, then apply it through the workflow
+    def create(self, name: str, fields: Mapping[str, Any]) -> SandboxInfo:
+        """Declare sandbox `name` with the spec's fields and apply it; SpecError if invalid."""
+        from asbx.spec.values import check_name
+
+        try:
+            check_name(name)
+        except ValueError as exc:
+            raise SpecError(_diagnostic(f"name: {exc}")) from None
+        with self._mutex, self.store.locked(self.project, "api create", self.lock_timeout):
+            document = self._document()
+            if name in document["sandboxes"]:
+                raise ConflictError(f"sandbox {name!r} already exists")
+            document["sandboxes"][name] = _escape(dict(fields))
+            loaded = self._load(document)
+            previous = self._document()
+            self._write(document)
+            try:
+                self._apply(loaded, name)
+            except AsbxError:
+                self._write(previous)
+                # remove what was made of it; the first error is the answer either way
+                with suppress(AsbxError):
+                    self._apply(self._load(previous), name, allow_data_loss=True)
+                raise
+        return self.get(name)
+
+    def delete(self, name: str) -> None:
+        """Remove sandbox `name` from the declaration and apply that (its workspace goes)."""
+        with self._mutex, self.store.locked(self.project, "api delete", self.lock_timeout):
+            document = self._document()
+            if name not in document["sandboxes"]:
+                raise NotFoundError(f"no sandbox {name!r}")
+            del document["sandboxes"][name]
+            loaded = self._load(document)
+            self._write(document)
+            self._apply(loaded, name, allow_data_loss=True)
+
+    def _apply(self, loaded: LoadedSpec, name: str, *, allow_data_loss: bool = False) -> None:
+        from asbx.apply.applier import check_applicable
+        from asbx.plan.model import PlanOptions
+        from asbx.workflow import Session, make_plan, run_apply
+
+        session = Session.create(loaded, self.runtime, self.store, self.home, self.project)
+        target = frozenset({Address(ResourceKind.SANDBOX, name)})
+        options = PlanOptions(targets=target, allow_data_loss=allow_data_loss)
+        planned = make_plan(session, options)
+        check_applicable(planned.plan)
+        if not planned.plan.pending and not planned.plan.state_only:
+            return
+        result = run_apply(session, planned, parallelism=4, hooks=NullApplyHooks())
+        if not result.ok:
+            reasons = "; ".join(f"{o.node[0]} ({o.node[1]}): {o.error}" for o in result.failed)
+            raise ApplyError(f"applying sandbox.{name} failed: {reasons or 'steps skipped'}")
+
+    # -- in a sandbox
+    def exec(self, name: str, command: list[str], *, env: Mapping[str, str] | None = None,
+             stdin: str | None = None, timeout: float | None = None) -> ExecOutcome:
+        """Run `command` in the sandbox (started first if stopped); its exit code and output."""
+        from asbx.reap import ACTIVE_SESSION_ENV, clear_mark
+
+        self._declared(name)
+        if not command:
+            raise AsbxError("the command is empty")
+        container = self._container(name)
+        if container is None:
+            raise NotFoundError(f"sandbox {name!r} has no container (apply it again)")
+        address = Address(ResourceKind.SANDBOX, name)
+        if container.state is not ContainerState.RUNNING:
+            self.runtime.start_container(container.name)
+            clear_mark(self.home, self.project, address)
+        variables = {**(env or {}), ACTIVE_SESSION_ENV: f"api-{os.getpid()}"}
+        self.store.touch(self.project, address)
+        try:
+            result = self.runtime.exec(container.name, tuple(command), env=variables,
+                                       stdin=stdin.encode() if stdin is not None else None,
+                                       timeout=timeout)
+        finally:
+            self.store.touch(self.project, address)
+        return ExecOutcome(result.exit_code, result.stdout, result.stderr)
+
+    def workspace(self, name: str) -> Path:
+        from asbx.data.workspaces import workspace_path
+
+        self._declared(name)
+        return workspace_path(self.home, self.project, name)
+
+    def read_file(self, name: str, path: str) -> bytes:
+        return files.read_file(self.workspace(name), path)
+
+    def write_file(self, name: str, path: str, data: bytes) -> None:
+        files.write_file(self.workspace(name), path, data)
+
+    def delete_file(self, name: str, path: str) -> None:
+        files.delete_file(self.workspace(name), path)
+
+
+def _escape(value: Any) -> Any:
+    """`$` doubled in every string: API input is literal, never interpolated from the server's
+    environment."""
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _diagnostic(message: str) -> list[Any]:
+    from asbx.diagnostics import Diagnostic
+
+    return [Diagnostic(message)]
