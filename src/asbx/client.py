@@ -1,0 +1,127 @@
+"""A typed Python client for `asbx serve`, over its unix socket or TCP with the bearer token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+
+class ApiError(Exception):
+    """The server refused or failed a request; `message` is the server's own."""
+
+    def __init__(self, status: int, message: str, hint: str | None = None) -> None:
+        super().__init__(f"{status}: {message}" + (f" (hint: {hint})" if hint else ""))
+        self.status = status
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    name: str
+    image: str
+    state: str
+    container: str
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Client:
+    """`Client(socket=path)` (default `$ASBX_HOME/asbx.sock`) or `Client(url=..., token=...)`."""
+
+    def __init__(self, *, socket: str | Path | None = None, url: str | None = None,
+                 token: str | None = None, timeout: float = 300.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if url is not None:
+            self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
+        else:
+            if socket is None:
+                from asbx.paths import asbx_home
+
+                socket = asbx_home(None) / "asbx.sock"
+            transport = httpx.HTTPTransport(uds=str(socket))
+            self._http = httpx.Client(transport=transport, base_url="http://asbx",
+                                      headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                message, hint = _detail(body), body.get("hint")
+            except ValueError:
+                message, hint = response.text, None
+            raise ApiError(response.status_code, message, hint)
+        return response
+
+    def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/v1/health").json()
+        return result
+
+    def sandboxes(self) -> list[Sandbox]:
+        return [Sandbox(**s) for s in self._call("GET", "/v1/sandboxes").json()]
+
+    def get(self, name: str) -> Sandbox:
+        return Sandbox(**self._call("GET", f"/v1/sandboxes/{_seg(name)}").json())
+
+    def create(self, name: str, image: str, **fields: Any) -> Sandbox:
+        """Create sandbox `name`; `fields` are those of a sandbox in sandboxes.yaml."""
+        body = {"name": name, "image": image, **fields}
+        return Sandbox(**self._call("POST", "/v1/sandboxes", json=body).json())
+
+    def delete(self, name: str) -> None:
+        self._call("DELETE", f"/v1/sandboxes/{_seg(name)}")
+
+    def exec(self, name: str, command: list[str], *, env: dict[str, str] | None = None,
+             stdin: str | None = None, timeout: float | None = None) -> ExecResult:
+        body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}
+        return ExecResult(**self._call("POST", f"/v1/sandboxes/{_seg(name)}/exec",
+                                       json=body).json())
+
+    def read_file(self, name: str, path: str) -> bytes:
+        return self._call("GET", _file_url(name, path)).content
+
+    def write_file(self, name: str, path: str, data: bytes | str) -> None:
+        content = data.encode() if isinstance(data, str) else data
+        self._call("PUT", _file_url(name, path), content=content,
+                   headers={"Content-Type": "application/octet-stream"})
+
+    def delete_file(self, name: str, path: str) -> None:
+        self._call("DELETE", _file_url(name, path))
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _file_url(name: str, path: str) -> str:
+    return f"/v1/sandboxes/{_seg(name)}/files/{quote(path, safe='/')}"
+
+
+def _detail(body: Any) -> str:
+    """The message of an asbx error body, or of FastAPI's own 422 (a list of problems)."""
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return str(body)
