@@ -1,0 +1,315 @@
+"""`asbx serve` on real podman: a real server process, driven by asbx.client and raw HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from asbx.client import ApiError, Client
+from tests.integration.conftest import BASE_IMAGE, Project
+
+pytestmark = pytest.mark.integration
+
+
+def _serve(project: Project, *args: str) -> subprocess.Popen[bytes]:
+    project.home.mkdir(parents=True, exist_ok=True)
+    with (project.home / "serve.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "asbx", "serve", "--project", project.name, *args],
+            cwd=project.root, env=project.env, stdout=subprocess.DEVNULL, stderr=log,
+        )
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def _wait_up(address: str | tuple[str, int], server: subprocess.Popen[bytes]) -> None:
+    """Until the server accepts a connection on `address` (a socket path or host/port)."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"server exited {server.returncode}")
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(address)
+                return
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError("server did not come up")
+
+
+@pytest.fixture
+def server(project: Project) -> Iterator[tuple[Project, Path]]:
+    sock = project.home / "asbx.sock"
+    proc = _serve(project)
+    _wait_up(str(sock), proc)
+    yield project, sock
+    _stop(proc)
+
+
+@pytest.fixture
+def client(server: tuple[Project, Path]) -> Iterator[Client]:
+    with Client(socket=server[1]) as c:
+        yield c
+
+
+@pytest.fixture
+def box(client: Client) -> str:
+    client.create("box", BASE_IMAGE, memory="64M")
+    return "box"
+
+
+def _raw_get(sock: Path, target: str) -> tuple[int, bytes]:
+    """GET `target` byte for byte (no client normalises `..` away); (status, body)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(str(sock))
+        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: asbx\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def _raw_put(sock: Path, target: str, body: bytes) -> int:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect(str(sock))
+        conn.sendall(f"PUT {target} HTTP/1.1\r\nHost: asbx\r\nConnection: close\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1])
+
+
+# -- the socket
+
+
+def test_socket_is_owner_only(server: tuple[Project, Path]) -> None:
+    mode = os.lstat(server[1]).st_mode
+    assert stat.S_ISSOCK(mode)
+    assert stat.S_IMODE(mode) == 0o600
+
+
+def test_health(client: Client, project: Project) -> None:
+    assert client.health() == {"status": "ok", "version": client.health()["version"],
+                               "project": project.name}
+
+
+# -- create, get, list, delete, 404s
+
+
+def test_create_get_list_delete(client: Client, project: Project) -> None:
+    made = client.create("a1", BASE_IMAGE, memory="64M", env={"GREETING": "hi $HOME"})
+    assert made.state == "running"
+    assert project.containers() == {f"{project.name}-a1": "running"}
+    assert client.get("a1") == made
+    assert [s.name for s in client.sandboxes()] == ["a1"]
+    # env reached the sandbox literally: `$` is never interpolated from the server's environment
+    assert client.exec("a1", ["sh", "-c", 'echo "$GREETING"']).stdout == "hi $HOME\n"
+    client.delete("a1")
+    assert project.containers() == {}
+    assert client.sandboxes() == []
+    with pytest.raises(ApiError) as err:
+        client.get("a1")
+    assert err.value.status == 404
+    assert "no sandbox 'a1'" in err.value.message
+
+
+def test_unknown_sandbox_is_404_everywhere(client: Client) -> None:
+    for call in (lambda: client.get("nope"), lambda: client.delete("nope"),
+                 lambda: client.exec("nope", ["true"]), lambda: client.read_file("nope", "x")):
+        with pytest.raises(ApiError) as err:
+            call()
+        assert err.value.status == 404
+
+
+def test_invalid_spec_fields_are_422_with_the_spec_message(client: Client,
+                                                          project: Project) -> None:
+    with pytest.raises(ApiError) as err:
+        client.create("bad", BASE_IMAGE, memory="2GBB")
+    assert err.value.status == 422
+    assert 'sandboxes.bad.memory: "2GBB" is not a size' in err.value.message
+    with pytest.raises(ApiError) as err:
+        client.create("bad", BASE_IMAGE, memroy="1G")
+    assert err.value.status == 422
+    assert 'unknown key "memroy"' in err.value.message
+    assert client.sandboxes() == []
+    assert project.containers() == {}
+
+
+def test_duplicate_name_is_409(client: Client, box: str) -> None:
+    with pytest.raises(ApiError) as err:
+        client.create(box, BASE_IMAGE)
+    assert err.value.status == 409
+
+
+def test_five_concurrent_creates_all_succeed(client: Client, project: Project) -> None:
+    names = [f"c{i}" for i in range(5)]
+    with ThreadPoolExecutor(5) as pool:
+        made = list(pool.map(lambda n: client.create(n, BASE_IMAGE, memory="32M"), names))
+    assert [m.state for m in made] == ["running"] * 5
+    assert sorted(s.name for s in client.sandboxes()) == names
+    assert set(project.containers()) == {f"{project.name}-{n}" for n in names}
+
+
+def test_a_held_lock_is_409_naming_the_holder(project: Project) -> None:
+    from asbx.state.store import open_store
+
+    proc = _serve(project, "--lock-timeout", "0.5")
+    with Client(socket=project.home / "asbx.sock") as c:
+        _wait_up(str(project.home / "asbx.sock"), proc)
+        store = open_store(project.home)
+        store.acquire_lock(project.name, "a test")
+        try:
+            with pytest.raises(ApiError) as err:
+                c.create("late", BASE_IMAGE)
+        finally:
+            store.release_lock(project.name)
+            _stop(proc)
+    assert err.value.status == 409
+    assert f"locked by pid {os.getpid()}" in err.value.message
+    assert "(a test)" in err.value.message
+
+
+# -- exec
+
+
+def test_exec_exit_code_stdout_stderr_stdin(client: Client, box: str) -> None:
+    result = client.exec(box, ["sh", "-c", "cat; echo oops >&2; exit 7"], stdin="in\n",
+                         env={"X": "1"})
+    assert (result.exit_code, result.stdout, result.stderr) == (7, "in\n", "oops\n")
+    assert client.exec(box, ["sh", "-c", 'echo "$X"'], env={"X": "y"}).stdout == "y\n"
+
+
+def test_exec_timeout_kills_the_command(client: Client, box: str) -> None:
+    started = time.monotonic()
+    result = client.exec(box, ["sh", "-c", "echo begun; sleep 30"], timeout=1)
+    assert result.exit_code == 124
+    assert time.monotonic() - started < 15
+
+
+def test_exec_starts_a_stopped_sandbox(client: Client, box: str, project: Project) -> None:
+    project.podman("stop", "-t", "0", f"{project.name}-{box}")
+    assert client.get(box).state == "stopped"
+    assert client.exec(box, ["true"]).exit_code == 0
+    assert client.get(box).state == "running"
+
+
+# -- files
+
+
+def test_file_round_trip_is_seen_inside(client: Client, box: str, project: Project) -> None:
+    client.write_file(box, "dir/sub/hello.txt", "hello\n")
+    assert client.read_file(box, "dir/sub/hello.txt") == b"hello\n"
+    assert client.exec(box, ["cat", "/workspace/dir/sub/hello.txt"]).stdout == "hello\n"
+    client.exec(box, ["sh", "-c", "printf made-inside > /workspace/inside.bin"])
+    assert client.read_file(box, "inside.bin") == b"made-inside"
+    client.delete_file(box, "dir/sub/hello.txt")
+    with pytest.raises(ApiError) as err:
+        client.read_file(box, "dir/sub/hello.txt")
+    assert err.value.status == 404
+
+
+HOSTILE = [
+    "../../../../../outside/secret.txt",
+    "dir/../../../../../../outside/secret.txt",
+    "%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/outside/secret.txt",
+    "%2E%2E/%2E%2E/%2E%2E/%2E%2E/%2E%2E/outside/secret.txt",
+    "dir/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/outside/secret.txt",
+    "..%2f..%2f..%2f..%2f..%2foutside%2fsecret.txt",
+    "%2F{outside}/secret.txt",
+    "/{outside}/secret.txt",
+    "out/secret.txt",          # a directory symlink pointing out
+    "secret-link",             # a file symlink pointing out
+    "out%2fsecret.txt",
+    "dir\\..\\..\\..\\..\\..\\..\\outside\\secret.txt",
+    "%00secret",
+    ".",
+]
+
+
+@pytest.mark.parametrize("path", HOSTILE)
+def test_hostile_paths_are_refused_and_nothing_outside_is_touched(
+    server: tuple[Project, Path], client: Client, box: str, path: str
+) -> None:
+    project, sock = server
+    outside = project.home / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("TOPSECRET")
+    workspace = project.workspace(box)
+    (workspace / "dir").mkdir()
+    (workspace / "out").symlink_to(outside)
+    (workspace / "secret-link").symlink_to(outside / "secret.txt")
+    target = f"/v1/sandboxes/{box}/files/" + path.replace("/{outside}", str(outside)).replace(
+        "{outside}", str(outside).lstrip("/"))
+    status, body = _raw_get(sock, target)
+    assert 400 <= status < 500, (status, body)
+    assert b"TOPSECRET" not in body
+    status = _raw_put(sock, target, b"OVERWRITTEN")
+    assert 400 <= status < 500
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    assert (outside / "secret.txt").read_text() == "TOPSECRET"
+    assert (outside / "secret.txt").read_text() == "TOPSECRET"
+
+
+# -- TCP and the token
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_tcp_needs_the_bearer_token(project: Project) -> None:
+    port = _free_port()
+    proc = _serve(project, "--listen", f"127.0.0.1:{port}")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(("127.0.0.1", port), proc)
+        token_file = project.home / "api-token"
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = token_file.read_text().strip()
+        assert httpx.get(url + "/v1/health").status_code == 401
+        assert httpx.get(url + "/v1/sandboxes",
+                         headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = httpx.get(url + "/v1/health", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+        with Client(url=url, token=token) as c:
+            assert c.health()["project"] == project.name
+        with Client(url=url) as c, pytest.raises(ApiError) as err:
+            c.sandboxes()
+        assert err.value.status == 401
+    finally:
+        _stop(proc)
+
+
+# -- one implementation: the CLI sees what the API made
+
+
+def test_cli_and_api_see_the_same_sandboxes(client: Client, box: str, project: Project) -> None:
+    spec = project.home / "api" / "sandboxes.yaml"
+    status = project.asbx("-f", str(spec), "status", check=True).stdout
+    assert "box" in status and "running" in status
+    plan = project.asbx("-f", str(spec), "plan", "--detailed-exitcode")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert project.asbx("-f", str(spec), "exec", "box", "--", "true").returncode == 0
