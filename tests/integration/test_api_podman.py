@@ -309,7 +309,8 @@ def test_tcp_needs_the_bearer_token(project: Project) -> None:
 def test_cli_and_api_see_the_same_sandboxes(client: Client, box: str, project: Project) -> None:
     spec = project.home / "api" / "sandboxes.yaml"
     status = project.asbx("-f", str(spec), "status", check=True).stdout
-    assert "box" in status and "running" in status
+    assert "box" in status
+    assert "running" in status
     plan = project.asbx("-f", str(spec), "plan", "--detailed-exitcode")
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert project.asbx("-f", str(spec), "exec", "box", "--", "true").returncode == 0
