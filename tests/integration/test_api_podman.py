@@ -314,3 +314,41 @@ def test_cli_and_api_see_the_same_sandboxes(client: Client, box: str, project: P
     plan = project.asbx("-f", str(spec), "plan", "--detailed-exitcode")
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert project.asbx("-f", str(spec), "exec", "box", "--", "true").returncode == 0
+
+
+# -- MCP
+
+
+def test_mcp_lists_tools_and_runs_create_exec_delete(project: Project) -> None:
+    import anyio
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "asbx", "mcp", "--project", project.name],
+        env=project.env, cwd=str(project.root))
+
+    async def session() -> tuple[set[str], list[str]]:
+        texts: list[str] = []
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as mcp:
+            await mcp.initialize()
+            tools = {t.name for t in (await mcp.list_tools()).tools}
+            for name, args in [
+                ("create", {"name": "m1", "image": BASE_IMAGE, "fields": {"memory": "64M"}}),
+                ("write_file", {"name": "m1", "path": "hi.txt", "content": "from mcp"}),
+                ("exec", {"name": "m1", "command": ["sh", "-c", "cat /workspace/hi.txt; exit 3"]}),
+                ("read_file", {"name": "m1", "path": "hi.txt"}),
+                ("delete", {"name": "m1"}),
+            ]:
+                result = await mcp.call_tool(name, args)
+                assert not result.is_error, result  # type: ignore[union-attr]
+                texts.append(" ".join(c.text for c in result.content))  # type: ignore[attr-defined]
+        return tools, texts
+
+    tools, texts = anyio.run(session)
+    assert tools >= {"create", "exec", "read_file", "write_file", "delete"}
+    assert '"state":"running"' in texts[0].replace(" ", "")
+    assert '"exit_code":3' in texts[2].replace(" ", "")
+    assert "from mcp" in texts[2]
+    assert texts[3] == "from mcp"
+    assert project.containers() == {}

@@ -38,6 +38,7 @@ COMMANDS = {
     "doctor": "asbx.cli.commands.doctor:doctor",
     "render": "asbx.cli.commands.render:render",
     "serve": "asbx.cli.commands.serve:serve",
+    "mcp": "asbx.cli.commands.mcp:mcp",
 }
 
 
