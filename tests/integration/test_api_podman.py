@@ -352,3 +352,50 @@ def test_mcp_lists_tools_and_runs_create_exec_delete(project: Project) -> None:
     assert "from mcp" in texts[2]
     assert texts[3] == "from mcp"
     assert project.containers() == {}
+
+
+# -- a server killed mid-apply
+
+
+def test_server_killed_during_an_apply_then_the_next_apply_converges(project: Project) -> None:
+    import threading
+
+    sock = project.home / "asbx.sock"
+    proc = _serve(project)
+    _wait_up(str(sock), proc)
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            with Client(socket=sock) as c:
+                c.create("slow", BASE_IMAGE, setup=["[ -e /workspace/go ] || sleep 60"])
+        except BaseException as exc:  # the connection dies with the server
+            errors.append(exc)
+
+    caller = threading.Thread(target=create)
+    caller.start()
+    deadline = time.monotonic() + 60
+    while not project.containers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert project.containers(), "the apply never created the container"
+    proc.kill()  # mid-setup
+    proc.wait()
+    caller.join(30)
+    assert errors
+    proc = _serve(project)
+    try:
+        _wait_up(str(sock), proc)
+        with Client(socket=sock) as c:
+            assert [s.name for s in c.sandboxes()] == ["slow"]  # declared before it was applied
+            made = c.create("next", BASE_IMAGE)  # the dead server's lock is taken over
+            assert made.state == "running"
+    finally:
+        _stop(proc)
+    (project.workspace("slow") / "go").touch()  # the next setup finishes at once
+    spec = str(project.home / "api" / "sandboxes.yaml")
+    plan = project.asbx("-f", spec, "plan")
+    assert "sandbox.slow" in plan.stdout  # its setup never finished: replaced
+    project.asbx("-f", spec, "apply", "-y", check=True, timeout=120)
+    again = project.asbx("-f", spec, "plan", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert set(project.containers().values()) == {"running"}

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
-from contextlib import suppress
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import yaml
 from asbx.addresses import Address, ResourceKind
 from asbx.api import files
 from asbx.apply.hooks import NullApplyHooks
-from asbx.errors import ApplyError, AsbxError, NotFoundError, SpecError
+from asbx.errors import ApplyError, AsbxError, NotFoundError, SpecError, StateLockedError
 from asbx.runtime.base import ContainerState, ObservedContainer, Runtime
 from asbx.spec.loader import LoadedSpec, load_spec_text
 from asbx.state.store import StateStore
@@ -123,6 +124,23 @@ class SandboxService:
         return SandboxInfo(name, image, container.state.value, container.name)
 
     # -- mutations: change the declaration, then apply it through the workflow
+    @contextmanager
+    def _mutation(self, command: str) -> Iterator[None]:
+        """One mutation at a time: queued up to lock_timeout here, then on the project's state
+        lock (shared with the CLI), which names its holder when it times out (409)."""
+        started = time.monotonic()
+        if not self._mutex.acquire(timeout=self.lock_timeout):
+            raise StateLockedError(f"project {self.project} is busy: another API request held "
+                                   f"it for more than {self.lock_timeout:g}s",
+                                   hint="retry later, or start the server with a longer "
+                                        "--lock-timeout")
+        try:
+            left = max(0.0, self.lock_timeout - (time.monotonic() - started))
+            with self.store.locked(self.project, command, left):
+                yield
+        finally:
+            self._mutex.release()
+
     def create(self, name: str, fields: Mapping[str, Any]) -> SandboxInfo:
         """Declare sandbox `name` with the spec's fields and apply it; SpecError if invalid."""
         from asbx.spec.values import check_name
@@ -131,7 +149,7 @@ class SandboxService:
             check_name(name)
         except ValueError as exc:
             raise SpecError(_diagnostic(f"name: {exc}")) from None
-        with self._mutex, self.store.locked(self.project, "api create", self.lock_timeout):
+        with self._mutation("api create"):
             document = self._document()
             if name in document["sandboxes"]:
                 raise ConflictError(f"sandbox {name!r} already exists")
@@ -151,7 +169,7 @@ class SandboxService:
 
     def delete(self, name: str) -> None:
         """Remove sandbox `name` from the declaration and apply that (its workspace goes)."""
-        with self._mutex, self.store.locked(self.project, "api delete", self.lock_timeout):
+        with self._mutation("api delete"):
             document = self._document()
             if name not in document["sandboxes"]:
                 raise NotFoundError(f"no sandbox {name!r}")
