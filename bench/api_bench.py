@@ -1,0 +1,93 @@
+"""The API's overhead: create + exec through a warm `asbx serve` against podman run + exec.
+
+Run: python bench/api_bench.py --runs 5 (as root, with podman and localhost/asbx/busybox).
+Uses its own ASBX_HOME and project (`asbxtest-apibench-…`) and removes what it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from asbx.client import Client
+
+IMAGE = "localhost/asbx/busybox:latest"
+
+
+def podman(*args: str) -> str:
+    return subprocess.run(["podman", *args], check=True, capture_output=True, text=True).stdout
+
+
+def timed(fn: object) -> float:
+    started = time.perf_counter()
+    fn()  # type: ignore[operator]
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    project = f"asbxtest-apibench-{uuid.uuid4().hex[:6]}"
+    home = Path(tempfile.mkdtemp(prefix="asbx-apibench-"))
+    env = {**os.environ, "ASBX_HOME": str(home), "ASBX_RUNTIME": "podman"}
+    sock = home / "asbx.sock"
+    server = subprocess.Popen([sys.executable, "-m", "asbx", "serve", "--project", project],
+                              env=env, stdout=subprocess.DEVNULL)
+    rows: dict[str, list[float]] = {k: [] for k in
+                                    ("podman run -d + exec true", "API create + exec true",
+                                     "podman exec true", "API exec true")}
+    try:
+        while True:
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(sock))
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        with Client(socket=sock) as client:
+            client.health()
+            for i in range(args.runs):
+                name = f"{project}-raw{i}"
+
+                def raw(name: str = name) -> None:
+                    podman("run", "-d", "--name", name, "--network", "none",
+                           "--label", f"dev.asbx.project={project}", IMAGE, "sleep", "3600")
+                    podman("exec", name, "true")
+
+                rows["podman run -d + exec true"].append(timed(raw))
+                rows["podman exec true"].append(timed(lambda n=name: podman("exec", n, "true")))
+
+                def api(i: int = i) -> None:
+                    client.create(f"b{i}", IMAGE)
+                    client.exec(f"b{i}", ["true"])
+
+                rows["API create + exec true"].append(timed(api))
+                rows["API exec true"].append(timed(lambda i=i: client.exec(f"b{i}", ["true"])))
+    finally:
+        server.terminate()
+        server.wait()
+        ids = podman("ps", "-aq", "--filter", f"label=dev.asbx.project={project}").split()
+        if ids:
+            podman("rm", "-f", "-t", "0", *ids)
+    print(f"| operation ({args.runs} runs) | min s | median s |")
+    print("|---|---:|---:|")
+    for key, values in rows.items():
+        print(f"| {key} | {min(values):.3f} | {statistics.median(values):.3f} |")
+    create = statistics.median(rows["API create + exec true"])
+    base = statistics.median(rows["podman run -d + exec true"])
+    exec_ratio = statistics.median(rows["API exec true"]) / statistics.median(
+        rows["podman exec true"])
+    print(f"\ncreate+exec: {create / base:.2f}x podman; exec: {exec_ratio:.2f}x podman exec")
+
+
+if __name__ == "__main__":
+    main()
