@@ -92,6 +92,13 @@ class Client:
     def delete(self, name: str) -> None:
         self._call("DELETE", f"/v1/sandboxes/{_seg(name)}")
 
+    def start(self, name: str) -> Sandbox:
+        return Sandbox(**self._call("POST", f"/v1/sandboxes/{_seg(name)}/start").json())
+
+    def stop(self, name: str, grace: int = 10) -> Sandbox:
+        return Sandbox(**self._call("POST", f"/v1/sandboxes/{_seg(name)}/stop",
+                                    params={"grace": grace}).json())
+
     def exec(self, name: str, command: list[str], *, env: dict[str, str] | None = None,
              stdin: str | None = None, timeout: float | None = None) -> ExecResult:
         body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}

@@ -214,6 +214,17 @@ def test_exec_starts_a_stopped_sandbox(client: Client, box: str, project: Projec
     assert client.get(box).state == "running"
 
 
+def test_stop_and_start(client: Client, box: str, project: Project) -> None:
+    assert client.stop(box, grace=0).state == "stopped"
+    assert project.containers() == {f"{project.name}-{box}": "exited"}
+    assert client.stop(box).state == "stopped"  # idempotent
+    assert client.start(box).state == "running"
+    assert client.exec(box, ["true"]).exit_code == 0
+    with pytest.raises(ApiError) as err:
+        client.stop("nope")
+    assert err.value.status == 404
+
+
 # -- files
 
 

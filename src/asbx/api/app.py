@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -118,6 +118,14 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
     @app.delete("/v1/sandboxes/{name}", status_code=204)
     def delete_sandbox(name: str) -> None:
         service.delete(name)
+
+    @app.post("/v1/sandboxes/{name}/start")
+    def start_sandbox(name: str) -> SandboxOut:
+        return SandboxOut(**asdict(service.start(name)))
+
+    @app.post("/v1/sandboxes/{name}/stop")
+    def stop_sandbox(name: str, grace: int = Query(10, ge=0, le=600)) -> SandboxOut:
+        return SandboxOut(**asdict(service.stop(name, grace)))
 
     @app.post("/v1/sandboxes/{name}/exec")
     def exec_in(name: str, body: ExecIn) -> ExecOut:

@@ -195,18 +195,45 @@ class SandboxService:
             reasons = "; ".join(f"{o.node[0]} ({o.node[1]}): {o.error}" for o in result.failed)
             raise ApplyError(f"applying sandbox.{name} failed: {reasons or 'steps skipped'}")
 
+    # -- running state (as `asbx start` / `asbx stop`, with the same bookkeeping)
+    def start(self, name: str) -> SandboxInfo:
+        """Start a stopped sandbox (a running one is left as it is)."""
+        from asbx.reap import clear_mark
+
+        container = self._created(name)
+        if container.state is not ContainerState.RUNNING:
+            address = Address(ResourceKind.SANDBOX, name)
+            self.runtime.start_container(container.name)
+            self.store.touch(self.project, address)
+            clear_mark(self.home, self.project, address)
+        return self.get(name)
+
+    def stop(self, name: str, grace: int = 10) -> SandboxInfo:
+        """Stop a running sandbox; nothing is deleted."""
+        from asbx.reap import mark_stopped
+
+        container = self._created(name)
+        if container.state is ContainerState.RUNNING:
+            self.runtime.stop_container(container.name, timeout=grace)
+            mark_stopped(self.home, self.project, Address(ResourceKind.SANDBOX, name), container)
+        return self.get(name)
+
+    def _created(self, name: str) -> ObservedContainer:
+        self._declared(name)
+        container = self._container(name)
+        if container is None:
+            raise NotFoundError(f"sandbox {name!r} has no container (apply it again)")
+        return container
+
     # -- in a sandbox
     def exec(self, name: str, command: list[str], *, env: Mapping[str, str] | None = None,
              stdin: str | None = None, timeout: float | None = None) -> ExecOutcome:
         """Run `command` in the sandbox (started first if stopped); its exit code and output."""
         from asbx.reap import ACTIVE_SESSION_ENV, clear_mark
 
-        self._declared(name)
         if not command:
             raise AsbxError("the command is empty")
-        container = self._container(name)
-        if container is None:
-            raise NotFoundError(f"sandbox {name!r} has no container (apply it again)")
+        container = self._created(name)
         address = Address(ResourceKind.SANDBOX, name)
         if container.state is not ContainerState.RUNNING:
             self.runtime.start_container(container.name)
