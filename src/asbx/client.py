@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import httpx
@@ -66,13 +68,17 @@ class Client:
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
-            try:
-                body = response.json()
-                message, hint = _detail(body), body.get("hint")
-            except ValueError:
-                message, hint = response.text, None
-            raise ApiError(response.status_code, message, hint)
+            self._raise(response)
         return response
+
+    @staticmethod
+    def _raise(response: httpx.Response) -> NoReturn:
+        try:
+            body = response.json()
+            message, hint = _detail(body), body.get("hint")
+        except ValueError:
+            message, hint = response.text, None
+        raise ApiError(response.status_code, message, hint)
 
     def health(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", "/v1/health").json()
@@ -104,6 +110,25 @@ class Client:
         body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}
         return ExecResult(**self._call("POST", f"/v1/sandboxes/{_seg(name)}/exec",
                                        json=body).json())
+
+    def exec_stream(self, name: str, command: list[str], *, env: dict[str, str] | None = None,
+                    stdin: str | None = None, timeout: float | None = None
+                    ) -> Iterator[dict[str, Any]]:
+        """The output as it comes: {"stream": "stdout"|"stderr", "data": ...} events, then
+        {"exit_code": N}; a failure after the stream began is raised as ApiError."""
+        body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}
+        with self._http.stream("POST", f"/v1/sandboxes/{_seg(name)}/exec/stream",
+                               json=body) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._raise(response)
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                event: dict[str, Any] = json.loads(line)
+                if "error" in event:
+                    raise ApiError(500, str(event["error"]))
+                yield event
 
     def read_file(self, name: str, path: str) -> bytes:
         return self._call("GET", _file_url(name, path)).content

@@ -207,6 +207,21 @@ def test_exec_timeout_kills_the_command(client: Client, box: str) -> None:
     assert time.monotonic() - started < 15
 
 
+def test_exec_stream_gives_output_as_it_comes(client: Client, box: str) -> None:
+    started = time.monotonic()
+    arrivals: list[tuple[float, dict[str, object]]] = []
+    for event in client.exec_stream(box, ["sh", "-c", "echo one; sleep 2; echo two >&2; exit 5"]):
+        arrivals.append((time.monotonic() - started, event))
+    events = [e for _, e in arrivals]
+    assert events[0] == {"stream": "stdout", "data": "one\n"}
+    assert {"stream": "stderr", "data": "two\n"} in events
+    assert events[-1] == {"exit_code": 5}
+    assert arrivals[0][0] < arrivals[-1][0] - 1.5  # the first line came before the sleep ended
+    with pytest.raises(ApiError) as err:
+        list(client.exec_stream("nope", ["true"]))
+    assert err.value.status == 404
+
+
 def test_exec_starts_a_stopped_sandbox(client: Client, box: str, project: Project) -> None:
     project.podman("stop", "-t", "0", f"{project.name}-{box}")
     assert client.get(box).state == "stopped"

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+import json
+import queue
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from asbx import __version__
@@ -133,6 +136,15 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
                            timeout=body.timeout)
         return ExecOut(**asdict(out))
 
+    @app.post("/v1/sandboxes/{name}/exec/stream", response_class=StreamingResponse,
+              responses={200: {"content": {"application/x-ndjson": {}}}})
+    def exec_stream(name: str, body: ExecIn) -> StreamingResponse:
+        """Output as it comes, one JSON object a line: {"stream","data"}..., then
+        {"exit_code"} (or {"error"} if the exec failed after it began)."""
+        service.get(name)  # a 404 before the stream starts
+        return StreamingResponse(_stream_exec(service, name, body),
+                                 media_type="application/x-ndjson")
+
     @app.get("/v1/sandboxes/{name}/files/{path:path}",
              response_class=Response, responses={200: {"content": {
                  "application/octet-stream": {}}}})
@@ -152,8 +164,28 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
         service.delete_file(name, path)
 
 
+async def _stream_exec(service: SandboxService, name: str, body: ExecIn
+                       ) -> AsyncIterator[bytes]:
+    """Run the exec in a worker thread; its output callbacks feed this generator."""
+    events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+
+    def run() -> None:
+        try:
+            out = service.exec(name, body.command, env=body.env, stdin=body.stdin,
+                               timeout=body.timeout,
+                               on_output=lambda stream, data: events.put(
+                                   {"stream": stream, "data": data}))
+            events.put({"exit_code": out.exit_code})
+        except AsbxError as exc:
+            events.put({"error": _message(exc)})
+        finally:
+            events.put(None)
+
+    threading.Thread(target=run, name=f"exec-{name}", daemon=True).start()
+    while (event := await anyio.to_thread.run_sync(events.get)) is not None:
+        yield (json.dumps(event) + "\n").encode()
+
+
 def openapi_text(app: FastAPI) -> str:
     """The OpenAPI document as checked in (schema/openapi.json)."""
-    import json
-
     return json.dumps(app.openapi(), indent=2, sort_keys=True) + "\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,7 +227,8 @@ class SandboxService:
 
     # -- in a sandbox
     def exec(self, name: str, command: list[str], *, env: Mapping[str, str] | None = None,
-             stdin: str | None = None, timeout: float | None = None) -> ExecOutcome:
+             stdin: str | None = None, timeout: float | None = None,
+             on_output: Callable[[str, str], None] | None = None) -> ExecOutcome:
         """Run `command` in the sandbox (started first if stopped); its exit code and output."""
         from asbx.reap import ACTIVE_SESSION_ENV, clear_mark
 
@@ -243,7 +244,7 @@ class SandboxService:
         try:
             result = self.runtime.exec(container.name, tuple(command), env=variables,
                                        stdin=stdin.encode() if stdin is not None else None,
-                                       timeout=timeout)
+                                       timeout=timeout, on_output=on_output)
         finally:
             self.store.touch(self.project, address)
         return ExecOutcome(result.exit_code, result.stdout, result.stderr)
