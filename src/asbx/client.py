@@ -1,4 +1,5 @@
-"""A typed Python client for `asbx serve`, over its unix socket or TCP with the bearer token."""
+"""Typed Python clients (Client, AsyncClient) for `asbx serve`, over its unix socket or TCP
+with the bearer token."""
 
 from __future__ import annotations
 
@@ -47,11 +48,7 @@ class Client:
         if url is not None:
             self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
         else:
-            if socket is None:
-                from asbx.paths import asbx_home
-
-                socket = asbx_home(None) / "asbx.sock"
-            transport = httpx.HTTPTransport(uds=str(socket))
+            transport = httpx.HTTPTransport(uds=str(socket or _default_socket()))
             self._http = httpx.Client(transport=transport, base_url="http://asbx",
                                       headers=headers, timeout=timeout)
 
@@ -157,3 +154,70 @@ def _detail(body: Any) -> str:
     if isinstance(body, dict) and "detail" in body:
         return str(body["detail"])
     return str(body)
+
+
+class AsyncClient:
+    """The asyncio twin of Client (same constructor, same methods, awaited)."""
+
+    def __init__(self, *, socket: str | Path | None = None, url: str | None = None,
+                 token: str | None = None, timeout: float = 300.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if url is not None:
+            self._http = httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout)
+        else:
+            transport = httpx.AsyncHTTPTransport(uds=str(socket or _default_socket()))
+            self._http = httpx.AsyncClient(transport=transport, base_url="http://asbx",
+                                           headers=headers, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            Client._raise(response)
+        return response
+
+    async def health(self) -> dict[str, Any]:
+        result: dict[str, Any] = (await self._call("GET", "/v1/health")).json()
+        return result
+
+    async def sandboxes(self) -> list[Sandbox]:
+        return [Sandbox(**s) for s in (await self._call("GET", "/v1/sandboxes")).json()]
+
+    async def get(self, name: str) -> Sandbox:
+        return Sandbox(**(await self._call("GET", f"/v1/sandboxes/{_seg(name)}")).json())
+
+    async def create(self, name: str, image: str, **fields: Any) -> Sandbox:
+        body = {"name": name, "image": image, **fields}
+        return Sandbox(**(await self._call("POST", "/v1/sandboxes", json=body)).json())
+
+    async def delete(self, name: str) -> None:
+        await self._call("DELETE", f"/v1/sandboxes/{_seg(name)}")
+
+    async def exec(self, name: str, command: list[str], *, env: dict[str, str] | None = None,
+                   stdin: str | None = None, timeout: float | None = None) -> ExecResult:
+        body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}
+        response = await self._call("POST", f"/v1/sandboxes/{_seg(name)}/exec", json=body)
+        return ExecResult(**response.json())
+
+    async def read_file(self, name: str, path: str) -> bytes:
+        return (await self._call("GET", _file_url(name, path))).content
+
+    async def write_file(self, name: str, path: str, data: bytes | str) -> None:
+        content = data.encode() if isinstance(data, str) else data
+        await self._call("PUT", _file_url(name, path), content=content,
+                         headers={"Content-Type": "application/octet-stream"})
+
+
+def _default_socket() -> Path:
+    from asbx.paths import asbx_home
+
+    return asbx_home(None) / "asbx.sock"

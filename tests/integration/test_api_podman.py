@@ -134,6 +134,27 @@ def test_create_get_list_delete(client: Client, project: Project) -> None:
     assert "no sandbox 'a1'" in err.value.message
 
 
+def test_async_client(server: tuple[Project, Path], project: Project) -> None:
+    import anyio
+
+    from asbx.client import AsyncClient
+
+    async def run() -> tuple[str, str, bytes, int]:
+        async with AsyncClient(socket=server[1]) as c:
+            made = await c.create("as1", BASE_IMAGE)
+            out = await c.exec("as1", ["sh", "-c", "echo async > /workspace/f; cat /workspace/f"])
+            data = await c.read_file("as1", "f")
+            await c.delete("as1")
+            try:
+                await c.get("as1")
+            except ApiError as exc:
+                return made.state, out.stdout, data, exc.status
+            return made.state, out.stdout, data, 200
+
+    assert anyio.run(run) == ("running", "async\n", b"async\n", 404)
+    assert project.containers() == {}
+
+
 def test_unknown_sandbox_is_404_everywhere(client: Client) -> None:
     for call in (lambda: client.get("nope"), lambda: client.delete("nope"),
                  lambda: client.exec("nope", ["true"]), lambda: client.read_file("nope", "x")):
