@@ -102,6 +102,13 @@ class Client:
         return Sandbox(**self._call("POST", f"/v1/sandboxes/{_seg(name)}/stop",
                                     params={"grace": grace}).json())
 
+    def snapshot(self, name: str, snapshot: str) -> dict[str, str]:
+        """Capture sandbox `name`'s /workspace as `snapshot` (retaken if it exists); create
+        from it with `workspace={"snapshot": snapshot}`."""
+        result: dict[str, str] = self._call(
+            "POST", f"/v1/sandboxes/{_seg(name)}/snapshots", json={"name": snapshot}).json()
+        return result
+
     def exec(self, name: str, command: list[str], *, env: dict[str, str] | None = None,
              stdin: str | None = None, timeout: float | None = None) -> ExecResult:
         body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}

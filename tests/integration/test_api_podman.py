@@ -261,6 +261,23 @@ def test_stop_and_start(client: Client, box: str, project: Project) -> None:
     assert err.value.status == 404
 
 
+def test_snapshot_then_create_from_it(client: Client, box: str, project: Project) -> None:
+    client.write_file(box, "state.txt", "v1")
+    first = client.snapshot(box, "base")
+    assert first["digest"].startswith("sha256:")
+    made = client.create("child", BASE_IMAGE, workspace={"snapshot": "base"})
+    assert made.state == "running"
+    assert client.exec("child", ["cat", "/workspace/state.txt"]).stdout == "v1"
+    client.write_file(box, "state.txt", "v2")
+    assert client.snapshot(box, "base")["digest"] != first["digest"]  # retaken
+    spec = str(project.home / "api" / "sandboxes.yaml")
+    status = project.asbx("-f", spec, "status", check=True).stdout.splitlines()
+    assert any(line.split()[:2] == ["snapshot", "base"] for line in status), status
+    with pytest.raises(ApiError) as err:
+        client.snapshot("nope", "x")
+    assert err.value.status == 404
+
+
 # -- files
 
 

@@ -50,6 +50,16 @@ class ExecOut(BaseModel):
     stderr: str
 
 
+class SnapshotIn(BaseModel):
+    name: str
+
+
+class SnapshotOut(BaseModel):
+    name: str
+    sandbox: str
+    digest: str
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -129,6 +139,10 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
     @app.post("/v1/sandboxes/{name}/stop")
     def stop_sandbox(name: str, grace: int = Query(10, ge=0, le=600)) -> SandboxOut:
         return SandboxOut(**asdict(service.stop(name, grace)))
+
+    @app.post("/v1/sandboxes/{name}/snapshots", status_code=201)
+    def snapshot(name: str, body: SnapshotIn) -> SnapshotOut:
+        return SnapshotOut(**asdict(service.snapshot(name, body.name)))
 
     @app.post("/v1/sandboxes/{name}/exec")
     def exec_in(name: str, body: ExecIn) -> ExecOut:

@@ -40,6 +40,15 @@ class SandboxInfo:
 
 
 @dataclass(frozen=True)
+class SnapshotInfo:
+    """A captured snapshot: its name, the sandbox it captures, its archive's digest."""
+
+    name: str
+    sandbox: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class ExecOutcome:
     """What a command run in a sandbox returned."""
 
@@ -71,9 +80,10 @@ class SandboxService:
             data = None
         if not isinstance(data, dict):
             data = {}
-        sandboxes = data.get("sandboxes")
+        sandboxes, snapshots = data.get("sandboxes"), data.get("snapshots")
         return {"version": 1, "name": self.project,
-                "sandboxes": dict(sandboxes) if isinstance(sandboxes, dict) else {}}
+                "sandboxes": dict(sandboxes) if isinstance(sandboxes, dict) else {},
+                "snapshots": dict(snapshots) if isinstance(snapshots, dict) else {}}
 
     def _load(self, document: Mapping[str, Any]) -> LoadedSpec:
         """Validate a document as the spec loader does (SpecError with every problem)."""
@@ -178,14 +188,44 @@ class SandboxService:
             self._write(document)
             self._apply(loaded, name, allow_data_loss=True)
 
-    def _apply(self, loaded: LoadedSpec, name: str, *, allow_data_loss: bool = False) -> None:
+    def snapshot(self, name: str, snapshot: str) -> SnapshotInfo:
+        """Capture sandbox `name`'s /workspace as snapshot `snapshot` (declared in the spec as
+        `{sandbox: name}`; taken again when it exists). Create from it with
+        `workspace: {snapshot: ...}`."""
+        from asbx.spec.values import check_name
+
+        try:
+            check_name(snapshot)
+        except ValueError as exc:
+            raise SpecError(_diagnostic(f"snapshot name: {exc}")) from None
+        address = Address(ResourceKind.SNAPSHOT, snapshot)
+        with self._mutation("api snapshot"):
+            document = self._document()
+            if name not in document["sandboxes"]:
+                raise NotFoundError(f"no sandbox {name!r}")
+            old = document["snapshots"].get(snapshot)
+            if old is not None and old != {"sandbox": name}:
+                raise ConflictError(f"snapshot {snapshot!r} is declared as {old}, not as a "
+                                    f"capture of sandbox {name!r}")
+            document["snapshots"][snapshot] = {"sandbox": name}
+            loaded = self._load(document)
+            self._write(document)
+            self._apply(loaded, address, replace=old is not None)
+        record = self.store.snapshot(self.project).records.get(address)
+        digest = str(record.outputs.get("digest", "")) if record is not None else ""
+        return SnapshotInfo(snapshot, name, digest)
+
+    def _apply(self, loaded: LoadedSpec, name: str | Address, *, allow_data_loss: bool = False,
+               replace: bool = False) -> None:
         from asbx.apply.applier import check_applicable
         from asbx.plan.model import PlanOptions
         from asbx.workflow import Session, make_plan, run_apply
 
         session = Session.create(loaded, self.runtime, self.store, self.home, self.project)
-        target = frozenset({Address(ResourceKind.SANDBOX, name)})
-        options = PlanOptions(targets=target, allow_data_loss=allow_data_loss)
+        address = name if isinstance(name, Address) else Address(ResourceKind.SANDBOX, name)
+        target = frozenset({address})
+        options = PlanOptions(targets=target, allow_data_loss=allow_data_loss,
+                              replace=target if replace else frozenset())
         planned = make_plan(session, options)
         check_applicable(planned.plan)
         if not planned.plan.pending and not planned.plan.state_only:
@@ -193,7 +233,7 @@ class SandboxService:
         result = run_apply(session, planned, parallelism=4, hooks=NullApplyHooks())
         if not result.ok:
             reasons = "; ".join(f"{o.node[0]} ({o.node[1]}): {o.error}" for o in result.failed)
-            raise ApplyError(f"applying sandbox.{name} failed: {reasons or 'steps skipped'}")
+            raise ApplyError(f"applying {address} failed: {reasons or 'steps skipped'}")
 
     # -- running state (as `asbx start` / `asbx stop`, with the same bookkeeping)
     def start(self, name: str) -> SandboxInfo:
