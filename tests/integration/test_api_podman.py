@@ -276,6 +276,10 @@ def test_snapshot_then_create_from_it(client: Client, box: str, project: Project
     with pytest.raises(ApiError) as err:
         client.snapshot("nope", "x")
     assert err.value.status == 404
+    with pytest.raises(ApiError) as err:
+        client.delete(box)  # snapshot.base still captures it
+    assert err.value.status == 422, err.value.message
+    assert client.get(box).state == "running"
 
 
 # -- files
@@ -407,14 +411,18 @@ def test_mcp_lists_tools_and_runs_create_exec_delete(project: Project) -> None:
                 result = await mcp.call_tool(name, args)
                 assert not result.is_error, result  # type: ignore[union-attr]
                 texts.append(" ".join(c.text for c in result.content))  # type: ignore[attr-defined]
+            failed = await mcp.call_tool("snapshot", {"name": "nope", "snapshot": "s"})
+            assert failed.is_error  # type: ignore[union-attr]
+            texts.append(" ".join(c.text for c in failed.content))  # type: ignore[union-attr]
         return tools, texts
 
     tools, texts = anyio.run(session)
-    assert tools >= {"create", "exec", "read_file", "write_file", "delete"}
+    assert tools >= {"create", "exec", "read_file", "write_file", "snapshot", "delete"}
     assert '"state":"running"' in texts[0].replace(" ", "")
     assert '"exit_code":3' in texts[2].replace(" ", "")
     assert "from mcp" in texts[2]
     assert texts[3] == "from mcp"
+    assert "no sandbox 'nope'" in texts[5]  # the service's error, as a tool error
     assert project.containers() == {}
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from asbx import __version__
 from asbx.api.files import UnsafePathError
-from asbx.api.service import ConflictError, SandboxService
+from asbx.api.service import ConflictError, SandboxService, describe
 from asbx.errors import AsbxError, NotFoundError, SpecError, StateLockedError
 
 
@@ -78,13 +78,6 @@ def _status(exc: AsbxError) -> int:
     return 500
 
 
-def _message(exc: AsbxError) -> str:
-    if isinstance(exc, SpecError):
-        return "\n".join(d.headline() + (f" (hint: {d.hint})" if d.hint else "")
-                         for d in exc.diagnostics)
-    return exc.message
-
-
 def create_app(service: SandboxService, *, token: str | None = None) -> FastAPI:
     """The app; with `token`, every request must carry `Authorization: Bearer <token>`."""
     app = FastAPI(title="asbx", version=__version__,
@@ -92,7 +85,7 @@ def create_app(service: SandboxService, *, token: str | None = None) -> FastAPI:
 
     @app.exception_handler(AsbxError)
     async def asbx_error(request: Request, exc: AsbxError) -> JSONResponse:
-        return JSONResponse({"error": _message(exc), "hint": exc.hint}, status_code=_status(exc))
+        return JSONResponse({"error": describe(exc), "hint": exc.hint}, status_code=_status(exc))
 
     if token is not None:
         expected = f"Bearer {token}".encode()
@@ -191,7 +184,7 @@ async def _stream_exec(service: SandboxService, name: str, body: ExecIn
                                    {"stream": stream, "data": data}))
             events.put({"exit_code": out.exit_code})
         except AsbxError as exc:
-            events.put({"error": _message(exc)})
+            events.put({"error": describe(exc)})
         finally:
             events.put(None)
 

@@ -305,6 +305,14 @@ class SandboxService:
         files.delete_file(self.workspace(name), path)
 
 
+def describe(exc: AsbxError) -> str:
+    """An error's message as the API and the MCP tools give it (a spec error: every problem)."""
+    if isinstance(exc, SpecError):
+        return "\n".join(d.headline() + (f" (hint: {d.hint})" if d.hint else "")
+                         for d in exc.diagnostics)
+    return exc.message
+
+
 def _escape(value: Any) -> Any:
     """`$` doubled in every string: API input is literal, never interpolated from the server's
     environment."""
