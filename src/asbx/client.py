@@ -81,6 +81,12 @@ class Client:
         result: dict[str, Any] = self._call("GET", "/v1/health").json()
         return result
 
+    def plan(self, spec: str | Path, project: str | None = None) -> dict[str, Any]:
+        """The plan of the spec at `spec` (an absolute path), as `asbx plan --json` gives it."""
+        result: dict[str, Any] = self._call(
+            "POST", "/v1/projects/plan", json={"spec": str(spec), "project": project}).json()
+        return result
+
     def sandboxes(self) -> list[Sandbox]:
         return [Sandbox(**s) for s in self._call("GET", "/v1/sandboxes").json()]
 

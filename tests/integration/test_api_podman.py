@@ -426,6 +426,30 @@ def test_mcp_lists_tools_and_runs_create_exec_delete(project: Project) -> None:
     assert project.containers() == {}
 
 
+# -- projects
+
+
+def test_plan_of_a_project_is_the_cli_plan(client: Client, project: Project) -> None:
+    import json
+
+    spec = project.write(f"version: 1\nname: NAME-p\nsandboxes:\n  web:\n    image: {BASE_IMAGE}\n")
+    planned = client.plan(spec)
+    assert ("sandbox.web", "create") in [(c["address"], c["action"]) for c in planned["changes"]]
+    cli = json.loads(project.asbx("plan", "--json", check=True).stdout)
+    assert planned["changes"] == cli["changes"]
+    try:
+        project.asbx("apply", "-y", check=True)
+        again = client.plan(project.root)  # a directory holding sandboxes.yaml, as -f takes
+        assert {c["address"]: c["action"] for c in again["changes"]}["sandbox.web"] == "noop"
+        assert again["changes"] == json.loads(project.asbx("plan", "--json").stdout)["changes"]
+    finally:
+        project.asbx("destroy", "-y")
+    with pytest.raises(ApiError) as err:
+        client.plan("relative/sandboxes.yaml")
+    assert err.value.status == 404
+    assert "not an absolute path" in err.value.message
+
+
 # -- a server killed mid-apply
 
 

@@ -18,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from asbx import __version__
 from asbx.api.files import UnsafePathError
 from asbx.api.service import ConflictError, SandboxService, describe
-from asbx.errors import AsbxError, NotFoundError, SpecError, StateLockedError
+from asbx.errors import (
+    AsbxError,
+    NotFoundError,
+    SpecError,
+    SpecNotFoundError,
+    StateLockedError,
+)
 
 
 class SandboxOut(BaseModel):
@@ -60,6 +66,11 @@ class SnapshotOut(BaseModel):
     digest: str
 
 
+class PlanIn(BaseModel):
+    spec: str = Field(description="Absolute path of a sandboxes.yaml (or its directory).")
+    project: str | None = Field(None, description="Override the project name (as -p).")
+
+
 class Health(BaseModel):
     status: str
     version: str
@@ -67,7 +78,7 @@ class Health(BaseModel):
 
 
 def _status(exc: AsbxError) -> int:
-    if isinstance(exc, NotFoundError):
+    if isinstance(exc, NotFoundError | SpecNotFoundError):
         return 404
     if isinstance(exc, SpecError):
         return 422
@@ -107,6 +118,14 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
     @app.get("/v1/health")
     def health() -> Health:
         return Health(status="ok", version=__version__, project=service.project)
+
+    @app.post("/v1/projects/plan")
+    def plan_project(body: PlanIn) -> dict[str, Any]:
+        """What `asbx -f SPEC plan --json` prints (docs/plan-format.md); changes nothing."""
+        from asbx.api.projects import plan_project
+
+        return plan_project(service.home, service.runtime, service.store, body.spec,
+                            body.project)
 
     @app.get("/v1/sandboxes")
     def list_sandboxes() -> list[SandboxOut]:
