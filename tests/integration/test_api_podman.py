@@ -177,6 +177,26 @@ def test_invalid_spec_fields_are_422_with_the_spec_message(client: Client,
     assert project.containers() == {}
 
 
+@pytest.mark.parametrize(("fields", "says"), [
+    ({"env_file": ["/etc/passwd"]}, "sandboxes.h.env_file: reads files on the server"),
+    ({"workspace": {"from": "/"}}, "sandboxes.h.workspace.from: copies a directory"),
+    ({"volumes": ["/:/host"]}, "sandboxes.h.volumes[0]: mounts a directory"),
+    ({"volumes": ["../..:/host:ro"]}, "sandboxes.h.volumes[0]: mounts a directory"),
+    ({"volumes": [{"bind": "/", "target": "/host"}]}, "sandboxes.h.volumes[0]: mounts"),
+    ({"env": {"HOME": None}}, "sandboxes.h.env.HOME: no value takes the server's own"),
+    ({"env": ["PATH"]}, "sandboxes.h.env: 'PATH' without a value"),
+])
+def test_fields_reaching_the_server_host_are_refused(
+        client: Client, project: Project, fields: dict[str, object], says: str) -> None:
+    with pytest.raises(ApiError) as err:
+        client.create("h", BASE_IMAGE, **fields)
+    assert err.value.status == 422
+    assert says in err.value.message
+    assert "not accepted through the API" in err.value.message
+    assert client.sandboxes() == []
+    assert project.containers() == {}
+
+
 def test_duplicate_name_is_409(client: Client, box: str) -> None:
     with pytest.raises(ApiError) as err:
         client.create(box, BASE_IMAGE)
@@ -448,6 +468,9 @@ def test_plan_of_a_project_is_the_cli_plan(client: Client, project: Project) -> 
         client.plan("relative/sandboxes.yaml")
     assert err.value.status == 404
     assert "not an absolute path" in err.value.message
+    with pytest.raises(ApiError) as err:
+        client.plan(project.root / "missing.yaml")
+    assert err.value.status == 404
 
 
 # -- a server killed mid-apply

@@ -163,6 +163,7 @@ class SandboxService:
             document = self._document()
             if name in document["sandboxes"]:
                 raise ConflictError(f"sandbox {name!r} already exists")
+            _refuse_host_access(name, fields)
             document["sandboxes"][name] = _escape(dict(fields))
             loaded = self._load(document)
             previous = self._document()
@@ -313,6 +314,32 @@ def describe(exc: AsbxError) -> str:
     return exc.message
 
 
+def _refuse_host_access(name: str, fields: Mapping[str, Any]) -> None:
+    """Fields that would reach the server's files or environment are the spec file's to give,
+    not an API caller's: env_file, bind mounts, workspace.from, env taken from the server."""
+    where = f"sandboxes.{name}"
+    found: list[str] = []
+    if "env_file" in fields:
+        found.append(f"{where}.env_file: reads files on the server")
+    workspace = fields.get("workspace")
+    if isinstance(workspace, dict) and "from" in workspace:
+        found.append(f"{where}.workspace.from: copies a directory of the server "
+                     "(seed it with PUT .../files/ or a snapshot instead)")
+    for index, mount in enumerate(fields.get("volumes") or ()):
+        source = mount.split(":", 1)[0] if isinstance(mount, str) else ""
+        if (isinstance(mount, dict) and "bind" in mount) or source.startswith((".", "/", "~")):
+            found.append(f"{where}.volumes[{index}]: mounts a directory of the server")
+    env = fields.get("env")
+    if isinstance(env, dict):
+        found += [f"{where}.env.{k}: no value takes the server's own" for k, v in env.items()
+                  if v is None]
+    elif isinstance(env, list):
+        found += [f"{where}.env: {item!r} without a value takes the server's own"
+                  for item in env if isinstance(item, str) and "=" not in item]
+    if found:
+        raise SpecError(_diagnostic(*(f"{p}; not accepted through the API" for p in found)))
+
+
 def _escape(value: Any) -> Any:
     """`$` doubled in every string: API input is literal, never interpolated from the server's
     environment."""
@@ -325,7 +352,7 @@ def _escape(value: Any) -> Any:
     return value
 
 
-def _diagnostic(message: str) -> list[Any]:
+def _diagnostic(*messages: str) -> list[Any]:
     from asbx.diagnostics import Diagnostic
 
-    return [Diagnostic(message)]
+    return [Diagnostic(message) for message in messages]
