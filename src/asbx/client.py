@@ -127,8 +127,15 @@ class Client:
         """The output as it comes: {"stream": "stdout"|"stderr", "data": ...} events, then
         {"exit_code": N}; a failure after the stream began is raised as ApiError."""
         body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}
-        with self._http.stream("POST", f"/v1/sandboxes/{_seg(name)}/exec/stream",
-                               json=body) as response:
+        yield from self._events(f"/v1/sandboxes/{_seg(name)}/exec/stream", body)
+
+    def apply(self, spec: str | Path, project: str | None = None) -> Iterator[dict[str, Any]]:
+        """`asbx -f SPEC apply -y` on the server: its progress events as they come, the last
+        {"event": "done", "ok": ..., "added": ..., ...}; an error is raised as ApiError."""
+        yield from self._events("/v1/projects/apply", {"spec": str(spec), "project": project})
+
+    def _events(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        with self._http.stream("POST", path, json=body) as response:
             if response.status_code >= 400:
                 response.read()
                 self._raise(response)
@@ -136,7 +143,7 @@ class Client:
                 if not line:
                     continue
                 event: dict[str, Any] = json.loads(line)
-                if "error" in event:
+                if event.get("event") == "error":
                     raise ApiError(500, str(event["error"]))
                 yield event
 

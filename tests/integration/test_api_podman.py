@@ -473,6 +473,35 @@ def test_plan_of_a_project_is_the_cli_plan(client: Client, project: Project) -> 
     assert err.value.status == 404
 
 
+def test_apply_of_a_project_streams_its_steps(client: Client, project: Project) -> None:
+    project.write(f"version: 1\nname: NAME-a\nsandboxes:\n  web:\n    image: {BASE_IMAGE}\n"
+                  "    setup: [echo set-up-ran]\n")
+    try:
+        events = list(client.apply(project.root / "sandboxes.yaml"))
+        assert events[0]["event"] == "plan"
+        assert "sandbox.web" in events[0]["pending"]
+        assert {"event": "started", "address": "sandbox.web", "phase": "create",
+                "action": "create"} in events
+        assert any(e["event"] == "output" and "set-up-ran" in e["data"] for e in events)
+        finished = [e for e in events if e["event"] == "finished"
+                    and e["address"] == "sandbox.web"]
+        assert finished[0]["status"] == "ok"
+        assert events[-1] == {"event": "done", "ok": True, "added": events[-1]["added"],
+                              "changed": 0, "replaced": 0, "destroyed": 0}
+        assert events[-1]["added"] >= 1
+        names = project.podman("ps", "--filter", f"label=dev.asbx.project={project.name}-a",
+                               "--format", "{{.Names}}").stdout.split()
+        assert names == [f"{project.name}-a-web"]
+        again = project.asbx("plan", "--detailed-exitcode")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert list(client.apply(project.root))[-1]["event"] == "done"  # nothing to do
+    finally:
+        project.asbx("destroy", "-y")
+    with pytest.raises(ApiError) as err:
+        list(client.apply("relative"))
+    assert "not an absolute path" in err.value.message
+
+
 # -- a server killed mid-apply
 
 

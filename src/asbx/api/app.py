@@ -127,6 +127,21 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
         return plan_project(service.home, service.runtime, service.store, body.spec,
                             body.project)
 
+    @app.post("/v1/projects/apply", response_class=StreamingResponse,
+              responses={200: {"content": {"application/x-ndjson": {}}}})
+    def apply_project(body: PlanIn) -> StreamingResponse:
+        """`asbx -f SPEC apply -y` as NDJSON: {"event":"plan"}, then started / output /
+        finished / note events as steps run, then {"event":"done","ok",counts} or
+        {"event":"error","error"}."""
+        from asbx.api.projects import apply_project
+
+        def run(emit: Callable[[dict[str, Any]], None]) -> None:
+            summary = apply_project(service.home, service.runtime, service.store, body.spec,
+                                    body.project, emit, lock_timeout=service.lock_timeout)
+            emit({"event": "done", **summary})
+
+        return StreamingResponse(_stream(run), media_type="application/x-ndjson")
+
     @app.get("/v1/sandboxes")
     def list_sandboxes() -> list[SandboxOut]:
         return [SandboxOut(**asdict(s)) for s in service.sandboxes()]
@@ -190,24 +205,31 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
         service.delete_file(name, path)
 
 
-async def _stream_exec(service: SandboxService, name: str, body: ExecIn
-                       ) -> AsyncIterator[bytes]:
-    """Run the exec in a worker thread; its output callbacks feed this generator."""
+def _stream_exec(service: SandboxService, name: str, body: ExecIn) -> AsyncIterator[bytes]:
+    def run(emit: Callable[[dict[str, Any]], None]) -> None:
+        out = service.exec(name, body.command, env=body.env, stdin=body.stdin,
+                           timeout=body.timeout,
+                           on_output=lambda stream, data: emit({"stream": stream, "data": data}))
+        emit({"exit_code": out.exit_code})
+
+    return _stream(run)
+
+
+async def _stream(work: Callable[[Callable[[dict[str, Any]], None]], None]
+                  ) -> AsyncIterator[bytes]:
+    """NDJSON of the events `work` emits, run in a worker thread; an asbx error ends the
+    stream with {"event": "error", "error": ...}."""
     events: queue.Queue[dict[str, Any] | None] = queue.Queue()
 
     def run() -> None:
         try:
-            out = service.exec(name, body.command, env=body.env, stdin=body.stdin,
-                               timeout=body.timeout,
-                               on_output=lambda stream, data: events.put(
-                                   {"stream": stream, "data": data}))
-            events.put({"exit_code": out.exit_code})
+            work(events.put)
         except AsbxError as exc:
-            events.put({"error": describe(exc)})
+            events.put({"event": "error", "error": describe(exc)})
         finally:
             events.put(None)
 
-    threading.Thread(target=run, name=f"exec-{name}", daemon=True).start()
+    threading.Thread(target=run, name="asbx-api-stream", daemon=True).start()
     while (event := await anyio.to_thread.run_sync(events.get)) is not None:
         yield (json.dumps(event) + "\n").encode()
 

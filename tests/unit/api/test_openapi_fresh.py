@@ -19,8 +19,8 @@ def test_checked_in_openapi_is_fresh() -> None:
 def test_openapi_names_every_route() -> None:
     paths = create_app(SandboxService.__new__(SandboxService)).openapi()["paths"]
     assert set(paths) == {
-        "/v1/health", "/v1/projects/plan", "/v1/sandboxes", "/v1/sandboxes/{name}",
-        "/v1/sandboxes/{name}/exec",
+        "/v1/health", "/v1/projects/plan", "/v1/projects/apply", "/v1/sandboxes",
+        "/v1/sandboxes/{name}", "/v1/sandboxes/{name}/exec",
         "/v1/sandboxes/{name}/exec/stream", "/v1/sandboxes/{name}/snapshots",
         "/v1/sandboxes/{name}/start", "/v1/sandboxes/{name}/stop",
         "/v1/sandboxes/{name}/files/{path}",
