@@ -547,3 +547,23 @@ def test_server_killed_during_an_apply_then_the_next_apply_converges(project: Pr
     again = project.asbx("-f", spec, "plan", "--detailed-exitcode")
     assert again.returncode == 0, again.stdout + again.stderr
     assert set(project.containers().values()) == {"running"}
+
+
+def test_socket_option_and_one_listener_only(project: Project, tmp_path: Path) -> None:
+    sock = tmp_path / "run" / "api.sock"
+    proc = _serve(project, "--socket", str(sock))
+    try:
+        _wait_up(str(sock), proc)
+        assert stat.S_IMODE(sock.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(os.lstat(sock).st_mode) == 0o600
+        with Client(socket=sock) as c:
+            assert c.health()["status"] == "ok"
+        second = project.asbx("serve", "--project", project.name, "--socket", str(sock))
+        assert second.returncode == 1
+        assert "already listens" in second.stderr
+    finally:
+        _stop(proc)
+    assert not sock.exists()  # removed on shutdown
+    both = project.asbx("serve", "--socket", str(sock), "--listen", "127.0.0.1:1")
+    assert both.returncode == 1
+    assert "not both" in both.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,14 +53,15 @@ def serve(app: AppContext, socket_path: Path | None, listen: str | None, api_pro
         return 0
     path = socket_path or app.home / "asbx.sock"
     sock = bind_unix(path)
-    server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning",
-                                           lifespan="off"))
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            path.unlink(missing_ok=True)  # uvicorn re-raises SIGTERM after this: not later
+
+    server = Server(uvicorn.Config(create_app(service), log_level="warning", lifespan="off"))
     click.echo(f"asbx serve: listening on {path}", err=True)
     sys.stderr.flush()
-    try:
-        server.run(sockets=[sock])
-    finally:
-        path.unlink(missing_ok=True)
+    server.run(sockets=[sock])
     return 0
 
 
