@@ -197,6 +197,16 @@ def test_fields_reaching_the_server_host_are_refused(
     assert project.containers() == {}
 
 
+def test_a_create_whose_apply_fails_is_taken_back(client: Client, project: Project) -> None:
+    with pytest.raises(ApiError) as err:
+        client.create("broken", "localhost/asbx/no-such-image:never")
+    assert err.value.status == 500
+    assert "sandbox.broken" in err.value.message or "no-such-image" in err.value.message
+    assert client.sandboxes() == []
+    assert project.containers() == {}
+    assert client.create("broken", BASE_IMAGE).state == "running"  # the name is free again
+
+
 def test_duplicate_name_is_409(client: Client, box: str) -> None:
     with pytest.raises(ApiError) as err:
         client.create(box, BASE_IMAGE)

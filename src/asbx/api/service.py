@@ -97,9 +97,6 @@ class SandboxService:
         tmp.write_text(yaml.safe_dump(dict(document), sort_keys=False), encoding="utf-8")
         os.replace(tmp, self.spec_path)
 
-    def loaded(self) -> LoadedSpec:
-        return self._load(self._document())
-
     # -- reads
     def sandboxes(self) -> list[SandboxInfo]:
         from asbx.reap import list_project_containers
