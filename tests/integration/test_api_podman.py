@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from asbx.client import ApiError, Client
-from tests.integration.conftest import BASE_IMAGE, Project
+from tests.integration.conftest import BASE_IMAGE, REPO, Project
 
 pytestmark = pytest.mark.integration
 
@@ -577,3 +577,14 @@ def test_socket_option_and_one_listener_only(project: Project, tmp_path: Path) -
     both = project.asbx("serve", "--socket", str(sock), "--listen", "127.0.0.1:1")
     assert both.returncode == 1
     assert "not both" in both.stderr
+
+
+def test_the_readme_python_example_runs_as_written(server: tuple[Project, Path]) -> None:
+    project, _sock = server
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("## The API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "Client()" in block, "the example uses the default socket under ASBX_HOME"
+    run = subprocess.run([sys.executable, "-c", block], env=project.env, cwd=project.root,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr
+    assert project.containers() == {}, "the example deletes what it creates"
