@@ -21,10 +21,13 @@ ASBX_PODMAN_PACKAGES=(podman runc catatonit netavark aardvark-dns iptables busyb
 ASBX_APT_PACKAGES=("${ASBX_PODMAN_PACKAGES[@]}" docker.io docker-registry
                    iproute2 procps util-linux python3)
 
+# Installed means dpkg's "ii": `dpkg -s` also succeeds for a removed package whose config files
+# remain ("deinstall ok config-files", what `apt-get remove` leaves), which is not installed.
 missing_packages() {
   local pkg
   for pkg in "$@"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || printf '%s\n' "$pkg"
+    [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$pkg" 2>/dev/null)" = "ii " ] \
+      || printf '%s\n' "$pkg"
   done
 }
 
