@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from tests.contract.backends import require
 from tests.integration.conftest import Project
 
 pytestmark = pytest.mark.integration
@@ -48,7 +49,7 @@ def _memory(item: dict[str, object]) -> object:
 
 def test_docker_sets_a_new_memory_limit_in_the_running_container(project: Project) -> None:
     if not os.environ.get("DOCKER_HOST") or shutil.which("docker") is None:
-        pytest.skip("no docker here (scripts/test starts one)")
+        require("no docker here (scripts/test starts one)")
     project.extra_env["ASBX_RUNTIME"] = "docker"
     try:
         project.write(SPEC)
