@@ -32,9 +32,10 @@ def test_logs_setup_shows_each_step_after_a_successful_apply(project: Project) -
     lines = shown.splitlines()
     assert lines[0].startswith("setup of web started ")
     assert "2 of 2 steps ran" in lines[0]
-    assert lines[1].startswith("step 1/2: /bin/sh -c 'echo first-step-says-hi'  (ok, ")
+    # each step as the user wrote it in sandboxes.yaml, not the argv it ran as
+    assert lines[1].startswith("step 1/2: echo first-step-says-hi  (ok, ")
     assert lines[2] == "  first-step-says-hi"
-    assert lines[3].startswith("step 2/2: /bin/sh -c ")
+    assert lines[3].startswith("step 2/2: sh -c 'echo to-stderr >&2; echo done > /workspace/done.txt'  (ok, ")
     assert "  to-stderr" in lines[4:]
     data = json.loads(project.asbx("logs", "web", "--setup", "--json", check=True).stdout)
     assert data["sandbox"] == "web"
@@ -55,6 +56,7 @@ def test_a_failed_setup_points_to_its_log_which_keeps_the_failing_step(project: 
     project.write(SPEC.replace("echo first-step-says-hi", "sh -c 'echo about to fail; exit 7'"))
     result = project.asbx("apply", "-y")
     assert result.returncode == 1
+    assert "setup step 1 (sh -c 'echo about to fail; exit 7') exited 7" in result.stderr
     assert "asbx logs web --setup" in result.stdout + result.stderr
     data = json.loads(project.asbx("logs", "web", "--setup", "--json", check=True).stdout)
     assert [s["exit_code"] for s in data["steps"]] == [7]  # the second step never ran

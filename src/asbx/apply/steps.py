@@ -44,7 +44,7 @@ from asbx.runtime.base import (
     PortRequest,
     Runtime,
 )
-from asbx.spec import capabilities
+from asbx.spec import capabilities, commands
 from asbx.spec.dockerfile import rewrite_from
 from asbx.spec.loader import LoadedSpec
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, VolumeSpec
@@ -521,14 +521,14 @@ def _run_setup(ctx: StepContext, target: SetupTarget, box: SandboxSpec, out: Out
     name, container = target.sandbox, target.container
     run = SetupRun(name, target.container_id, _now(), len(box.setup))
     for index, step in enumerate(box.setup, start=1):
-        out("stdout", f"setup {index}/{len(box.setup)}: {' '.join(step)}\n")
+        out("stdout", f"setup {index}/{len(box.setup)}: {commands.display(step)}\n")
         result, ran = _run_setup_step(ctx, container, box, index, step, out)
         run = dataclasses.replace(run, steps=(*run.steps, ran))
         write_setup_log(ctx.home, ctx.project, run)
         if result.exit_code != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
             raise SetupFailedError(
-                f"setup step {index} ({' '.join(step)}) exited {result.exit_code}"
+                f"setup step {index} ({commands.display(step)}) exited {result.exit_code}"
                 + (f":\n{tail}" if tail else ""),
                 hint=f"its whole output: asbx logs {name} --setup; fix the step in "
                 "sandboxes.yaml and run apply again (the sandbox is tainted and will be "

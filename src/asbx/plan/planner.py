@@ -22,7 +22,7 @@ from asbx.runtime.base import (
     ContainerState,
     ObservedImage,
 )
-from asbx.spec import capabilities
+from asbx.spec import capabilities, commands
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, Spec, VolumeSpec
 from asbx.state.records import ResourceRecord, SnapshotOutputs, StateSnapshot
 
@@ -160,27 +160,16 @@ def _listed(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-SHELL_PREFIX = ("/bin/sh", "-c")
-
-
 def _as_written(applied: Mapping[str, Any]) -> dict[str, Any]:
     """Applied fields with each command (`command`, every `setup` step) as one value the way the
     user wrote it: a string step as its line, a list step as its list, so a plan shows
     `setup[3]: "make" -> "make test"` rather than a change of an argv element."""
     data = dict(applied)
     if isinstance(data.get("command"), list | tuple):
-        data["command"] = _command_as_written(data["command"])
+        data["command"] = commands.as_written(data["command"])
     if isinstance(data.get("setup"), list | tuple):
-        data["setup"] = [_command_as_written(step) for step in data["setup"]]
+        data["setup"] = [commands.as_written(step) for step in data["setup"]]
     return data
-
-
-def _command_as_written(argv: Any) -> Any:
-    if not isinstance(argv, list | tuple):
-        return argv
-    if len(argv) == 3 and tuple(argv[:2]) == SHELL_PREFIX and isinstance(argv[2], str):
-        return argv[2]
-    return tuple(argv)  # a leaf for flatten: one list is one change
 
 
 def _plan_image(

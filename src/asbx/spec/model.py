@@ -21,6 +21,7 @@ from pydantic import (
 
 from asbx.diagnostics import did_you_mean
 from asbx.spec import capabilities, values
+from asbx.spec.commands import from_line
 from asbx.spec.values import LocatedValueError
 
 SPEC_VERSION = 1
@@ -559,7 +560,7 @@ class LifecycleSpec(_Model):
 def _coerce_command(value: Any) -> Any:
     """A string runs through `/bin/sh -c`; a list is the argv itself."""
     if isinstance(value, str):
-        return ("/bin/sh", "-c", value)
+        return from_line(value)
     if not isinstance(value, list | tuple):
         raise ValueError("a command is a string (run with /bin/sh -c) or a list of strings")
     if not value:

@@ -55,3 +55,10 @@ def test_rendered_run_gives_each_step_its_exit_code_duration_and_output() -> Non
         "  line one",
         "  line two",
     ]
+
+
+def test_a_string_step_is_rendered_as_the_line_in_the_spec() -> None:
+    step = SetupStepRun(1, ("/bin/sh", "-c", "make all | tee log"), "2026-01-01T00:00:00.000Z",
+                        "2026-01-01T00:00:01.000Z", 0, "")
+    run = SetupRun("web", "abc123", "2026-01-01T00:00:00.000Z", 1, (step,))
+    assert render_setup_run(run).splitlines()[1] == "step 1/1: make all | tee log  (ok, 1.0s)"

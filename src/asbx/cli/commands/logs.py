@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from datetime import datetime
 
 import click
@@ -18,6 +17,7 @@ from asbx.cli.commands.targets import (
 from asbx.cli.context import AppContext
 from asbx.data.setup_log import SetupRun, read_setup_log
 from asbx.errors import NotFoundError
+from asbx.spec.commands import display as display_command
 
 
 @click.command()
@@ -58,7 +58,7 @@ def render_setup_run(run: SetupRun) -> str:
              "steps ran"]
     for step in run.steps:
         outcome = "ok" if step.exit_code == 0 else f"FAILED, exit {step.exit_code}"
-        lines.append(f"step {step.index}/{run.steps_total}: {shlex.join(step.command)}  "
+        lines.append(f"step {step.index}/{run.steps_total}: {display_command(step.command)}  "
                      f"({outcome}, {_seconds(step.started_at, step.finished_at)})")
         if step.truncated:
             lines.append("  … (earlier output cut: only the end is kept)")
