@@ -8,6 +8,7 @@ import math
 import os
 import re
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -47,7 +48,10 @@ from asbx.runtime.command import (
 from asbx.runtime.pull_errors import pull_error
 
 DEFAULT_TIMEOUT = 300.0  # any ordinary call (not build, pull or exec) that takes longer is stuck
-LIST_ATTEMPTS = 3
+LIST_ATTEMPTS = 6
+# Pauses between listing attempts (seconds, doubling): a removal or commit that made podman's
+# listing fail is usually over in well under a second; retrying at once often hits it again.
+LIST_RETRY_PAUSE = 0.05
 EXEC_MARKER = "ASBX_EXEC_ID"  # env var that lets a timed-out exec's processes be found and killed
 
 # The CLIs' own words for a missing object (podman 4, docker 20-28), matched case-insensitively.
@@ -120,7 +124,9 @@ class OciCliRuntime:
         """A listing call, retried when an object vanished or was half-made while the runtime
         listed it (podman 4 then fails the whole `images` or `ps`: "image not known", or no
         "manifest" item for an image being committed or removed)."""
-        for _attempt in range(LIST_ATTEMPTS):
+        for attempt in range(LIST_ATTEMPTS):
+            if attempt:
+                time.sleep(LIST_RETRY_PAUSE * 2 ** (attempt - 1))
             result = self._call(args, timeout=self._timeout)
             if result.returncode == 0 or result.timed_out or not (
                     _NOT_FOUND.search(result.stderr) or _IN_FLUX.search(result.stderr)):

@@ -3,6 +3,7 @@ CLIs (tests/fixtures/runtime/{podman,docker}: podman 4.3.1, docker CLI 28.2 on d
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from asbx.errors import (
     RuntimeTimeoutError,
     RuntimeUnavailableError,
 )
+from asbx.runtime import oci_cli
 from asbx.runtime.base import ContainerState
 from asbx.runtime.docker import DockerRuntime
 from asbx.runtime.oci_cli import (
@@ -257,12 +259,19 @@ def test_a_listing_that_races_an_image_being_made_is_retried() -> None:
     assert len(runner.requests) == 2
 
 
-def test_a_listing_that_keeps_failing_raises() -> None:
+def test_a_listing_that_keeps_failing_raises_after_growing_pauses(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pauses: list[float] = []
+    monkeypatch.setattr(oci_cli.time, "sleep", pauses.append)
     runner = ScriptedRunner()
     runner.on("ps", returncode=125, stderr="Error: image not known\n")
     with pytest.raises(RuntimeCommandError):
         PodmanRuntime(runner).list_containers({})
-    assert len(runner.requests) == 3
+    assert len(runner.requests) == oci_cli.LIST_ATTEMPTS
+    # no pause before the first call; then each pause doubles (a removal takes a moment)
+    assert len(pauses) == oci_cli.LIST_ATTEMPTS - 1
+    assert all(later == 2 * earlier for earlier, later in itertools.pairwise(pauses))
+    assert 1.0 <= sum(pauses) <= 2.0
 
 
 # -- pure helpers
