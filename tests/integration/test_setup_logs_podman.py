@@ -35,7 +35,8 @@ def test_logs_setup_shows_each_step_after_a_successful_apply(project: Project) -
     # each step as the user wrote it in sandboxes.yaml, not the argv it ran as
     assert lines[1].startswith("step 1/2: echo first-step-says-hi  (ok, ")
     assert lines[2] == "  first-step-says-hi"
-    assert lines[3].startswith("step 2/2: sh -c 'echo to-stderr >&2; echo done > /workspace/done.txt'  (ok, ")
+    assert lines[3].startswith(
+        "step 2/2: sh -c 'echo to-stderr >&2; echo done > /workspace/done.txt'  (ok, ")
     assert "  to-stderr" in lines[4:]
     data = json.loads(project.asbx("logs", "web", "--setup", "--json", check=True).stdout)
     assert data["sandbox"] == "web"
