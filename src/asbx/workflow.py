@@ -97,26 +97,29 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
     state = _recovered_salt(state, observed, session.project)
     contexts, details = context_digests(session, state)
     lock_problems, pinned = _lock_state(session, {n: c.digest for n, c in contexts.items()}, locked)
-    result = plan(
-        PlanInput(
-            project=session.project,
-            spec=session.loaded.spec,
-            graph=session.loaded.graph,
-            state=state,
-            observed=observed,
-            options=options,
-            capabilities=session.runtime.capabilities,
-            context_digests={n: c.digest for n, c in contexts.items()},
-            context_details=details,
-            pinned=pinned,
-            archive_digests=_archive_digests(session.loaded),
-            spec_digest=spec_digest(session.loaded),
-            runtime=session.runtime.name,
-            now=time.time(),
-            allowlist_blocker=_allowlist_blocker(session),
-            seed_secrets=_seed_secrets(session, observed, options),
-        )
+    inputs = PlanInput(
+        project=session.project,
+        spec=session.loaded.spec,
+        graph=session.loaded.graph,
+        state=state,
+        observed=observed,
+        options=options,
+        capabilities=session.runtime.capabilities,
+        context_digests={n: c.digest for n, c in contexts.items()},
+        context_details=details,
+        pinned=pinned,
+        archive_digests=_archive_digests(session.loaded),
+        spec_digest=spec_digest(session.loaded),
+        runtime=session.runtime.name,
+        now=time.time(),
+        allowlist_blocker=_allowlist_blocker(session),
+        seed_secrets=_seed_secrets(session, observed, options),
     )
+    result = plan(inputs)
+    if result.limits_blocked:  # the runtime's version may allow an in-place change: ask it
+        probed = session.runtime.probe_capabilities()
+        if probed != inputs.capabilities:
+            result = plan(dataclasses.replace(inputs, capabilities=probed))
     if lock_problems:
         warning = "sandboxes.lock is out of date: " + "; ".join(lock_problems) + " (run asbx lock)"
         result = dataclasses.replace(result, warnings=(*result.warnings, warning))

@@ -105,6 +105,7 @@ class FakeRuntime:
         self.name = name
         self.capabilities = capabilities or Capabilities()
         self.strict_pulls = strict_pulls  # True: only refs given to publish() can be pulled
+        self.probed_capabilities: Capabilities | None = None  # what a version probe finds
         self.exec_handler = exec_handler
         self.available = True
         self.calls: list[Call] = []
@@ -210,6 +211,10 @@ class FakeRuntime:
             raise RuntimeUnavailableError(f"{self.name} is not running",
                                           hint="set FakeRuntime.available = True")
         return "1.0.0-fake"
+
+    def probe_capabilities(self) -> Capabilities:
+        self._record("probe_capabilities")
+        return self.probed_capabilities or self.capabilities
 
     def list_containers(self, labels: Mapping[str, str]) -> list[ObservedContainer]:
         self._record("list_containers", dict(labels))

@@ -97,6 +97,9 @@ class Change:
     config_hash: str = ""
     record_only: bool = False
     notes: tuple[str, ...] = ()
+    # Replaced only because the runtime's capabilities say cpus/memory cannot change in place
+    # (a runtime may know better after asking its version: see Runtime.probe_capabilities).
+    limits_blocked: bool = False
 
     @property
     def runtime_change(self) -> bool:
@@ -159,6 +162,11 @@ class Plan:
     def pending(self) -> tuple[Change, ...]:
         """Changes the summary counts (what `--detailed-exitcode` reports as 2)."""
         return tuple(c for c in self.changes if c.counts)
+
+    @property
+    def limits_blocked(self) -> bool:
+        """Some sandbox is replaced only because its limits could not be changed in place."""
+        return any(c.limits_blocked for c in self.changes)
 
     @property
     def has_runtime_changes(self) -> bool:

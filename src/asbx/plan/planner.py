@@ -386,6 +386,7 @@ def _plan_sandbox(
             holds_data=reseed,
             config_hash=want.config_hash,
             notes=notes,
+            limits_blocked=limits and replace is Reason.SPEC_CHANGED,
         )
     if in_place:  # the container's limits change; the rest (setup, snapshots) stays
         return Change(address, Action.UPDATE, Reason.SPEC_CHANGED, verb=LIMITS_VERB,

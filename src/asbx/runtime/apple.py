@@ -539,6 +539,9 @@ class AppleRuntime:
 
     # -- health
 
+    def probe_capabilities(self) -> Capabilities:
+        return self.capabilities
+
     def check(self) -> str:
         """`container --version` (>= 0.6), then `container system status` (running)."""
         result = self._call(["--version"], timeout=30)

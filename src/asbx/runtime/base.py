@@ -177,6 +177,11 @@ class Runtime(Protocol):
         """Raise RuntimeUnavailableError (with the fix) unless usable; return the version."""
         ...
 
+    def probe_capabilities(self) -> Capabilities:
+        """`capabilities` refined by asking the runtime (its version, its storage); may run it.
+        Asked only when a plan depends on a capability a version can change."""
+        ...
+
     # observation: one runtime call each, never per resource
     def list_containers(self, labels: Mapping[str, str]) -> list[ObservedContainer]:
         """All containers (running or not) carrying every one of `labels`."""

@@ -164,6 +164,9 @@ class OciCliRuntime:
             raise self.unavailable(result) from exc
         return self.parse_version(data)
 
+    def probe_capabilities(self) -> Capabilities:
+        return self.capabilities
+
     def parse_version(self, data: Any) -> str:
         client = data.get("Client") if isinstance(data, dict) else None
         return str((client or {}).get("Version", "unknown"))

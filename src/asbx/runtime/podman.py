@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from asbx.errors import AsbxError, RuntimeUnavailableError
 from asbx.runtime.base import Capabilities, ObservedNetwork
@@ -23,10 +24,33 @@ CAPABILITIES = Capabilities(
     internal_networks_isolate=True,  # an --internal network has no default route
     container_image_ids=True,  # `ps --format json` has ImageID
     # measured on podman 4.3 (cgroup v1, cgroupfs): `podman update` exits 0 and sets the
-    # running cgroup, but inspect keeps the old limits and the next start restores them
+    # running cgroup, but inspect keeps the old limits and the next start restores them.
+    # probe_capabilities lifts this for a podman that keeps the change (5.1+ on SQLite).
     limits_update_blocker="`podman update` changes only the running cgroup here (measured on "
     "podman 4.3): the container's configuration, and so its next start, keep the old limits",
 )
+# podman 5.1 made `podman update` persistent, for the SQLite database backend only
+# (containers/podman#22322: BoltDB cannot rewrite a container's configuration).
+PERSISTENT_UPDATE_SINCE = (5, 1)
+
+
+def limits_update_blocker(version: str, database_backend: Callable[[], str]) -> str:
+    """Why this podman cannot keep an `update` of cpus/memory ("" when it can); the database
+    backend is asked only of a podman new enough for it to matter."""
+    numbers = re.match(r"(\d+)\.(\d+)", version)
+    if numbers is None:
+        return f"podman reports the version {version!r}, not one asbx can compare; " + \
+            CAPABILITIES.limits_update_blocker
+    if (int(numbers[1]), int(numbers[2])) < PERSISTENT_UPDATE_SINCE:
+        return (f"`podman update` on podman {version} changes only the running cgroup: the "
+                "container's configuration, and so its next start, keep the old limits "
+                "(podman 5.1 keeps them, with the SQLite database)")
+    backend = database_backend()
+    if backend.lower() != "sqlite":
+        return (f"podman {version} keeps `podman update` changes only with the SQLite database "
+                f"backend; this one uses {backend or 'another'} (database_backend in "
+                "containers.conf)")
+    return ""
 
 
 class PodmanRuntime(OciCliRuntime):
@@ -38,6 +62,13 @@ class PodmanRuntime(OciCliRuntime):
     json_format = "json"
     pull_flag = "--pull=always"
     service_down = re.compile(r"Cannot connect to Podman|unable to connect to Podman socket")
+
+    def probe_capabilities(self) -> Capabilities:
+        """In-place limits need a podman whose `update` persists: 5.1 or newer, on SQLite."""
+        version = self._run(["version", "--format", "{{.Client.Version}}"]).stdout.strip()
+        blocker = limits_update_blocker(version, lambda: self._run(
+            ["info", "--format", "{{.Host.DatabaseBackend}}"]).stdout.strip())
+        return dataclasses.replace(self.capabilities, limits_update_blocker=blocker)
 
     def served_digest(self, ref: str) -> str:
         """Asked of the registry through a throw-away manifest list: `manifest add` fetches the

@@ -170,3 +170,34 @@ def test_snapshots_from_the_sandbox_are_not_retaken_nor_their_consumers_touched(
     _apply(session)
     assert runtime.count("create_container") == creates
     assert not make_plan(session, PlanOptions()).plan.pending
+
+
+def test_a_runtime_that_finds_it_can_after_asking_its_version_updates_in_place(
+    tmp_path: Path,
+) -> None:
+    runtime = _runtime(Capabilities(limits_update_blocker="cannot, as far as is known"))
+    runtime.probed_capabilities = CAN  # e.g. podman 5.1+ on SQLite
+    _apply(_session(tmp_path, runtime, SPEC))
+    assert runtime.count("probe_capabilities") == 0  # nothing depended on it
+    first_id = runtime.containers[CONTAINER].id
+    session = _session(tmp_path, runtime, SPEC.replace("64M", "128M"))
+    change = _web(session)
+    assert (change.action, change.verb) == (Action.UPDATE, LIMITS_VERB)
+    assert not change.limits_blocked
+    assert runtime.count("probe_capabilities") == 1
+    _apply(session)
+    assert runtime.containers[CONTAINER].id == first_id
+    assert runtime.container_limits(CONTAINER) == (None, 128 * 2**20)
+    probes = runtime.count("probe_capabilities")
+    assert not make_plan(session, PlanOptions()).plan.pending
+    assert runtime.count("probe_capabilities") == probes  # a no-op plan asks nothing
+
+
+def test_a_probe_that_still_cannot_replaces_with_its_own_reason(tmp_path: Path) -> None:
+    runtime = _runtime(Capabilities(limits_update_blocker="cannot, as far as is known"))
+    runtime.probed_capabilities = Capabilities(limits_update_blocker="podman 4.3.1 cannot")
+    _apply(_session(tmp_path, runtime, SPEC))
+    change = _web(_session(tmp_path, runtime, SPEC.replace("64M", "128M")))
+    assert change.action is Action.REPLACE
+    assert change.limits_blocked
+    assert "cpus/memory are not changed in place: podman 4.3.1 cannot" in change.notes

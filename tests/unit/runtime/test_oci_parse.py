@@ -3,6 +3,7 @@ CLIs (tests/fixtures/runtime/{podman,docker}: podman 4.3.1, docker CLI 28.2 on d
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from asbx.runtime.oci_cli import (
     repository,
 )
 from asbx.runtime.podman import PodmanRuntime
+from asbx.runtime.podman import limits_update_blocker as podman_limits_blocker
 from tests.fakes.runtime import ScriptedRunner
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "runtime"
@@ -391,3 +393,54 @@ def test_podman_pull_with_one_recorded_digest_asks_nothing_more() -> None:
     runner.on("image", "inspect", stdout=f"[{_json(item)}]")
     assert PodmanRuntime(runner).pull("127.0.0.1:5000/demo:v1").digest == "sha256:333"
     assert not any(argv[1] == "manifest" for argv in runner.argvs())
+
+
+# -- podman: in-place limits need a podman whose `update` persists
+
+
+@pytest.mark.parametrize(("version", "backend", "can"), [
+    ("4.3.1", "boltdb", False),
+    ("5.0.2", "sqlite", False),
+    ("5.1.0", "sqlite", True),
+    ("5.4.2", "SQLite", True),
+    ("6.0.0-dev", "sqlite", True),
+    ("5.2.1", "boltdb", False),
+    ("5.2.1", "", False),
+    ("unknown", "sqlite", False),
+])
+def test_podman_keeps_an_update_only_from_5_1_on_sqlite(version: str, backend: str,
+                                                        can: bool) -> None:
+    asked: list[str] = []
+
+    def database() -> str:
+        asked.append(backend)
+        return backend
+
+    blocker = podman_limits_blocker(version, database)
+    assert (blocker == "") is can
+    if not can:
+        assert version in blocker or "SQLite" in blocker
+    # the database is asked only of a podman new enough for it to matter
+    assert bool(asked) == version.startswith(("5.1", "5.2", "5.4", "6."))
+
+
+def test_podman_probe_asks_version_then_database_and_keeps_other_capabilities() -> None:
+    runner = ScriptedRunner()
+    runner.on("version", stdout="5.2.1\n")
+    runner.on("info", stdout="sqlite\n")
+    runtime = PodmanRuntime(runner)
+    probed = runtime.probe_capabilities()
+    assert probed.limits_update_blocker == ""
+    assert probed == dataclasses.replace(runtime.capabilities, limits_update_blocker="")
+    assert [list(r.argv[1:]) for r in runner.requests] == [
+        ["version", "--format", "{{.Client.Version}}"],
+        ["info", "--format", "{{.Host.DatabaseBackend}}"],
+    ]
+
+
+def test_podman_4_probe_runs_one_command_and_names_its_version() -> None:
+    runner = ScriptedRunner()
+    runner.on("version", stdout="4.3.1\n")
+    probed = PodmanRuntime(runner).probe_capabilities()
+    assert "podman 4.3.1 changes only the running cgroup" in probed.limits_update_blocker
+    assert len(runner.requests) == 1
