@@ -17,6 +17,7 @@ from types import MappingProxyType
 from asbx.data.dockerignore import DockerignoreError
 from asbx.data.ignore import IgnoreRules, dockerignore_file, dockerignore_rules, read_ignore_file
 from asbx.errors import DataError
+from asbx.plan.staleness import describe_context_change
 
 DIGEST_VERSION = 1
 CACHE_VERSION = 1
@@ -132,27 +133,6 @@ def describe_build_change(
     if files_old != files_new or not parts:
         parts.append("context changed: " + describe_context_change(files_old, files_new))
     return "; ".join(parts)
-
-
-def describe_context_change(old: Mapping[str, str], new: Mapping[str, str], limit: int = 3) -> str:
-    """Say which files differ, e.g. "3 files changed (a.py, b.py, c.py)" or
-    "2 files added, 1 removed (x, y, z)"; more than `limit` names end in "+N more"."""
-    changed = sorted(path for path in old.keys() & new.keys() if old[path] != new[path])
-    added = sorted(new.keys() - old.keys())
-    removed = sorted(old.keys() - new.keys())
-    counts = [(len(changed), "changed"), (len(added), "added"), (len(removed), "removed")]
-    parts = [f"{count} {verb}" for count, verb in counts if count]
-    if not parts:
-        return "no files changed"
-    total = len(changed) + len(added) + len(removed)
-    first_count = next(count for count, _ in counts if count)
-    noun = "file" if first_count == 1 else "files"
-    parts[0] = parts[0].replace(" ", f" {noun} ", 1)
-    names = [*changed, *added, *removed]
-    shown = ", ".join(names[:limit])
-    if total > limit:
-        shown += f", +{total - limit} more"
-    return f"{', '.join(parts)} ({shown})"
 
 
 def _read_dockerfile(path: Path) -> bytes:

@@ -7,9 +7,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from asbx.plan.salted import salted_hash
 from asbx.spec.model import ImageSpec, SandboxSpec, SnapshotSpec, VolumeSpec
 from asbx.spec.normalise import normalised_spec
-from asbx.state.store import salted_hash
 
 HASH_VERSION = 1
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from asbx.data.context import describe_context_change
+from collections.abc import Mapping
+
 from asbx.plan.model import Plan
 
 
@@ -38,3 +39,24 @@ def _lock_change(old: str, new: str | None) -> str:
     if not old:
         return "was created"
     return "was removed" if not new else "changed"
+
+
+def describe_context_change(old: Mapping[str, str], new: Mapping[str, str], limit: int = 3) -> str:
+    """Say which files differ, e.g. "3 files changed (a.py, b.py, c.py)" or
+    "2 files added, 1 removed (x, y, z)"; more than `limit` names end in "+N more"."""
+    changed = sorted(path for path in old.keys() & new.keys() if old[path] != new[path])
+    added = sorted(new.keys() - old.keys())
+    removed = sorted(old.keys() - new.keys())
+    counts = [(len(changed), "changed"), (len(added), "added"), (len(removed), "removed")]
+    parts = [f"{count} {verb}" for count, verb in counts if count]
+    if not parts:
+        return "no files changed"
+    total = len(changed) + len(added) + len(removed)
+    first_count = next(count for count, _ in counts if count)
+    noun = "file" if first_count == 1 else "files"
+    parts[0] = parts[0].replace(" ", f" {noun} ", 1)
+    names = [*changed, *added, *removed]
+    shown = ", ".join(names[:limit])
+    if total > limit:
+        shown += f", +{total - limit} more"
+    return f"{', '.join(parts)} ({shown})"

@@ -17,6 +17,7 @@ from typing import Any
 
 from asbx.addresses import Address
 from asbx.errors import StateError, StateLockedError
+from asbx.plan.salted import salted_hash  # noqa: F401  (kept importable from here)
 from asbx.state.migrations import migrate
 from asbx.state.records import LockInfo, ProjectMeta, ResourceRecord, StateSnapshot
 
@@ -306,10 +307,3 @@ def _holder_is_dead(holder: LockInfo) -> bool:
 
 def open_store(home: Path) -> StateStore:
     return StateStore(home / "state.db")
-
-
-def salted_hash(salt: str, value: str) -> str:
-    """How secrets (env values) are kept: never in plaintext, comparable within a project."""
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(f"{salt}\0{value}".encode()).hexdigest()[:32]
