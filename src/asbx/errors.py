@@ -92,6 +92,10 @@ class RuntimeCommandError(AsbxError):
         return "\n".join(lines)
 
 
+class ContainerNotRunningError(RuntimeCommandError):
+    """An exec the runtime refused because the container is not running (nothing ran)."""
+
+
 class RuntimeTimeoutError(RuntimeCommandError):
     """A runtime command ran past its timeout and was killed."""
 

@@ -280,6 +280,28 @@ def test_exec_starts_a_stopped_sandbox(client: Client, box: str, project: Projec
     assert client.get(box).state == "running"
 
 
+def test_exec_enters_only_the_container_asbx_made(client: Client, box: str,
+                                                  project: Project) -> None:
+    """A container removed behind asbx's back and replaced by a same-named one made by someone
+    else is never entered: exec goes by the recorded container id, and then by the project's
+    labels, which the impostor lacks."""
+    name = f"{project.name}-{box}"
+    assert client.exec(box, ["sh", "-c", "echo mine > /who"]).exit_code == 0
+    project.podman("rm", "-f", "-t", "0", name)
+    made = project.podman("run", "-d", "--name", name, "localhost/asbx/busybox:latest",
+                          "sh", "-c", "echo impostor > /who; sleep 3600")
+    assert made.returncode == 0, made.stderr
+    try:
+        with pytest.raises(ApiError) as err:
+            client.exec(box, ["cat", "/who"])
+        assert err.value.status == 404
+        assert "has no container" in err.value.message
+        who = project.podman("exec", name, "cat", "/who").stdout
+        assert who == "impostor\n"  # untouched, and nothing ran in it
+    finally:
+        project.podman("rm", "-f", "-t", "0", name)
+
+
 def test_stop_and_start(client: Client, box: str, project: Project) -> None:
     assert client.stop(box, grace=0).state == "stopped"
     assert project.containers() == {f"{project.name}-{box}": "exited"}

@@ -17,8 +17,15 @@ import yaml
 from asbx.addresses import Address, ResourceKind
 from asbx.api import files
 from asbx.apply.hooks import NullApplyHooks
-from asbx.errors import ApplyError, AsbxError, NotFoundError, SpecError, StateLockedError
-from asbx.runtime.base import ContainerState, ObservedContainer, Runtime
+from asbx.errors import (
+    ApplyError,
+    AsbxError,
+    ContainerNotRunningError,
+    NotFoundError,
+    SpecError,
+    StateLockedError,
+)
+from asbx.runtime.base import ContainerState, ExecResult, ObservedContainer, Runtime
 from asbx.spec.loader import LoadedSpec, load_spec_text
 from asbx.state.store import StateStore
 
@@ -173,6 +180,7 @@ class SandboxService:
                 with suppress(AsbxError):
                     self._apply(self._load(previous), name, allow_data_loss=True)
                 raise
+        # the runtime says what became of it (a main process may already have exited)
         return self.get(name)
 
     def delete(self, name: str) -> None:
@@ -268,24 +276,50 @@ class SandboxService:
              stdin: str | None = None, timeout: float | None = None,
              on_output: Callable[[str, str], None] | None = None) -> ExecOutcome:
         """Run `command` in the sandbox (started first if stopped); its exit code and output."""
-        from asbx.reap import ACTIVE_SESSION_ENV, clear_mark
+        from asbx.reap import ACTIVE_SESSION_ENV
 
         if not command:
             raise AsbxError("the command is empty")
-        container = self._created(name)
+        self._declared(name)
         address = Address(ResourceKind.SANDBOX, name)
-        if container.state is not ContainerState.RUNNING:
-            self.runtime.start_container(container.name)
-            clear_mark(self.home, self.project, address)
         variables = {**(env or {}), ACTIVE_SESSION_ENV: f"api-{os.getpid()}"}
+
+        def run(target: str) -> ExecResult:
+            return self.runtime.exec(target, tuple(command), env=variables,
+                                     stdin=stdin.encode() if stdin is not None else None,
+                                     timeout=timeout, on_output=on_output)
+
         self.store.touch(self.project, address)
         try:
-            result = self.runtime.exec(container.name, tuple(command), env=variables,
-                                       stdin=stdin.encode() if stdin is not None else None,
-                                       timeout=timeout, on_output=on_output)
+            # One runtime call when the sandbox runs: by the id of the container asbx made (a
+            # same-named container made by anything else is never entered). A missing or
+            # stopped container is refused before the command starts (the runtime's own
+            # error, typed); then look, start it, run.
+            recorded = self._recorded_container_id(address)
+            try:
+                if recorded is None:
+                    raise NotFoundError(f"{address} has no recorded container")
+                result = run(recorded)
+            except (NotFoundError, ContainerNotRunningError):
+                result = run(self._running(name, address))
         finally:
             self.store.touch(self.project, address)
         return ExecOutcome(result.exit_code, result.stdout, result.stderr)
+
+    def _recorded_container_id(self, address: Address) -> str | None:
+        record = self.store.snapshot(self.project).records.get(address)
+        found = record.outputs.get("container_id") if record is not None else None
+        return str(found) if found else None
+
+    def _running(self, name: str, address: Address) -> str:
+        """The sandbox's container, started if it was stopped (as `asbx exec` does)."""
+        from asbx.reap import clear_mark
+
+        container = self._created(name)
+        if container.state is not ContainerState.RUNNING:
+            self.runtime.start_container(container.name)
+            clear_mark(self.home, self.project, address)
+        return container.name
 
     def workspace(self, name: str) -> Path:
         from asbx.data.workspaces import workspace_path

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from asbx.errors import (
     AsbxError,
+    ContainerNotRunningError,
     NameConflictError,
     NotFoundError,
     PlanError,
@@ -701,6 +702,9 @@ class AppleRuntime:
         if result.timed_out:
             return ExecResult(124, result.stdout, result.stderr)
         if result.returncode in (1, _USAGE_EXIT) and _is_exec_cli_error(result.stderr, name):
+            if f"container {name} is not running" in result.stderr:
+                raise ContainerNotRunningError(result.argv, result.returncode, result.stdout,
+                                               result.stderr)
             raise command_failure(result)
         return ExecResult(result.returncode, result.stdout, result.stderr)
 

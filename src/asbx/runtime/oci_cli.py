@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from asbx.errors import (
     AsbxError,
+    ContainerNotRunningError,
     NameConflictError,
     NotFoundError,
     RuntimeCommandError,
@@ -349,8 +350,8 @@ class OciCliRuntime:
         if _NOT_FOUND.search(result.stderr) and name in result.stderr:
             raise NotFoundError(f"container {name!r} not found in {self.name}")
         if _NOT_RUNNING.search(result.stderr):
-            raise RuntimeCommandError(result.argv, result.returncode, result.stdout,
-                                      result.stderr)
+            raise ContainerNotRunningError(result.argv, result.returncode, result.stdout,
+                                           result.stderr)
 
     def _kill_marked(self, name: str, marker: str) -> None:
         """Best effort: a killed CLI client leaves the command running in the container."""
