@@ -34,13 +34,16 @@ from asbx.lifecycle import (
     sandbox_facts,
     timestamp,
 )
-from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT, ObservedContainer, Runtime
+from asbx.runtime.base import (
+    ACTIVE_SESSION_ENV,
+    LABEL_ADDRESS,
+    LABEL_PROJECT,
+    ObservedContainer,
+    Runtime,
+)
 from asbx.spec.loader import LoadedSpec
 from asbx.state.records import ProjectMeta
 from asbx.state.store import StateStore
-
-ACTIVE_SESSION_ENV = "ASBX_SESSION"
-"""Set in every `asbx exec`/`shell` process, so reap can see a command still running inside."""
 
 # Exit 0 if any process in the container carries the marker given as $1 (never spliced in).
 _PROBE_SCRIPT = (

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from asbx.errors import (
     AsbxError,
+    ContainerNotRunningError,
     NameConflictError,
     NotFoundError,
     RuntimeCommandError,
@@ -386,8 +387,9 @@ class FakeRuntime:
         self._record("exec", name, argv, env, workdir, user, stdin, timeout)
         with self._lock:
             container = self._container(name)
-            if container.state is not ContainerState.RUNNING:
-                raise self._refused("exec", f"container {name} is not running")
+            if container.state is not ContainerState.RUNNING:  # as the real backends say it
+                raise ContainerNotRunningError((self.name, "exec"), 125, "",
+                                               f"container {name} is not running")
         handler = self.exec_handler
         outcome = None if handler is None else handler(
             ExecCall(container, argv, dict(env or {}), workdir, user, stdin, timeout))

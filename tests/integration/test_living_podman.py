@@ -50,11 +50,43 @@ def box(project: Project) -> Project:
 # -- exec
 
 
-def test_exec_on_a_running_sandbox_is_one_listing_started_early_and_the_exec(box: Project) -> None:
+def _commands(result: subprocess.CompletedProcess[str]) -> list[list[str]]:
+    return [line.split()[1:] for line in result.stderr.splitlines() if line.startswith("$ ")]
+
+
+def test_exec_on_a_running_sandbox_is_one_runtime_call_by_container_id(box: Project) -> None:
+    container_id = box.podman("inspect", "--format", "{{.Id}}",
+                              f"{box.name}-box").stdout.strip()
     result = asbx(box, "-vv", "exec", "box", "--", "true")
     assert result.returncode == 0, result.stderr
-    commands = [line.split()[2:4] for line in result.stderr.splitlines() if line.startswith("$ ")]
-    assert commands == [["ps", "-a"], ["exec", "-i"]], result.stderr
+    commands = _commands(result)
+    assert len(commands) == 1, result.stderr
+    assert commands[0][:2] == ["podman", "exec"]
+    assert container_id in commands[0]  # the container apply made, by id
+
+
+def test_exec_never_enters_a_same_named_container_asbx_did_not_make(box: Project) -> None:
+    name = f"{box.name}-box"
+    box.podman("rm", "-f", "-t", "0", name)
+    made = box.podman("run", "-d", "--name", name, BASE_IMAGE, "sleep", "3600")
+    assert made.returncode == 0, made.stderr
+    try:
+        result = asbx(box, "exec", "box", "--", "sh", "-c", "echo entered > /entered")
+        assert result.returncode == 1
+        assert "sandbox.box has not been created" in result.stderr
+        assert box.podman("exec", name, "cat", "/entered").returncode != 0  # never ran there
+    finally:
+        box.podman("rm", "-f", "-t", "0", name)
+
+
+def test_a_command_printing_the_runtimes_refusal_is_not_run_twice(box: Project) -> None:
+    """exec reads a refusal (not running, not found) from stderr, where the command writes
+    too: a command that prints one and exits 255 has run, and must not run again."""
+    script = ("echo ran >> /workspace/runs; echo 'Error: can only create exec sessions on "
+              "running containers: container state improper' >&2; exit 255")
+    result = asbx(box, "exec", "box", "--", "sh", "-c", script)
+    assert result.returncode != 0
+    assert (box.workspace("box") / "runs").read_text() == "ran\n"
 
 
 @pytest.mark.parametrize("code", [0, 1, 42])

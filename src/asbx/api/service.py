@@ -20,7 +20,6 @@ from asbx.apply.hooks import NullApplyHooks
 from asbx.errors import (
     ApplyError,
     AsbxError,
-    ContainerNotRunningError,
     NotFoundError,
     SpecError,
     StateLockedError,
@@ -276,7 +275,8 @@ class SandboxService:
              stdin: str | None = None, timeout: float | None = None,
              on_output: Callable[[str, str], None] | None = None) -> ExecOutcome:
         """Run `command` in the sandbox (started first if stopped); its exit code and output."""
-        from asbx.reap import ACTIVE_SESSION_ENV
+        from asbx.runtime.base import ACTIVE_SESSION_ENV
+        from asbx.sandbox_exec import exec_by_recorded_id
 
         if not command:
             raise AsbxError("the command is empty")
@@ -296,11 +296,9 @@ class SandboxService:
             # stopped container is refused before the command starts (the runtime's own
             # error, typed); then look, start it, run.
             recorded = self._recorded_container_id(address)
-            try:
-                if recorded is None:
-                    raise NotFoundError(f"{address} has no recorded container")
-                result = run(recorded)
-            except (NotFoundError, ContainerNotRunningError):
+            result = None if recorded is None else exec_by_recorded_id(
+                self.runtime, self.project, address, recorded, run)
+            if result is None:
                 result = run(self._running(name, address))
         finally:
             self.store.touch(self.project, address)

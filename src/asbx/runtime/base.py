@@ -20,6 +20,8 @@ LABEL_HASH_VERSION = "dev.asbx.hash-version"
 # (anyone who can read a container's labels can read its environment too: it hides nothing more).
 LABEL_SALT = "dev.asbx.salt"
 LABEL_PRIVILEGES = "dev.asbx.privileges"  # the capability profile a sandbox was created with
+# Set in every `asbx exec`/`shell` process (and API exec), so reap sees a command still running.
+ACTIVE_SESSION_ENV = "ASBX_SESSION"
 
 OutputCallback = Callable[[str, str], None]
 """Called with (stream, text) as output arrives; stream is "stdout" or "stderr"."""

@@ -7,7 +7,8 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
@@ -17,6 +18,7 @@ from asbx.cli.commands.targets import (
     find_container_ahead,
     live_container,
     open_session,
+    recorded_container,
     run_attached,
     sandbox_address,
 )
@@ -26,6 +28,7 @@ from asbx.runtime.command import TIMEOUT_EXIT_CODE
 
 if TYPE_CHECKING:
     from asbx.addresses import Address
+    from asbx.runtime.base import Runtime
     from asbx.workflow import Session
 
 # Starts "$@" in the background with its output in the file $1 (made if missing; /dev/null if
@@ -71,32 +74,73 @@ def exec_command(
 
     Output streams as it comes; stdin is passed through unless it is a terminal.
     """
-    find_container_ahead(app, sandbox)  # the one listing, overlapped with loading the spec
-    from asbx.reap import ACTIVE_SESSION_ENV
+    from asbx.runtime.base import ACTIVE_SESSION_ENV
 
+    variables = {**parse_env(env), ACTIVE_SESSION_ENV: f"exec-{os.getpid()}"}
+    # handed to the runtime's process as it is: read directly, never slurped into memory
+    stdin = None if no_stdin or _terminal_or_closed() else sys.stdin.buffer
+    run = ExecRun(command, variables, workdir, user, stdin, timeout)
+    if not detach and (code := _exec_recorded(app, sandbox, run)) is not None:
+        return code
+    find_container_ahead(app, sandbox)  # the one listing, overlapped with loading the spec
     session = open_session(app)
     address = sandbox_address(session, sandbox)
     container = live_container(session, address)
     app.forget_early()
     ensure_running(session, address, container)
-    variables = {**parse_env(env), ACTIVE_SESSION_ENV: f"exec-{os.getpid()}"}
     session.store.touch(session.project, address)
     if detach:
         return _detach(session, address, container.name, command, variables, workdir, user)
-    # handed to the runtime's process as it is: read directly, never slurped into memory
-    stdin = None if no_stdin or _terminal_or_closed() else sys.stdin.buffer
-    started = time.monotonic()
     try:
-        result = session.runtime.exec(container.name, command, env=variables, workdir=workdir,
-                                      user=user, stdin=stdin, timeout=timeout,
-                                      on_output=_stream)
+        return run.run(session.runtime, container.name)
     finally:
         session.store.touch(session.project, address)
-    elapsed = time.monotonic() - started
-    if timeout is not None and result.exit_code == TIMEOUT_EXIT_CODE and elapsed >= timeout:
-        click.echo(f"asbx: the command ran past --timeout {timeout:g}s and was killed "
-                   f"(exit {TIMEOUT_EXIT_CODE})", err=True)
-    return result.exit_code
+
+
+@dataclass(frozen=True)
+class ExecRun:
+    """One `asbx exec` command, as the runtime runs it."""
+
+    command: tuple[str, ...]
+    env: dict[str, str]
+    workdir: str | None
+    user: str | None
+    stdin: BinaryIO | None
+    timeout: float | None
+
+    def run(self, runtime: Runtime, container: str) -> int:
+        """Run it in `container`, streaming its output; its exit code."""
+        started = time.monotonic()
+        result = runtime.exec(container, self.command, env=self.env, workdir=self.workdir,
+                              user=self.user, stdin=self.stdin, timeout=self.timeout,
+                              on_output=_stream)
+        elapsed = time.monotonic() - started
+        timeout = self.timeout
+        if timeout is not None and result.exit_code == TIMEOUT_EXIT_CODE and elapsed >= timeout:
+            click.echo(f"asbx: the command ran past --timeout {timeout:g}s and was killed "
+                       f"(exit {TIMEOUT_EXIT_CODE})", err=True)
+        return result.exit_code
+
+
+def _exec_recorded(app: AppContext, sandbox: str, run: ExecRun) -> int | None:
+    """A running sandbox in one runtime call, without validating the spec: the project as
+    surely guessed from the spec's bytes, the sandbox declared in its YAML, and the id of the
+    container apply recorded (never a same-named container asbx did not make). None, with
+    nothing run, when any of that is unsure or the runtime refused before the command
+    started (no such container, not running): the full path then looks, starts and runs."""
+    from asbx.sandbox_exec import exec_by_recorded_id
+
+    found = recorded_container(app, sandbox)
+    if found is None:
+        return None
+    project, address, container_id = found
+    store, runtime = app.store(), app.runtime()
+    store.touch(project, address)
+    try:
+        return exec_by_recorded_id(runtime, project, address, container_id,
+                                   lambda target: run.run(runtime, target))
+    finally:
+        store.touch(project, address)
 
 
 def command_words(words: tuple[str, ...]) -> tuple[str, ...]:
@@ -172,7 +216,7 @@ def shell(app: AppContext, sandbox: str, shell_path: str, workdir: str | None,
         raise AsbxError("asbx shell needs a terminal", hint=f"run a command instead: "
                         f"asbx exec {sandbox} -- CMD")
     find_container_ahead(app, sandbox)
-    from asbx.reap import ACTIVE_SESSION_ENV
+    from asbx.runtime.base import ACTIVE_SESSION_ENV
 
     session = open_session(app)
     address = sandbox_address(session, sandbox)

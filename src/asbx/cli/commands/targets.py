@@ -85,6 +85,34 @@ def find_container_ahead(app: AppContext, sandbox: str) -> None:
     app.ahead(lambda runtime: runtime.list_containers(sandbox_labels(project, address)))
 
 
+def recorded_container(app: AppContext, sandbox: str) -> tuple[str, Address, str] | None:
+    """(project, address, container id) of SANDBOX as apply recorded it, found without
+    validating the spec; None when unsure (the project not surely guessed, the sandbox not a
+    key under `sandboxes:` in the spec's YAML, or no container recorded)."""
+    project = app.guess_project()
+    name = sandbox.removeprefix("sandbox.")
+    if project is None or name not in _declared_sandboxes(app):
+        return None
+    address = Address(ResourceKind.SANDBOX, name)
+    record = app.store().snapshot(project).records.get(address)
+    container_id = record.outputs.get("container_id") if record is not None else None
+    return (project, address, str(container_id)) if container_id else None
+
+
+def _declared_sandboxes(app: AppContext) -> frozenset[str]:
+    """The keys under `sandboxes:` in the spec file, read as plain YAML (empty if unsure)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(app.spec_path().read_bytes(), Loader=loader)  # noqa: S506 (a safe loader)
+    except (AsbxError, OSError, yaml.YAMLError):
+        return frozenset()
+    sandboxes = data.get("sandboxes") if isinstance(data, dict) else None
+    return frozenset(k for k in sandboxes if isinstance(k, str)) if isinstance(
+        sandboxes, dict) else frozenset()
+
+
 def live_container(session: Session, address: Address) -> ObservedContainer:
     """The sandbox's container (one filtered listing), or an error saying to apply first."""
     found = session.runtime.list_containers(sandbox_labels(session.project, address))
