@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Literal
 
 from asbx.errors import AsbxError
+from asbx.network.ca import ProjectCA
 from asbx.network.policy import HostPolicy
 from asbx.network.proxy import EXIT_ADDRESS_IN_USE, join_host_port, rotated_log
+from asbx.network.secrets import FINGERPRINT_KEY, SecretGrant, fingerprint_key, to_stdin
+from asbx.network.secrets import recorded as recorded_grants
 from asbx.runtime.command import CommandRequest, CommandResult, CommandRunner
 
 STATE_FILE = "proxy.json"
@@ -65,23 +68,30 @@ class ProxyStatus:
 
 def ensure_proxy(run_dir: Path, listen_host: str, allow: Sequence[str], *,
                  runner: CommandRunner, port: int = 0, timeout: float = 15.0,
-                 clients: Sequence[str] = ()) -> ProxyHandle:
+                 clients: Sequence[str] = (), secrets: Sequence[SecretGrant] = (),
+                 ca: ProjectCA | None = None) -> ProxyHandle:
     """Make sure a proxy with exactly this allowlist listens on listen_host; return it.
 
     A live proxy with the same host and allowlist is reused. One with another allowlist is
     restarted on the same port, so the proxy URL already baked into the sandbox stays right.
     `port` 0 means: the port the previous proxy had, else any free one. `listen_host` is the
     sandbox network's gateway address; it may not exist yet (the proxy binds it anyway).
-    `clients` (CIDRs) are the only peers the proxy serves; empty means any.
+    `clients` (CIDRs) are the only peers the proxy serves; empty means any. `secrets` go to
+    the proxy through its stdin (never a file); policy.json keeps keyed fingerprints of their
+    values, so a rotated value restarts the proxy (same port) and an unchanged one reuses it.
     """
+    if secrets and ca is None:
+        raise ProxyError("secrets need the project's CA")
     policy = HostPolicy(allow)
     run_dir = run_dir.absolute()
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    granted = recorded_grants(secrets, fingerprint_key(run_dir)) if secrets else []
     recorded = read_handle(run_dir)
     if recorded is not None and is_proxy_process(recorded.pid):
         if (recorded.host, recorded.allow) == (listen_host, policy.entries) and port in (
                 0, recorded.port) and _recorded_clients(run_dir) == list(clients) \
-                and _recorded_version(run_dir) == POLICY_VERSION:
+                and _recorded_version(run_dir) == POLICY_VERSION \
+                and _recorded_field(run_dir, "secrets") == granted:
             return recorded
         _terminate(recorded.pid)
     _remove_run_files(run_dir)
@@ -90,10 +100,13 @@ def ensure_proxy(run_dir: Path, listen_host: str, allow: Sequence[str], *,
     recorded_policy: dict[str, object] = {"version": POLICY_VERSION, "allow": list(policy.entries)}
     if clients:
         recorded_policy["clients"] = list(clients)
+    if granted:
+        recorded_policy["secrets"] = granted
     _write_json(run_dir / POLICY_FILE, recorded_policy)
-    result = _launch(run_dir, listen_host, preferred, runner, timeout, clients)
+    message = to_stdin(secrets, ca.cert_path, ca.key_path) if secrets and ca else None
+    result = _launch(run_dir, listen_host, preferred, runner, timeout, clients, message)
     if result.returncode == EXIT_ADDRESS_IN_USE and preferred and not port:
-        result = _launch(run_dir, listen_host, 0, runner, timeout, clients)
+        result = _launch(run_dir, listen_host, 0, runner, timeout, clients, message)
     handle = read_handle(run_dir)
     if result.returncode != 0 or result.timed_out or handle is None:
         raise ProxyError(_start_failure(run_dir, listen_host, result),
@@ -114,7 +127,7 @@ def stop_proxy(run_dir: Path, timeout: float = 5.0) -> bool:
 
 def remove_logs(run_dir: Path) -> None:
     """Remove a stopped proxy's request log (and its rotated part), then its run_dir if empty."""
-    for name in (LOG_FILE, rotated_log(Path(LOG_FILE)).name):
+    for name in (LOG_FILE, rotated_log(Path(LOG_FILE)).name, FINGERPRINT_KEY):
         (run_dir / name).unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         run_dir.rmdir()
@@ -171,12 +184,23 @@ def is_proxy_process(pid: int) -> bool:
 
 
 def _launch(run_dir: Path, host: str, port: int, runner: CommandRunner,
-            timeout: float, clients: Sequence[str] = ()) -> CommandResult:
+            timeout: float, clients: Sequence[str] = (),
+            secrets_message: bytes | None = None) -> CommandResult:
     argv = (sys.executable, "-m", _PROXY_MODULE, "--daemon", "--listen", join_host_port(host, port),
             "--policy-file", str(run_dir / POLICY_FILE), "--log", str(run_dir / LOG_FILE),
             "--pidfile", str(run_dir / PID_FILE), "--state", str(run_dir / STATE_FILE),
-            *(arg for client in clients for arg in ("--client", client)))
-    return runner(CommandRequest(argv=argv, timeout=timeout))
+            *(arg for client in clients for arg in ("--client", client)),
+            *(("--secrets-stdin",) if secrets_message is not None else ()))
+    return runner(CommandRequest(argv=argv, stdin=secrets_message, timeout=timeout))
+
+
+def _recorded_field(run_dir: Path, name: str) -> object:
+    """A field of the policy the run_dir's proxy was started with (None: absent, unreadable)."""
+    try:
+        data = json.loads((run_dir / POLICY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data.get(name, []) if isinstance(data, dict) else None
 
 
 def _terminate(pid: int, timeout: float = 5.0) -> None:

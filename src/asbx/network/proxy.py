@@ -23,6 +23,7 @@ import resource
 import selectors
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -34,7 +35,16 @@ from types import FrameType
 from typing import TextIO
 from urllib.parse import urlsplit
 
+from asbx.errors import AsbxError
+from asbx.network.ca import LeafIssuer, ProjectCA
 from asbx.network.policy import HostPolicy, IPAddress, Resolver, decide, parse_address
+from asbx.network.secrets import (
+    SecretGrant,
+    apply_grants,
+    from_stdin,
+    grants_for,
+    normalise_host,
+)
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -58,7 +68,8 @@ LOG_REASON_CHARS = 240
 LOG_WORD_CHARS = 64  # a longer word in a reason (a hostile host name) is logged as its length
 LOG_MAX_BYTES = 1 << 20  # then the log is rotated to LOG.1 (one rotated file kept)
 _REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout",
-            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            421: "Misdirected Request", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error",
             502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
 
 
@@ -111,6 +122,8 @@ class _Record:
     reason: str = ""
     sent: int = 0
     received: int = 0
+    secrets: tuple[str, ...] = ()  # names of the secrets put into this request (never values)
+    withheld: tuple[str, ...] = ()  # granted to this host, not put into a plain-http request
 
     def line(self) -> str:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -119,6 +132,10 @@ class _Record:
                 f"{_log_text(clip(self.target))} "
                 f"status={self.status} addr={self.address} client={self.client} "
                 f"sent={self.sent} received={self.received} ms={ms}")
+        if self.secrets:
+            text += f" secret={','.join(self.secrets)}"
+        if self.withheld:
+            text += f" withheld={','.join(self.withheld)} (plain http: secrets go into https only)"
         return text + (f" reason={json.dumps(clip_reason(self.reason))}" if self.reason else "")
 
 
@@ -188,8 +205,18 @@ class EgressProxy:
 
     def __init__(self, policy: HostPolicy, *, host: str, port: int, log: RequestLog,
                  resolver: Resolver = system_resolver, limits: ProxyLimits | None = None,
-                 clients: Sequence[str] = ()) -> None:
+                 clients: Sequence[str] = (), secrets: Sequence[SecretGrant] = (),
+                 issuer: LeafIssuer | None = None,
+                 upstream_tls: ssl.SSLContext | None = None) -> None:
         self.policy = policy
+        # Secrets are put only into requests to their hosts, inside TLS the proxy terminates
+        # with a leaf certificate from the project's CA (`issuer`); it verifies the upstream
+        # with `upstream_tls` (default: the system's trust store, SSL_CERT_FILE honoured).
+        if secrets and issuer is None:
+            raise ValueError("secrets need the project's CA to terminate TLS with")
+        self.secrets = tuple(secrets)
+        self.issuer = issuer
+        self._upstream_tls = upstream_tls
         # Who may connect (CIDRs; empty: anyone). asbx passes its sandbox's subnet; the host
         # firewall enforces the same, this is defence in depth.
         self.clients = tuple(ipaddress.ip_network(c, strict=False) for c in clients)
@@ -379,6 +406,12 @@ class EgressProxy:
     def _bridge(self, client: socket.socket, upstream: socket.socket, head: RequestHead,
                 host: str, port: int, early: bytes, record: _Record) -> None:
         record.verdict = "allowed"
+        grants = grants_for(self.secrets, host)
+        if head.method == "CONNECT" and grants:
+            self._intercept(client, upstream, host, early, record, grants)
+            return
+        if grants:  # never put a secret on a cleartext hop: forwarded as it is
+            record.withheld = tuple(g.name for g in grants)
         if head.method == "CONNECT":
             record.status = 200
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -390,6 +423,60 @@ class EgressProxy:
         client.settimeout(self.limits.idle_timeout)
         upstream.settimeout(self.limits.idle_timeout)
         relay(client, upstream, self.limits.idle_timeout, record)
+
+    def _intercept(self, client: socket.socket, upstream: socket.socket, host: str,
+                   early: bytes, record: _Record, grants: Sequence[SecretGrant]) -> None:
+        """Terminate the client's TLS as `host` (a leaf from the project's CA), open verified
+        TLS to the upstream, and forward one request with the grants applied to its headers
+        (`Connection: close`: one request per tunnel, so no later request slips past)."""
+        assert self.issuer is not None
+        if early:
+            raise _Reply(400, "data sent before the tunnel was established")
+        record.status = 200
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        client.settimeout(self.limits.header_timeout)
+        try:
+            inner = self.issuer.context(host).wrap_socket(client, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            record.reason = f"TLS with the client failed: {exc}"
+            return
+        self._track(inner, True)
+        try:
+            self._serve_intercepted(inner, upstream, host, record, grants)
+        except _Reply as reply:
+            _send_reply(inner, reply, record, drain=False)
+        finally:
+            self._track(inner, False)
+            with contextlib.suppress(OSError):
+                inner.close()
+
+    def _serve_intercepted(self, inner: ssl.SSLSocket, upstream: socket.socket, host: str,
+                           record: _Record, grants: Sequence[SecretGrant]) -> None:
+        raw, early = read_head(inner, self.limits)
+        head = parse_head(raw)
+        record.method = head.method
+        authority = next((v for n, v in head.headers if n.lower() == "host"), "")
+        if normalise_host(_host_of(authority)) != normalise_host(host):
+            raise _Reply(421, f"the request names host {clip(authority, 60)!r} inside a tunnel "
+                              f"to {host}: secrets go only to the host of the tunnel")
+        context = self._upstream_tls or _default_upstream_tls()
+        upstream.settimeout(self.limits.connect_timeout)
+        try:
+            outer = context.wrap_socket(upstream, server_hostname=host.strip("[]"))
+        except ssl.SSLCertVerificationError as exc:
+            raise _Reply(502, f"the upstream's certificate for {host} does not verify: "
+                              f"{exc.verify_message}") from None
+        except (ssl.SSLError, OSError) as exc:
+            raise _Reply(502, f"TLS with the upstream {host} failed: {exc}") from None
+        with outer:
+            headers, used = apply_grants(head.headers, grants)
+            record.secrets = tuple(used)
+            first = _origin_head(head, headers) + early
+            outer.sendall(first)
+            record.sent += len(first)
+            inner.settimeout(self.limits.idle_timeout)
+            outer.settimeout(self.limits.idle_timeout)
+            relay_tls(inner, outer, self.limits.idle_timeout, record)
 
     def _connect(self, host: str, port: int,
                  allowed: Sequence[IPAddress]) -> tuple[socket.socket, IPAddress]:
@@ -524,6 +611,93 @@ def relay(client: socket.socket, upstream: socket.socket, idle_timeout: float,
                 record.received += len(data)
 
 
+def relay_tls(client: ssl.SSLSocket, upstream: ssl.SSLSocket, idle_timeout: float,
+              record: _Record) -> None:
+    """Copy bytes both ways between two TLS connections until the upstream closes (its answer
+    is complete: the request said `Connection: close`), or nothing moves for idle_timeout. A
+    client that closes its side first still gets the answer."""
+    peers: dict[ssl.SSLSocket, ssl.SSLSocket] = {client: upstream, upstream: client}
+    open_ends = set(peers)
+    with selectors.DefaultSelector() as selector:
+        for sock in peers:
+            selector.register(sock, selectors.EVENT_READ)
+        while True:
+            # decrypted bytes can wait in the TLS layer, where select does not see them
+            ready = [sock for sock in open_ends if sock.pending()]
+            if not ready:
+                events = selector.select(idle_timeout)
+                if not events:
+                    record.reason = f"idle for {idle_timeout:g}s"
+                    return
+                ready = [peer for key, _ in events for peer in peers if peer is key.fileobj]
+            for source in ready:
+                data = _read_tls(source, idle_timeout)
+                if data == b"":  # only TLS housekeeping (a session ticket): nothing to pass
+                    continue
+                if data is None:
+                    if source is upstream:
+                        return
+                    selector.unregister(source)
+                    open_ends.discard(source)
+                    continue
+                peers[source].sendall(data)
+                if source is client:
+                    record.sent += len(data)
+                    continue
+                if record.received == 0:
+                    record.status = _response_status(data)
+                record.received += len(data)
+
+
+def _read_tls(sock: ssl.SSLSocket, timeout: float) -> bytes | None:
+    """What can be read now without waiting: b"" when the readable bytes were TLS records
+    that carry no data (a TLS 1.3 session ticket: a blocking read would wait for data that
+    may never come), None at the end of the stream or a connection cut."""
+    sock.settimeout(0)
+    try:
+        data = sock.recv(65536)
+        while data and sock.pending():
+            data += sock.recv(sock.pending())
+    except ssl.SSLWantReadError:
+        return b""
+    except (ssl.SSLZeroReturnError, ConnectionError):
+        return None
+    except ssl.SSLError as exc:
+        if "EOF" in str(exc):  # closed without close_notify: the end all the same
+            return None
+        raise
+    finally:
+        sock.settimeout(timeout)
+    return data or None
+
+
+def _host_of(authority: str) -> str:
+    """The host of a Host header value (`host`, `host:port`, `[v6]:port`)."""
+    authority = authority.strip()
+    if authority.startswith("["):
+        return authority[1:].partition("]")[0]
+    return authority.rpartition(":")[0] if authority.count(":") == 1 else authority
+
+
+def _origin_head(head: RequestHead, headers: Sequence[tuple[str, str]]) -> bytes:
+    """An intercepted request's head as sent upstream: hop-by-hop headers dropped, closed
+    after one response."""
+    named = {v.strip().lower() for n, v in headers if n.lower() == "connection"
+             for v in v.split(",")}
+    drop = HOP_BY_HOP | named
+    lines = [f"{head.method} {head.target} {head.version}"]
+    lines += [f"{name}: {value}" for name, value in headers if name.lower() not in drop]
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _default_upstream_tls() -> ssl.SSLContext:
+    """The system's trust store (SSL_CERT_FILE / SSL_CERT_DIR honoured), hostname checked."""
+    context = ssl.create_default_context()
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 def _send_reply(client: socket.socket, reply: _Reply, record: _Record, *,
                 drain: bool = True) -> None:
     """Answer with the status and one line of reason; `drain` reads what the client still
@@ -637,6 +811,9 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--state", type=Path, help="write {pid, host, port, allow} JSON here")
     parser.add_argument("--daemon", action="store_true",
                         help="detach once listening (exit 0 only when ready)")
+    parser.add_argument("--secrets-stdin", action="store_true",
+                        help="read secret grants and the project CA's paths as JSON on stdin "
+                             "(the only way values reach the proxy: never argv, env or files)")
     defaults = ProxyLimits()
     parser.add_argument("--max-connections", type=_positive, metavar="N",
                         default=_env_limit(MAX_CONNECTIONS_ENV, defaults.max_connections),
@@ -688,11 +865,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         print(f"asbx egress proxy: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        grants, issuer = _read_secrets(policy) if args.secrets_stdin else ((), None)
+    except (OSError, ValueError, AsbxError) as exc:
+        print(f"asbx egress proxy: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     log = RequestLog.to_file(args.log) if args.log else RequestLog(sys.stderr)
     limits = ProxyLimits(max_connections=args.max_connections, max_queued=args.max_queued)
     _raise_open_files(limits)
     proxy = EgressProxy(policy, host=host, port=port, log=log, limits=limits,
-                        clients=clients)
+                        clients=clients, secrets=grants, issuer=issuer)
     try:
         address = proxy.bind()
     except OSError as exc:
@@ -711,6 +893,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.write(ready_fd, b"1")
         os.close(ready_fd)
     return _serve(proxy, args, log)
+
+
+def _read_secrets(policy: HostPolicy) -> tuple[tuple[SecretGrant, ...], LeafIssuer | None]:
+    """Grants and the CA from stdin; every grant's hosts must be in the allowlist."""
+    grants, ca_cert, ca_key = from_stdin(json.loads(sys.stdin.buffer.read() or b"{}"))
+    for grant in grants:
+        for host in grant.hosts:
+            _rule, refusal = policy.check_host(host, None)
+            if refusal is not None:
+                raise ValueError(f"secret {grant.name} is granted to {host}, which the "
+                                 f"allowlist does not allow: {refusal}")
+    return grants, (LeafIssuer(ProjectCA(ca_cert, ca_key)) if grants else None)
 
 
 def _serve(proxy: EgressProxy, args: argparse.Namespace, log: RequestLog) -> int:
