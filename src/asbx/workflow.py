@@ -8,7 +8,8 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # imported where used: `exec` never loads the planner, a no-o
     from asbx.plan.observed import Leftover, Observed
     from asbx.render.kubernetes.model import Rendered, RenderOptions
     from asbx.runtime.base import ObservedImage, Runtime
+    from asbx.secret_values import SecretValues
     from asbx.spec.loader import LoadedSpec
     from asbx.state.records import StateSnapshot
     from asbx.state.store import StateStore
@@ -60,6 +62,13 @@ class Session:
     def project_dir(self) -> Path:
         return self.home / "projects" / self.project
 
+    @cached_property
+    def secrets(self) -> SecretValues:
+        """The spec's secret values, read from their sources on first use, kept in memory."""
+        from asbx.secret_values import SecretValues
+
+        return SecretValues(self.loaded.spec.secrets, self.loaded.directory)
+
 
 @dataclass(frozen=True)
 class Planned:
@@ -70,6 +79,7 @@ class Planned:
     observed: Observed
     pinned: Mapping[str, str]
     contexts: Mapping[str, ContextDigest]
+    secret_hashes: Mapping[str, str] = field(default_factory=dict)
 
 
 def spec_digest(loaded: LoadedSpec) -> str:
@@ -97,6 +107,7 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
     state = _recovered_salt(state, observed, session.project)
     contexts, details = context_digests(session, state)
     lock_problems, pinned = _lock_state(session, {n: c.digest for n, c in contexts.items()}, locked)
+    secret_hashes = _secret_hashes(session, state.meta.salt, options)
     inputs = PlanInput(
         project=session.project,
         spec=session.loaded.spec,
@@ -114,6 +125,7 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
         now=time.time(),
         allowlist_blocker=_allowlist_blocker(session),
         seed_secrets=_seed_secrets(session, observed, options),
+        secret_hashes=secret_hashes,
     )
     result = plan(inputs)
     if result.limits_blocked:  # the runtime's version may allow an in-place change: ask it
@@ -128,7 +140,19 @@ def make_plan(session: Session, options: PlanOptions, *, locked: bool = False) -
         lock_digest=_file_digest(lock_path(session.loaded.path)),
         contexts={n: BuildInputs(c.digest, c.files) for n, c in contexts.items()},
     )
-    return Planned(result, state, observed, pinned, contexts)
+    return Planned(result, state, observed, pinned, contexts, secret_hashes)
+
+
+def _secret_hashes(session: Session, salt: str, options: PlanOptions) -> dict[str, str]:
+    """The salted hash of each secret a sandbox uses, read now from its source (a source that
+    fails is an error naming the secret); none for a destroy."""
+    from asbx.plan.salted import salted_hash
+
+    if options.destroy:
+        return {}
+    used = sorted({name for box in session.loaded.spec.sandboxes.values()
+                   for name in (box.secrets or {}) if name in session.loaded.spec.secrets})
+    return {name: salted_hash(salt, session.secrets.value(name)) for name in used}
 
 
 def _archive_digests(loaded: LoadedSpec) -> dict[str, str]:
@@ -322,7 +346,8 @@ def run_apply(
     salt = planned.state.meta.salt
     if not planned.state.records and session.store.project(session.project).salt != salt:
         session.store.adopt_salt(session.project, salt)  # recovered from the runtime's labels
-    applied = {a: applied_form(spec, salt) for a, spec in session.loaded.graph.resources.items()}
+    applied = {a: applied_form(spec, salt, planned.secret_hashes)
+               for a, spec in session.loaded.graph.resources.items()}
     opts = planned.plan.options
     ctx = StepContext(
         project=session.project,
@@ -337,6 +362,7 @@ def run_apply(
         drop_workspaces=opts.destroy_workspaces if opts.destroy else opts.allow_data_loss,
         drop_archives=opts.destroy_snapshots if opts.destroy else opts.allow_data_loss,
         egress=_egress(session),
+        secrets=session.secrets,
         imports=dict(imports or {}),
         salt=salt,
     )

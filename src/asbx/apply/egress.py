@@ -4,6 +4,8 @@ the host firewall chain that leaves the network nothing but that proxy; and thei
 from __future__ import annotations
 
 import ipaddress
+import os
+import ssl
 from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,11 +13,19 @@ from typing import TYPE_CHECKING
 from asbx import project as naming
 from asbx.errors import AsbxError
 from asbx.network import firewall
+from asbx.network.ca import ProjectCA, ensure_project_ca
 from asbx.network.firewall import Installed
 from asbx.network.manager import ensure_proxy, proxy_env, proxy_status, remove_logs, stop_proxy
+from asbx.network.secrets import SecretGrant, placeholder_for
 from asbx.plan.model import Action
 from asbx.plan.observed import Leftover
-from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT, ObservedNetwork, Runtime
+from asbx.runtime.base import (
+    LABEL_ADDRESS,
+    LABEL_PROJECT,
+    MountRequest,
+    ObservedNetwork,
+    Runtime,
+)
 from asbx.runtime.command import CommandRunner, SubprocessRunner
 
 if TYPE_CHECKING:
@@ -47,14 +57,26 @@ class Egress:
         if fresh:  # a proxy that outlived an earlier network of this name guards nothing now
             stop_proxy(proxies)
         address = sandbox_address(network)
+        grants = secret_grants(ctx, name, box)
         handle = ensure_proxy(proxies, network.gateway, box.network.allow, runner=self.runner,
-                              clients=(address,))
+                              clients=(address,), secrets=grants,
+                              ca=project_ca(ctx.home, ctx.project) if grants else None)
         firewall.install(
             firewall.Guard(ctx.project, name, network.interface, address, handle.host,
                            handle.port),
             self.runner,
         )
-        return f"{network.name}:ip={address}", proxy_env(handle)
+        return f"{network.name}:ip={address}", {**proxy_env(handle),
+                                               **secret_env(ctx, name, box)}
+
+    def secret_mounts(self, ctx: StepContext, box: SandboxSpec) -> tuple[MountRequest, ...]:
+        """The project CA's certificate (alone, and with the host's trusted ones), read-only,
+        for a sandbox with secrets: its TLS clients then trust the proxy's certificates."""
+        if not box.secrets:
+            return ()
+        ca = project_ca(ctx.home, ctx.project)
+        return (MountRequest("bind", str(ca.cert_path), CA_IN_SANDBOX, readonly=True),
+                MountRequest("bind", str(trust_bundle(ca)), BUNDLE_IN_SANDBOX, readonly=True))
 
     def release(self, ctx: StepContext, change: Change) -> None:
         release_egress(ctx.runtime, ctx.home, ctx.project, change.address.name, self.runner,
@@ -70,6 +92,53 @@ class Egress:
                 inspect = getattr(ctx.runtime, "inspect_network", None)
                 return (inspect(name) if inspect else network), False
         return ctx.runtime.create_network(name, labels, internal=True), True
+
+
+CA_IN_SANDBOX = "/etc/asbx/ca.pem"
+BUNDLE_IN_SANDBOX = "/etc/asbx/ca-bundle.pem"
+
+
+def project_ca(home: Path, project: str) -> ProjectCA:
+    """The project's CA for intercepting secret hosts (made on first use; key 0600)."""
+    return ensure_project_ca(home / "projects" / project / "ca", project)
+
+
+def trust_bundle(ca: ProjectCA) -> Path:
+    """The host's trusted certificates plus the project CA, beside the CA (rewritten when the
+    host's bundle changed): SSL_CERT_FILE in the sandbox, so hosts without secrets (plain
+    tunnels, their own certificates) still verify."""
+    host = ssl.get_default_verify_paths()
+    found = next((Path(p) for p in (host.cafile, host.openssl_cafile) if p and Path(p).is_file()),
+                 None)
+    bundle = ca.cert_path.with_name("ca-bundle.pem")
+    data = (found.read_bytes().rstrip(b"\n") + b"\n" if found else b"") + ca.cert_pem()
+    if not bundle.is_file() or bundle.read_bytes() != data:
+        temp = bundle.with_name(f".{bundle.name}.tmp")
+        temp.write_bytes(data)
+        os.chmod(temp, 0o644)
+        os.replace(temp, bundle)
+    return bundle
+
+
+def secret_grants(ctx: StepContext, sandbox: str, box: SandboxSpec) -> tuple[SecretGrant, ...]:
+    """The sandbox's secrets as its proxy applies them, values read now (in memory only)."""
+    if not box.secrets:
+        return ()
+    return tuple(
+        SecretGrant(name, grant.hosts, ctx.secrets.value(name), header=grant.header,
+                    placeholder=(placeholder_for(ctx.salt, sandbox, name)
+                                 if grant.env is not None else None))
+        for name, grant in sorted(box.secrets.items()))
+
+
+def secret_env(ctx: StepContext, sandbox: str, box: SandboxSpec) -> dict[str, str]:
+    """A sandbox's placeholders (`env:` secrets) and where its TLS clients find the CA."""
+    if not box.secrets:
+        return {}
+    env = {grant.env: placeholder_for(ctx.salt, sandbox, name)
+           for name, grant in box.secrets.items() if grant.env is not None}
+    return {**env, "SSL_CERT_FILE": BUNDLE_IN_SANDBOX, "REQUESTS_CA_BUNDLE": BUNDLE_IN_SANDBOX,
+            "CURL_CA_BUNDLE": BUNDLE_IN_SANDBOX, "NODE_EXTRA_CA_CERTS": CA_IN_SANDBOX}
 
 
 def sandbox_address(network: ObservedNetwork) -> str:

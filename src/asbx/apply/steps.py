@@ -74,6 +74,7 @@ class StepContext:
     drop_workspaces: bool = False
     drop_archives: bool = False
     egress: Any = None  # network.manager hooks, when allowlists are enabled
+    secrets: Any = None  # asbx.secret_values.SecretValues: the values, read on first use
     salt: str = ""  # the project's hashing salt, labelled on what asbx creates (adoption)
     image_refs: dict[str, str] = field(default_factory=dict)
     imports: Mapping[str, Path] = field(default_factory=dict)  # snapshot name -> file given
@@ -486,6 +487,8 @@ def _mounts(ctx: StepContext, box: SandboxSpec, workspace: Path) -> tuple[MountR
         else:
             source = str(ctx.loaded.resolve(mount.source))
         mounts.append(MountRequest(mount.type, source, mount.target, mount.readonly))
+    if box.secrets and ctx.egress is not None:
+        mounts.extend(ctx.egress.secret_mounts(ctx, box))
     return tuple(mounts)
 
 

@@ -125,3 +125,10 @@ def from_stdin(data: Mapping[str, Any]) -> tuple[tuple[SecretGrant, ...], Path, 
         return grants, Path(str(data["ca_cert"])), Path(str(data["ca_key"]))
     except (KeyError, TypeError) as exc:
         raise ValueError(f"malformed secrets message: {exc}") from None
+
+
+def placeholder_for(salt: str, sandbox: str, name: str) -> str:
+    """The text a sandbox holds in place of secret `name`: fixed for the project and sandbox
+    (a rotated value changes nothing in the sandbox), unguessable elsewhere, no secret itself."""
+    tag = hashlib.sha256(f"{salt}\0placeholder\0{sandbox}\0{name}".encode()).hexdigest()[:32]
+    return f"asbx-secret-{name}-{tag}"

@@ -14,7 +14,11 @@ from asbx.spec.normalise import normalised_spec
 HASH_VERSION = 1
 
 # Sandbox fields that change nothing in the container: recorded in state, updated in place.
-SANDBOX_IN_PLACE_FIELDS = frozenset({"lifecycle", "depends_on", "workspace", "env_file"})
+SANDBOX_IN_PLACE_FIELDS = frozenset({"lifecycle", "depends_on", "workspace", "env_file",
+                                     "secret_values"})
+# The salted hashes of the values of a sandbox's secrets, kept beside its declared fields: a
+# new value restarts its egress proxy (which alone holds values), never the container.
+SECRET_VALUES = "secret_values"  # noqa: S105 (a field name, not a secret)
 # Sandbox limits: in the hash, but changed in the running container where the runtime can.
 SANDBOX_LIMIT_FIELDS = frozenset({"cpus", "memory"})
 
@@ -28,10 +32,14 @@ def digest(data: Any) -> str:
 
 
 def applied_form(
-    spec: ImageSpec | VolumeSpec | SnapshotSpec | SandboxSpec, salt: str
+    spec: ImageSpec | VolumeSpec | SnapshotSpec | SandboxSpec, salt: str,
+    secret_hashes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The normalised declared fields as stored in state; env values become salted hashes."""
+    """The normalised declared fields as stored in state; env values become salted hashes;
+    a sandbox with secrets also keeps the salted hashes of their values (`secret_hashes`)."""
     data = normalised_spec(spec)
+    if isinstance(spec, SandboxSpec) and spec.secrets:
+        data[SECRET_VALUES] = {n: (secret_hashes or {}).get(n, "") for n in sorted(spec.secrets)}
     env = data.get("env")
     if isinstance(env, dict):
         data["env"] = {k: salted_hash(salt, str(v)) for k, v in env.items()}

@@ -62,6 +62,7 @@ class Reason(Enum):
     PROXY_DOWN = "egress proxy not running"
     PRIVILEGES = "runs with more privileges than asbx now grants"
     GUARD_DOWN = "host firewall rules missing"
+    SECRETS_CHANGED = "secret value changed"
     UNCHANGED = "unchanged"
     IMPORTED = "imported"
 

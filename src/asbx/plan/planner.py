@@ -52,6 +52,8 @@ class PlanInput:
     allowlist_blocker: str = ""  # why the host cannot enforce allowlists (no root, no iptables)
     # per sandbox: the secret files seeding its workspace from `from:` would leave out
     seed_secrets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # per declared secret a sandbox uses: the salted hash of its value (never the value)
+    secret_hashes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def desired_resources(inp: PlanInput) -> dict[Address, Desired]:
     out: dict[Address, Desired] = {}
     for address in inp.graph.order():
         spec = inp.graph.resources[address]
-        applied = hashing.applied_form(spec, salt)
+        applied = hashing.applied_form(spec, salt, inp.secret_hashes)
         image = (out[inp.graph.image_of(address.name)].config_hash
                  if address.kind is ResourceKind.SANDBOX else "")
         out[address] = Desired(address, applied, _hash(inp, address, spec, applied, out), image)
@@ -149,7 +151,7 @@ def _field_changes(
             continue
         top = path.split(".")[0].split("[")[0]
         forces = kind is not ResourceKind.SANDBOX or top not in hashing.SANDBOX_IN_PLACE_FIELDS
-        sensitive = top == "env" or path.startswith("build.args")
+        sensitive = top in ("env", hashing.SECRET_VALUES) or path.startswith("build.args")
         out.append(FieldChange(path, _listed(old.get(path)), _listed(new.get(path)), forces,
                                sensitive))
     return tuple(out)
@@ -391,6 +393,12 @@ def _plan_sandbox(
     if in_place:  # the container's limits change; the rest (setup, snapshots) stays
         return Change(address, Action.UPDATE, Reason.SPEC_CHANGED, verb=LIMITS_VERB,
                       fields=fields, config_hash=want.config_hash, notes=notes)
+    rotated = tuple(f for f in fields if f.path.split(".")[0] == hashing.SECRET_VALUES)
+    if rotated and live is not None:  # only the proxy holds values: it restarts, not the box
+        return Change(address, Action.START, Reason.SECRETS_CHANGED, fields=rotated,
+                      config_hash=want.config_hash,
+                      notes=(*notes, "its egress proxy restarts with the new secret values; "
+                                     "the container keeps running"))
     if fields or record.hash_version != hashing.HASH_VERSION:
         return Change(
             address,

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StringConstraints,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -94,6 +95,17 @@ Cpus = Annotated[
     ),
 ]
 HostPattern = Annotated[str, AfterValidator(values.check_allow_entry)]
+
+
+def _secret_host(value: str) -> str:
+    host = values.check_host_pattern(value)
+    if "*" in host or "/" in host:
+        raise ValueError(f'"{value}": a secret goes to named hosts, not to a wildcard or a '
+                         "network (list each host)")
+    return host
+
+
+SecretHost = Annotated[str, AfterValidator(_secret_host)]
 Capability = Annotated[
     str,
     BeforeValidator(capabilities.check),
@@ -577,6 +589,62 @@ Command = Annotated[
 ]
 
 
+class SecretSpec(_Model):
+    """Where a secret's value comes from, on the host: exactly one of env, file, command."""
+
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        None, description="An environment variable of the process running asbx.")
+    file: str | None = Field(
+        None, description="A file on the host (relative to the spec); its content, without "
+        "the final line break.")
+    command: tuple[str, ...] | None = Field(
+        None, min_length=1, description="A program and its arguments (no shell), run on the "
+        "host when a plan needs the value, e.g. [gh, auth, token]; its stdout, stripped.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretSpec:
+        given = [k for k in ("env", "file", "command") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a secret needs exactly one source: env, file or command"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        return self
+
+    def describe(self) -> str:
+        if self.env is not None:
+            return f"env {self.env}"
+        if self.file is not None:
+            return f"file {self.file}"
+        return f"command {' '.join(self.command or ())}"
+
+
+class SandboxSecretSpec(_Model):
+    """A secret a sandbox may use: the proxy puts it into requests to `hosts` only."""
+
+    hosts: tuple[SecretHost, ...] = Field(
+        min_length=1, description="Hosts (names or IP addresses, no ports) that get the value; "
+        "each must be allowed by the sandbox's network allowlist.")
+    header: str | None = Field(
+        None, description='A header the proxy sets on those requests, {} standing for the '
+        'value, e.g. "Authorization: Bearer {}".')
+    env: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = Field(
+        None, description="An environment variable that holds a placeholder in the sandbox; "
+        "the proxy replaces it by the value in header values of requests to hosts.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> SandboxSecretSpec:
+        if (self.header is None) == (self.env is None):
+            raise ValueError('give exactly one of "header" (set by the proxy) or "env" (a '
+                             "placeholder in the sandbox, replaced by the proxy)")
+        if self.header is not None:
+            name, colon, template = self.header.partition(":")
+            if not colon or not values.ENV_NAME_RE.fullmatch(name.strip().replace("-", "_")) \
+                    or template.count("{}") != 1 or any(c in self.header for c in "\r\n"):
+                raise LocatedValueError(f'header "{self.header}" must be one "Name: value" '
+                                        "line with {} once where the value goes", at=("header",),
+                                        hint='e.g. "Authorization: Bearer {}"')
+        return self
+
+
 class SandboxSpec(_Model):
     """A long-lived container with a host-backed /workspace."""
 
@@ -627,6 +695,11 @@ class SandboxSpec(_Model):
         None,
         description="Linux capabilities added to asbx's least-privilege default set (e.g. "
         "NET_RAW for ping), with or without the CAP_ prefix.",
+    )
+    secrets: dict[Name, SandboxSecretSpec] | None = Field(
+        None,
+        description="Secrets (secrets: keys) the egress proxy puts into this sandbox's HTTPS "
+        "requests to their hosts; the value never enters the sandbox. Needs an allowlist.",
     )
     depends_on: tuple[Name, ...] = Field(
         (), description="Sandboxes created (and set up) before this one."
@@ -686,4 +759,9 @@ class Spec(_Model):
     sandboxes: dict[Name, SandboxSpec] = Field(
         default_factory=dict,
         description="Sandboxes by name: long-lived containers with a host-backed /workspace.",
+    )
+    secrets: dict[Name, SecretSpec] = Field(
+        default_factory=dict,
+        description="Secrets by name and where each value comes from on the host; sandboxes "
+        "grant them to hosts under their own secrets:.",
     )

@@ -105,6 +105,36 @@ def _check_sandbox(ctx: _Context, name: str, box: SandboxSpec) -> None:
                f"not {format_size(box.memory)}",
                hint="e.g. 512M or 2G (a plain number means bytes)")
     _check_lifecycle(ctx, base, box.lifecycle)
+    _check_secrets(ctx, base, box)
+
+
+def _check_secrets(ctx: _Context, base: Loc, box: SandboxSpec) -> None:
+    """Each secret a sandbox uses is declared, goes only to hosts its allowlist allows (the
+    proxy is the only way out, and the one that puts the value in), and its placeholder
+    variable does not clash with env."""
+    if not box.secrets:
+        return
+    from asbx.network.policy import HostPolicy
+
+    if box.network.mode != "allow":
+        _error(ctx, (*base, "secrets"), f"secrets need a network allowlist (this sandbox has "
+               f"network: {box.network.mode}): the egress proxy puts them into requests",
+               hint="set network: {allow: [the secrets' hosts]}")
+        return
+    policy = HostPolicy(box.network.allow)
+    for name, grant in box.secrets.items():
+        path = (*base, "secrets", name)
+        if name not in ctx.spec.secrets:
+            _missing(ctx, path, "secret", name, list(ctx.spec.secrets))
+        for index, host in enumerate(grant.hosts):
+            _rule, refusal = policy.check_host(host, None)
+            if refusal is not None:
+                _error(ctx, (*path, "hosts", index), f"secret {name} goes to {host}, which "
+                       f"the allowlist does not allow: {refusal}",
+                       hint=f"add {host} to network.allow, or remove it from the secret's hosts")
+        if grant.env is not None and grant.env in box.env:
+            _error(ctx, (*path, "env"), f"{grant.env} is set by env too; the secret's "
+                   "placeholder goes into that variable", hint="remove it from env")
 
 
 def _check_image_use(ctx: _Context, base: Loc, image: str) -> None:

@@ -1,0 +1,99 @@
+"""Secret values, read on the host from where the spec says (env, file, command), kept in memory.
+
+Nothing here writes a value anywhere: plans and state get salted hashes, the egress proxy gets
+the values on its stdin. A source that fails is an error naming the secret and its source."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asbx.errors import AsbxError
+from asbx.runtime.command import CommandRequest, CommandRunner, SubprocessRunner
+from asbx.spec.model import SecretSpec
+
+COMMAND_TIMEOUT = 30.0
+MAX_VALUE_BYTES = 64 * 1024
+
+
+class SecretSourceError(AsbxError):
+    """A secret's value could not be read from its source."""
+
+
+@dataclass
+class SecretValues:
+    """The spec's secrets, each read once per process on first use."""
+
+    sources: Mapping[str, SecretSpec]
+    base_dir: Path  # relative `file:` paths start here (the spec's directory)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    runner: CommandRunner = field(default_factory=SubprocessRunner)
+    _cache: dict[str, str] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def value(self, name: str) -> str:
+        with self._lock:
+            if name not in self._cache:
+                self._cache[name] = _checked(name, self._read(name))
+            return self._cache[name]
+
+    def _read(self, name: str) -> str:
+        source = self.sources.get(name)
+        if source is None:
+            raise SecretSourceError(f"secret {name} is not declared under secrets:")
+        if source.env is not None:
+            if source.env not in self.environ:
+                raise SecretSourceError(
+                    f"secret {name}: the environment variable {source.env} is not set",
+                    hint=f"export {source.env}=... before running asbx")
+            return self.environ[source.env]
+        if source.file is not None:
+            return self._file(name, source.file)
+        assert source.command is not None
+        return self._command(name, source.command)
+
+    def _file(self, name: str, file: str) -> str:
+        path = (self.base_dir / file).absolute()
+        try:
+            with path.open("rb") as stream:
+                data = stream.read(MAX_VALUE_BYTES + 1)
+        except OSError as exc:
+            raise SecretSourceError(f"secret {name}: cannot read {path}: "
+                                    f"{exc.strerror or exc}") from None
+        if len(data) > MAX_VALUE_BYTES:
+            raise SecretSourceError(f"secret {name}: {path} is larger than "
+                                    f"{MAX_VALUE_BYTES // 1024} KiB")
+        return _one_line(data.decode("utf-8", errors="strict"))
+
+    def _command(self, name: str, argv: tuple[str, ...]) -> str:
+        shown = " ".join(argv)
+        result = self.runner(CommandRequest(argv=argv, timeout=COMMAND_TIMEOUT))
+        if result.timed_out:
+            raise SecretSourceError(f"secret {name}: `{shown}` did not finish in "
+                                    f"{COMMAND_TIMEOUT:g}s")
+        if result.returncode == 127 and not result.stdout:
+            raise SecretSourceError(f"secret {name}: `{argv[0]}` was not found",
+                                    hint="install it, or give the secret another source")
+        if result.returncode != 0:
+            # stderr only, and only its last line: stdout may hold a partial value
+            last = (result.stderr.strip().splitlines() or [""])[-1][:200]
+            raise SecretSourceError(f"secret {name}: `{shown}` exited {result.returncode}"
+                                    + (f": {last}" if last else ""))
+        return _one_line(result.stdout)
+
+
+def _one_line(text: str) -> str:
+    """The value without its final line break (as `gh auth token` or `echo x > file` give it)."""
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _checked(name: str, value: str) -> str:
+    if not value:
+        raise SecretSourceError(f"secret {name}: the value is empty")
+    if any(c in value for c in "\r\n\0"):
+        raise SecretSourceError(f"secret {name}: the value holds a line break or NUL "
+                                "(a header value cannot)")
+    return value
