@@ -16,10 +16,11 @@
 # Rootless-only recommends (uidmap, slirp4netns, fuse-overlayfs, dbus-user-session) are not
 # needed: these scripts run as root. `asbx doctor` checks the same things on any machine.
 ASBX_PODMAN_PACKAGES=(podman runc catatonit netavark aardvark-dns iptables busybox-static)
-# The tests add: a dockerd and an OCI registry for the docker and pull tests, and the tools the
-# test scripts and fixtures call (ip, pgrep/ps, flock/setsid/nsenter).
+# The tests add: a dockerd and an OCI registry for the docker and pull tests, the tools the
+# test scripts and fixtures call (ip, pgrep/ps, flock/setsid/nsenter), and openssl, the TLS
+# client the secrets test copies into a sandbox image (busybox's wget cannot CONNECT).
 ASBX_APT_PACKAGES=("${ASBX_PODMAN_PACKAGES[@]}" docker.io docker-registry
-                   iproute2 procps util-linux python3)
+                   iproute2 procps util-linux python3 openssl)
 
 # Installed means dpkg's "ii": `dpkg -s` also succeeds for a removed package whose config files
 # remain ("deinstall ok config-files", what `apt-get remove` leaves), which is not installed.

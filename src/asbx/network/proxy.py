@@ -447,6 +447,9 @@ class EgressProxy:
             _send_reply(inner, reply, record, drain=False)
         finally:
             self._track(inner, False)
+            with contextlib.suppress(OSError, ValueError):
+                inner.settimeout(1.0)
+                inner.unwrap()  # close_notify: the answer ended here, it was not cut off
             with contextlib.suppress(OSError):
                 inner.close()
 

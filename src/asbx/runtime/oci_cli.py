@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -345,8 +346,9 @@ class OciCliRuntime:
 
     def _raise_exec_failure(self, result: CommandResult, name: str) -> None:
         """Tell the CLI's own failures (missing or stopped container) from the command's."""
-        if result.returncode == 127 and not result.stdout and not result.stderr.strip():
-            raise self.unavailable(result)
+        if result.returncode == 127 and not result.stdout and result.stderr.strip() == (
+                f"{result.argv[0]}: {os.strerror(errno.ENOENT)}"):  # what the runner says
+            raise self.unavailable(result)  # (a command that exits 127 is the command's own)
         if _NOT_FOUND.search(result.stderr) and name in result.stderr:
             raise NotFoundError(f"container {name!r} not found in {self.name}")
         if _NOT_RUNNING.search(result.stderr):

@@ -444,3 +444,13 @@ def test_podman_4_probe_runs_one_command_and_names_its_version() -> None:
     probed = PodmanRuntime(runner).probe_capabilities()
     assert "podman 4.3.1 changes only the running cgroup" in probed.limits_update_blocker
     assert len(runner.requests) == 1
+
+
+def test_a_command_exiting_127_silently_is_its_own_exit_not_a_missing_runtime() -> None:
+    runner = ScriptedRunner()
+    runner.on("exec", returncode=127)  # e.g. `sh -c 'missing-tool 2>/dev/null'`
+    assert PodmanRuntime(runner).exec("box", ("sh", "-c", "nope 2>/dev/null")).exit_code == 127
+    gone = ScriptedRunner()
+    gone.on("exec", returncode=127, stderr="podman: No such file or directory")
+    with pytest.raises(RuntimeUnavailableError):
+        PodmanRuntime(gone).exec("box", ("true",))
