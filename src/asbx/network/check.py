@@ -11,7 +11,8 @@ import re
 from typing import Any
 
 from asbx.network.policy import Decision, HostPolicy, Resolver, decide
-from asbx.spec.model import NetworkPolicy
+from asbx.network.secrets import normalise_host
+from asbx.spec.model import NetworkPolicy, SandboxSecretSpec
 from asbx.spec.values import join_allow_entry
 
 _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?:[/?#].*)?",
@@ -58,7 +59,29 @@ def check_network(network: NetworkPolicy, target: str, resolver: Resolver | None
     return decide(HostPolicy(network.allow), host, port, resolver)
 
 
-def decision_json(sandbox: str, target: str, decision: Decision) -> dict[str, Any]:
+def secrets_for(secrets: dict[str, SandboxSecretSpec] | None, target: str,
+                decision: Decision) -> list[dict[str, Any]]:
+    """Which of a sandbox's secrets the proxy would put into this request, and how (never a
+    value): only for an allowed host they are granted to, and only over HTTPS."""
+    if not secrets or not decision.allowed:
+        return []
+    plain = target.lower().startswith("http://")
+    host = normalise_host(decision.host)
+    found = []
+    for name, grant in sorted(secrets.items()):
+        if host not in {normalise_host(h) for h in grant.hosts}:
+            continue
+        how = (f"sets the header {grant.header.partition(':')[0].strip()}" if grant.header
+               else f"replaces the placeholder in ${grant.env} wherever a header holds it")
+        found.append({"name": name, "header": grant.header, "env": grant.env,
+                      "injected": not plain,
+                      "how": f"withheld: plain http never carries a secret ({how} over HTTPS)"
+                      if plain else how})
+    return found
+
+
+def decision_json(sandbox: str, target: str, decision: Decision,
+                  secrets: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The documented `asbx policy check --json` object."""
     return {
         "sandbox": sandbox,
@@ -72,10 +95,12 @@ def decision_json(sandbox: str, target: str, decision: Decision) -> dict[str, An
         "addresses": [str(address) for address in decision.addresses],
         "refused_addresses": [{"address": str(address), "reason": why}
                               for address, why in decision.refused_addresses],
+        "secrets": secrets or [],
     }
 
 
-def decision_text(sandbox: str, decision: Decision) -> str:
+def decision_text(sandbox: str, decision: Decision,
+                  secrets: list[dict[str, Any]] | None = None) -> str:
     """The human answer: the verdict line, then the rule or reason and the addresses."""
     shown = join_allow_entry(decision.host, decision.port)
     if any(char.isspace() or not char.isprintable() for char in shown):
@@ -88,5 +113,7 @@ def decision_text(sandbox: str, decision: Decision) -> str:
         lines.append(f"  addresses: {', '.join(map(str, decision.addresses))}")
     for address, why in decision.refused_addresses:
         lines.append(f"  skipped {address}: {why}")
+    for secret in secrets or []:
+        lines.append(f"  secret {secret['name']}: {secret['how']}")
     return "\n".join(lines)
 

@@ -238,3 +238,41 @@ def test_cli_unknown_sandbox_and_bad_url_are_errors(tmp_path: Path,
     assert 'did you mean "agent"' in err
     assert run(["-f", str(spec), "policy", "check", "agent", "api.github.com"]) == 1
     assert "has no port" in capsys.readouterr().err
+
+
+SECRETS_SPEC = """\
+version: 1
+secrets:
+  github: {env: ASBX_NEVER_SET_IN_TESTS}
+  npm: {file: ./npm-token}
+sandboxes:
+  agent:
+    image: busybox
+    network: {allow: [api.github.com, registry.npmjs.org, pypi.org]}
+    secrets:
+      github: {hosts: [api.github.com], header: "Authorization: Bearer {}"}
+      npm: {hosts: [registry.npmjs.org, API.GITHUB.COM.], env: NPM_TOKEN}
+"""
+
+
+def test_cli_says_which_secrets_a_request_would_get_and_never_reads_them(
+        tmp_path: Path) -> None:
+    spec = tmp_path / "sandboxes.yaml"
+    spec.write_text(SECRETS_SPEC)  # no npm-token file, no env var: values are never read
+
+    def ask(*args: str) -> Any:
+        return CliRunner().invoke(cli, ["-f", str(spec), "policy", "check", "agent", *args,
+                                        "--no-resolve"], catch_exceptions=False)
+
+    both = ask("https://api.github.com/user")
+    assert both.exit_code == 0, both.output
+    assert "  secret github: sets the header Authorization" in both.output
+    assert "  secret npm: replaces the placeholder in $NPM_TOKEN wherever a header holds it" \
+        in both.output
+    plain = ask("http://registry.npmjs.org/x")
+    assert "secret npm: withheld: plain http never carries a secret" in plain.output
+    none = ask("https://pypi.org/simple", "--json")
+    assert '"secrets": []' in none.output
+    refused = ask("https://evil.example/")
+    assert refused.exit_code == 1
+    assert "secret" not in refused.output.split("reason:")[0]

@@ -26,11 +26,12 @@ def check(app: AppContext, sandbox: str, target: str, no_resolve: bool, as_json:
     """Would SANDBOX's egress proxy allow URL (https://host/path, host:port or [v6]:port)?
 
     Answers from sandboxes.yaml with the proxy's own decision: the entry that allowed it, or
-    the reason it is refused. Names are resolved as the proxy resolves them unless
+    the reason it is refused, and which secrets the proxy would put into it (never their
+    values). Names are resolved as the proxy resolves them unless
     --no-resolve. Exit 0 when allowed, 1 when refused or the name does not resolve.
     """
     from asbx.diagnostics import did_you_mean
-    from asbx.network.check import check_network, decision_json, decision_text
+    from asbx.network.check import check_network, decision_json, decision_text, secrets_for
     from asbx.network.proxy import system_resolver
 
     boxes = app.load().spec.sandboxes
@@ -43,10 +44,11 @@ def check(app: AppContext, sandbox: str, target: str, no_resolve: bool, as_json:
                                  None if no_resolve else system_resolver)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="URL") from None
+    secrets = secrets_for(boxes[sandbox].secrets, target, decision)
     if as_json:
-        click.echo(json.dumps(decision_json(sandbox, target, decision), indent=2))
+        click.echo(json.dumps(decision_json(sandbox, target, decision, secrets), indent=2))
     else:
-        click.echo(decision_text(sandbox, decision))
+        click.echo(decision_text(sandbox, decision, secrets))
     if not decision.allowed:
         raise click.exceptions.Exit(1)
     return 0
