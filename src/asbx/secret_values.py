@@ -5,8 +5,10 @@ the values on its stdin. A source that fails is an error naming the secret and i
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,3 +99,47 @@ def _checked(name: str, value: str) -> str:
         raise SecretSourceError(f"secret {name}: the value holds a line break or NUL "
                                 "(a header value cannot)")
     return value
+
+
+FETCHED = "secrets-fetched.json"
+
+
+@dataclass
+class FetchLog:
+    """When each `command:` secret with a `ttl` last ran and the salted hash of what it gave
+    (never the value), in the project's directory: plans within the ttl trust that hash."""
+
+    path: Path
+
+    def fresh_hash(self, name: str, source: SecretSpec, now: float) -> str | None:
+        """The hash from the last run, if it was this very source and within its ttl."""
+        if source.command is None or source.ttl is None:
+            return None
+        entry = self._read().get(name)
+        if not isinstance(entry, dict) or entry.get("source") != source.describe():
+            return None
+        at, digest = entry.get("at"), entry.get("hash")
+        if not isinstance(at, int | float) or not isinstance(digest, str) or not digest:
+            return None
+        return digest if 0 <= now - at < source.ttl else None
+
+    def ran(self, name: str, source: SecretSpec, digest: str, now: float | None = None) -> None:
+        """Note a run of a `ttl` secret's command (a temp file, then renamed; 0600)."""
+        if source.command is None or source.ttl is None:
+            return
+        entries = self._read()
+        entries[name] = {"at": time.time() if now is None else now, "hash": digest,
+                         "source": source.describe()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(entries, stream)
+        os.replace(temp, self.path)
+
+    def _read(self) -> dict[str, object]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}

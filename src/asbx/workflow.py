@@ -147,12 +147,22 @@ def _secret_hashes(session: Session, salt: str, options: PlanOptions) -> dict[st
     """The salted hash of each secret a sandbox uses, read now from its source (a source that
     fails is an error naming the secret); none for a destroy."""
     from asbx.plan.salted import salted_hash
+    from asbx.secret_values import FETCHED, FetchLog
 
     if options.destroy:
         return {}
+    sources = session.loaded.spec.secrets
     used = sorted({name for box in session.loaded.spec.sandboxes.values()
-                   for name in (box.secrets or {}) if name in session.loaded.spec.secrets})
-    return {name: salted_hash(salt, session.secrets.value(name)) for name in used}
+                   for name in (box.secrets or {}) if name in sources})
+    fetched, now = FetchLog(session.project_dir / FETCHED), time.time()
+    hashes = {}
+    for name in used:
+        known = fetched.fresh_hash(name, sources[name], now)
+        if known is None:  # read it (runs a command); a ttl source notes when, and the hash
+            known = salted_hash(salt, session.secrets.value(name))
+            fetched.ran(name, sources[name], known, now)
+        hashes[name] = known
+    return hashes
 
 
 def _archive_digests(loaded: LoadedSpec) -> dict[str, str]:

@@ -600,6 +600,9 @@ class SecretSpec(_Model):
     command: tuple[str, ...] | None = Field(
         None, min_length=1, description="A program and its arguments (no shell), run on the "
         "host when a plan needs the value, e.g. [gh, auth, token]; its stdout, stripped.")
+    ttl: Duration | None = Field(
+        None, description="With command: plans within this long of the last run trust the "
+        "value it gave (only its salted hash is kept) instead of running it again, e.g. 1h.")
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretSpec:
@@ -607,6 +610,9 @@ class SecretSpec(_Model):
         if len(given) != 1:
             raise ValueError("a secret needs exactly one source: env, file or command"
                              + (f" (got {', '.join(given)})" if given else ""))
+        if self.ttl is not None and self.command is None:
+            raise LocatedValueError("ttl goes with a command source (env and file are read "
+                                    "each time: reading them costs nothing)", at=("ttl",))
         return self
 
     def describe(self) -> str:
