@@ -106,8 +106,16 @@ def test_a_header_grant_reaches_its_host_only_through_verified_tls(world: World)
     assert status == 200
     assert received(payload)["authorization"] == f"Bearer {VALUE}"  # set, replacing the fake
     assert cert.issuer == x509.load_pem_x509_certificate(world.project_ca.cert_pem()).subject
-    log = (world.run_dir / LOG_FILE).read_text()
-    assert "secret=github" in log
+    assert "secret=github" in logged(world.run_dir, "secret=")
+
+
+def logged(run_dir: Path, text: str) -> str:
+    """The proxy's log once it holds `text` (or after 10 s): a request's line is written when
+    the proxy has closed both ends, which may be after the client has read its answer."""
+    deadline = time.monotonic() + 10
+    while text not in (log := (run_dir / LOG_FILE).read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return log
 
 
 def test_a_placeholder_is_replaced_for_its_host_and_left_for_others(world: World) -> None:
@@ -175,6 +183,7 @@ def test_plain_http_to_a_granted_host_carries_no_secret(world: World, tmp_path: 
 def test_the_value_is_written_nowhere(world: World) -> None:
     handle = world.start(world.grant(placeholder=PLACEHOLDER))
     https_via(handle, world.trusted, {"X-Token": PLACEHOLDER}, trust=world.project_ca.cert_path)
+    assert "secret=github" in logged(world.run_dir, "secret=")  # the log is written: look in it
     for path in world.run_dir.rglob("*"):
         if path.is_file():
             assert VALUE.encode() not in path.read_bytes(), path
