@@ -297,3 +297,46 @@ def test_the_log_names_the_secret_but_never_holds_a_value(rig: Callable[..., Rig
     assert "secret=github" in log
     assert VALUE not in log
     assert json.dumps(VALUE)[1:-1] not in log
+
+
+# -- what the proxy does not understand, it does not pass on
+
+
+def test_an_http2_preface_inside_the_tunnel_is_refused(rig: Callable[..., Rig]) -> None:
+    """The leaf offers only http/1.1; a client that speaks h2 anyway is not relayed unparsed."""
+    r = rig()
+    status, _ = r.send(r.granted, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    assert status == 400
+    assert r.granted.seen == []
+
+
+def test_bytes_sent_with_the_connect_are_refused_not_relayed(rig: Callable[..., Rig]) -> None:
+    """A client that does not wait for the 200 would have its first bytes skip the TLS the
+    proxy terminates: refused (clients that wait, as curl and Python do, are served)."""
+    r = rig()
+    with socket.create_connection(("127.0.0.1", r.port), timeout=10) as raw:
+        raw.sendall(f"CONNECT {r.granted.entry} HTTP/1.1\r\n\r\n".encode()
+                    + request(r, f"Host: {r.granted.entry}"))
+        answer = b""
+        with _suppress_reset():
+            while chunk := raw.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert r.granted.seen == []
+
+
+def test_a_broken_tls_record_mid_tunnel_ends_that_tunnel_only(rig: Callable[..., Rig]) -> None:
+    r = rig()
+    tls = r.tunnel(r.granted)
+    head = request(r, f"Host: {r.granted.entry}", "Content-Length: 100000", method="POST")
+    tls.sendall(head)
+    raw = socket.socket(fileno=tls.fileno())  # the same connection, beneath the TLS layer
+    with _suppress_reset():
+        raw.sendall(b"\x17\x03\x03\x00\x10" + b"\xff" * 16)  # an application record, forged
+    raw.detach()
+    with _suppress_reset():
+        while tls.recv(65536):
+            pass
+    tls.close()
+    status, _ = r.send(r.granted, request(r, f"Host: {r.granted.entry}", "Connection: close"))
+    assert status == 200  # the proxy serves on
