@@ -340,3 +340,28 @@ def test_a_broken_tls_record_mid_tunnel_ends_that_tunnel_only(rig: Callable[...,
     tls.close()
     status, _ = r.send(r.granted, request(r, f"Host: {r.granted.entry}", "Connection: close"))
     assert status == 200  # the proxy serves on
+
+
+def test_spellings_of_a_name_share_one_leaf(tmp_path: Path) -> None:
+    issuer = LeafIssuer(ensure_project_ca(tmp_path / "ca", "adversary"))
+    first = issuer.context("api.example.com")
+    assert issuer.context("API.Example.COM") is first
+    assert issuer.context("aPi.eXample.com") is first
+
+
+def test_expect_100_continue_is_relayed_and_injected(rig: Callable[..., Rig]) -> None:
+    r = rig()
+    body = b"payload"
+    with r.tunnel(r.granted) as tls:
+        tls.sendall(request(r, f"Host: {r.granted.entry}", "Expect: 100-continue",
+                            f"Content-Length: {len(body)}", method="POST"))
+        interim = tls.recv(65536)
+        assert interim.startswith(b"HTTP/1.1 100")
+        tls.sendall(body)
+        answer = b""
+        with _suppress_reset():
+            while chunk := tls.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert r.granted.seen[0]["body"] == "payload"
+    assert ("authorization", f"Bearer {VALUE}") in headers_seen(r.granted)
