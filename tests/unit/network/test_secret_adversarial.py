@@ -365,3 +365,22 @@ def test_expect_100_continue_is_relayed_and_injected(rig: Callable[..., Rig]) ->
     assert answer.startswith(b"HTTP/1.1 200")
     assert r.granted.seen[0]["body"] == "payload"
     assert ("authorization", f"Bearer {VALUE}") in headers_seen(r.granted)
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET / HTTP/1.1\nHost: evil.example\r\nHost: {entry}\r\n\r\n",  # LF-only request line end
+    b"GET / HTTP/1.1\nHost:evil.example\r\nHost: {entry}\r\n\r\n",
+    b"GET /\nHost:evil.example HTTP/1.1\r\nHost: {entry}\r\n\r\n",  # LF inside the target
+    b"GET / HTTP/1.1\r\nHost: {entry}\rHost: evil.example\r\n\r\n",  # a bare CR
+    b"GET / HTTP/1.1\r\nHost: {entry}\x00evil.example\r\n\r\n",  # NUL
+    b"GET / HTTP/1.1\r\nHost : evil.example\r\nHost: {entry}\r\n\r\n",  # space before colon
+    b"GET / HTTP/1.1\r\nhOsT: {entry}\r\nHOST: evil.example\r\n\r\n",  # case
+    b"GET / HTTP/1.1\r\nHost:\r\n\r\n",  # empty
+    b"GET / HTTP/1.1\r\nX: y\r\n\r\n",  # none
+    b"GET //evil.example/ HTTP/1.1\r\nHost: evil.example\r\n\r\n",
+])
+def test_smuggled_heads_never_reach_the_upstream(rig: Callable[..., Rig], raw: bytes) -> None:
+    r = rig()
+    status, _ = r.send(r.granted, raw.replace(b"{entry}", r.granted.entry.encode()))
+    assert status in (400, 421)
+    assert r.granted.seen == []
