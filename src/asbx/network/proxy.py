@@ -437,6 +437,10 @@ class EgressProxy:
             raise _Reply(400, "data sent before the tunnel was established")
         record.status = 200
         client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        # TLS records are relayed as they are decrypted: without this, a small record held back
+        # by Nagle's algorithm waits for the peer's delayed ACK (about 40 ms per request here)
+        for sock in (client, upstream):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client.settimeout(self.limits.header_timeout)
         try:
             inner = self.issuer.context(host).wrap_socket(client, server_side=True)

@@ -384,3 +384,20 @@ def test_smuggled_heads_never_reach_the_upstream(rig: Callable[..., Rig], raw: b
     status, _ = r.send(r.granted, raw.replace(b"{entry}", r.granted.entry.encode()))
     assert status in (400, 421)
     assert r.granted.seen == []
+
+
+def test_an_intercepted_request_is_not_held_back_by_delayed_acks(
+        rig: Callable[..., Rig]) -> None:
+    """Small TLS records relayed without TCP_NODELAY waited ~40 ms each for the peer's delayed
+    ACK (21 requests/s one at a time, 177/s with it): the fastest of five stays well below."""
+    r = rig()
+    times = []
+    for _ in range(5):
+        with r.tunnel(r.granted) as tls:
+            started = time.monotonic()
+            tls.sendall(request(r, f"Host: {r.granted.entry}", "Connection: close"))
+            with _suppress_reset():
+                while tls.recv(65536):
+                    pass
+            times.append(time.monotonic() - started)
+    assert min(times) < 0.03, times
