@@ -84,12 +84,14 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     project_ca = ensure_project_ca(tmp_path / "ca", "adversary")
     started: list[tuple[EgressProxy, threading.Thread, RequestLog]] = []
 
-    def start(grant: SecretGrant | None = None, limits: ProxyLimits | None = None) -> Rig:
+    def start(grant: SecretGrant | None = None, limits: ProxyLimits | None = None,
+              extra: tuple[Upstream, ...] = ()) -> Rig:
         grant = grant or SecretGrant("github", ("127.0.0.1",), VALUE,
                                      header="Authorization: Bearer {}")
         log_path = tmp_path / "proxy.log"
         log = RequestLog.to_file(log_path)
-        proxy = EgressProxy(HostPolicy([u.entry for u in upstreams]), host="127.0.0.1",
+        proxy = EgressProxy(HostPolicy([u.entry for u in (*upstreams, *extra)]),
+                            host="127.0.0.1",
                             port=0, log=log, limits=limits, secrets=[grant],
                             issuer=LeafIssuer(project_ca),
                             upstream_tls=ssl.create_default_context(cafile=str(test_ca.path)))
@@ -99,6 +101,15 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         started.append((proxy, thread, log))
         return Rig(port, log_path, project_ca.cert_path, *upstreams)
 
+    def second_port() -> Upstream:
+        """Another HTTPS upstream on 127.0.0.1 (another port), same test CA."""
+        directory = tmp_path / "second"
+        directory.mkdir(exist_ok=True)
+        upstream, server = serve_https("127.0.0.1", *test_ca.issue("127.0.0.1", directory))
+        servers.append(server)
+        return upstream
+
+    start.second_port = second_port  # type: ignore[attr-defined]
     yield start
     for proxy, thread, log in started:
         proxy.stop()
@@ -401,3 +412,13 @@ def test_an_intercepted_request_is_not_held_back_by_delayed_acks(
                     pass
             times.append(time.monotonic() - started)
     assert min(times) < 0.03, times
+
+
+def test_a_secret_follows_its_host_to_another_allowed_port(rig: Callable[..., Rig]) -> None:
+    """Grants name hosts, not ports: the same host on another port the allowlist allows gets
+    the secret too (its certificate verified for that host all the same)."""
+    second = rig.second_port()  # type: ignore[attr-defined]
+    r = rig(extra=(second,))
+    status, _ = r.send(second, request(r, f"Host: {second.entry}", "Connection: close"))
+    assert status == 200
+    assert ("authorization", f"Bearer {VALUE}") in headers_seen(second)
