@@ -422,3 +422,15 @@ def test_a_secret_follows_its_host_to_another_allowed_port(rig: Callable[..., Ri
     status, _ = r.send(second, request(r, f"Host: {second.entry}", "Connection: close"))
     assert status == 200
     assert ("authorization", f"Bearer {VALUE}") in headers_seen(second)
+
+
+def test_a_chunked_body_is_relayed_intact_and_never_rewritten(rig: Callable[..., Rig]) -> None:
+    r = rig(SecretGrant("github", ("127.0.0.1",), VALUE, placeholder=PLACEHOLDER))
+    parts = [b"a" * 70_000, PLACEHOLDER.encode(), b"\r\n0\r\n\r\n", b"end"]
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
+    status, _ = r.send(r.granted, request(r, f"Host: {r.granted.entry}", f"X-T: {PLACEHOLDER}",
+                                          "Transfer-Encoding: chunked", method="POST",
+                                          body=chunked))
+    assert status == 200
+    assert r.granted.seen[0]["body"] == b"".join(parts).decode()
+    assert ("x-t", VALUE) in headers_seen(r.granted)
