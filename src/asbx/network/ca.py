@@ -118,7 +118,10 @@ class LeafIssuer:
         self._lock = threading.Lock()
 
     def context(self, host: str) -> ssl.SSLContext:
-        """A server context presenting a certificate for `host` (a name or an IP literal)."""
+        """A server context presenting a certificate for `host` (a name or an IP literal). Names
+        differ only in case are one host: one leaf (else a client could make the proxy mint and
+        keep a leaf for each of a long name's thousands of spellings)."""
+        host = host.lower()
         with self._lock:
             found = self._contexts.get(host)
             if found is None:

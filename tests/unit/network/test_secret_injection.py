@@ -179,6 +179,8 @@ def test_plain_http_to_a_granted_host_carries_no_secret(world: World, tmp_path: 
 def test_the_value_is_written_nowhere(world: World) -> None:
     handle = world.start(world.grant(placeholder=PLACEHOLDER))
     https_via(handle, world.trusted, {"X-Token": PLACEHOLDER}, trust=world.project_ca.cert_path)
+    # wait for the request's log line, so the value check below covers it too
+    assert "secret=github" in log_line(world.run_dir / LOG_FILE, "secret=")
     for path in world.run_dir.rglob("*"):
         if path.is_file():
             assert VALUE.encode() not in path.read_bytes(), path
