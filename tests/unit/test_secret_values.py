@@ -116,3 +116,12 @@ def test_a_changed_command_does_not_trust_the_old_hash(tmp_path: Path,
 def test_destroy_reads_no_secret(tmp_path: Path) -> None:
     assert _secret_hashes(_session(tmp_path), "salt", PlanOptions(destroy=True)) == {}
     assert not (tmp_path / "runs.txt").exists()
+
+
+@pytest.mark.parametrize("header", ["Proxy-Authorization: Basic {}", "Host: {}",
+                                    "connection: {}", "Content-Length: {}"])
+def test_a_header_the_proxy_drops_or_writes_cannot_carry_a_secret(header: str) -> None:
+    spec = SPEC.replace("Authorization: Bearer {}", header).encode()
+    with pytest.raises(SpecError) as err:
+        load_spec_text(spec, Path("/x/sandboxes.yaml"), environ={})
+    assert "cannot carry a secret" in str(err.value.diagnostics[0].message)

@@ -648,7 +648,17 @@ class SandboxSecretSpec(_Model):
                 raise LocatedValueError(f'header "{self.header}" must be one "Name: value" '
                                         "line with {} once where the value goes", at=("header",),
                                         hint='e.g. "Authorization: Bearer {}"')
+            if name.strip().lower() in _NOT_SECRET_HEADERS:
+                raise LocatedValueError(f"{name.strip()} cannot carry a secret: the proxy "
+                                        "drops or sets that header itself", at=("header",),
+                                        hint='use an end-to-end header, e.g. "Authorization"')
         return self
+
+
+# Headers the proxy removes or writes on every forwarded request (hop-by-hop, framing, Host).
+_NOT_SECRET_HEADERS = frozenset({
+    "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+    "te", "trailer", "upgrade", "transfer-encoding", "content-length", "host"})
 
 
 class SandboxSpec(_Model):
