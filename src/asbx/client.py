@@ -3,6 +3,7 @@ with the bearer token."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ class Client:
     def __init__(self, *, socket: str | Path | None = None, url: str | None = None,
                  token: str | None = None, timeout: float = 300.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._ws = _WebSocketTarget(url, None if url is not None else
+                                    str(socket or _default_socket()), headers)
         if url is not None:
             self._http = httpx.Client(base_url=url, headers=headers, timeout=timeout)
         else:
@@ -54,6 +57,33 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+
+    def exec_interactive(self, name: str, command: list[str], *,
+                         env: dict[str, str] | None = None,
+                         timeout: float | None = None) -> InteractiveExec:
+        """Start `command` with its stdin open: `send()` input, `close_stdin()`, read
+        `events()` (`{"stream","data"}` ..., then `{"exit_code"}`) or `wait()` for all.
+        Use it as a context manager (it closes the connection)."""
+        from websockets.sync.client import connect, unix_connect
+
+        path = f"/v1/sandboxes/{_seg(name)}/exec/ws"
+        target = self._ws
+        stack = contextlib.ExitStack()  # websockets wants its connections used as contexts
+        try:
+            if target.socket is not None:
+                connection = stack.enter_context(unix_connect(
+                    target.socket, f"ws://asbx{path}", additional_headers=target.headers))
+            else:
+                assert target.url is not None
+                base = target.url.replace("https://", "wss://").replace("http://", "ws://")
+                connection = stack.enter_context(connect(
+                    base.rstrip("/") + path, additional_headers=target.headers))
+        except Exception as exc:  # the handshake refused (401/403) or nothing listens
+            stack.close()
+            raise ApiError(getattr(getattr(exc, "response", None), "status_code", 0) or 503,
+                           f"cannot open the exec session: {exc}") from None
+        connection.send(json.dumps({"command": command, "env": env or {}, "timeout": timeout}))
+        return InteractiveExec(connection, stack)
 
     def __enter__(self) -> Client:
         return self
@@ -157,6 +187,66 @@ class Client:
 
     def delete_file(self, name: str, path: str) -> None:
         self._call("DELETE", _file_url(name, path))
+
+
+@dataclass(frozen=True)
+class _WebSocketTarget:
+    url: str | None
+    socket: str | None
+    headers: dict[str, str]
+
+
+class InteractiveExec:
+    """A command running in a sandbox with its stdin open (see Client.exec_interactive)."""
+
+    def __init__(self, connection: Any, stack: contextlib.ExitStack) -> None:
+        self._connection = connection
+        self._stack = stack
+
+    def send(self, data: bytes | str) -> None:
+        """Write to the command's stdin."""
+        self._connection.send(data.encode() if isinstance(data, str) else bytes(data))
+
+    def close_stdin(self) -> None:
+        """End the command's stdin (EOF)."""
+        self._connection.send(json.dumps({"eof": True}))
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Output events as they come, ending with {"exit_code": N}; an error is raised."""
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            try:
+                message = self._connection.recv()
+            except ConnectionClosed:
+                return
+            event: dict[str, Any] = json.loads(message)
+            if "error" in event:
+                raise ApiError(int(event.get("status", 500)), str(event["error"]))
+            yield event
+            if "exit_code" in event:
+                return
+
+    def wait(self) -> ExecResult:
+        """Everything until the command ends: exit code, stdout, stderr."""
+        out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        code = -1
+        for event in self.events():
+            if "exit_code" in event:
+                code = int(event["exit_code"])
+            else:
+                out[str(event["stream"])].append(str(event["data"]))
+        return ExecResult(code, "".join(out["stdout"]), "".join(out["stderr"]))
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> InteractiveExec:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 def _seg(value: str) -> str:

@@ -302,6 +302,31 @@ def test_exec_enters_only_the_container_asbx_made(client: Client, box: str,
         project.podman("rm", "-f", "-t", "0", name)
 
 
+def test_interactive_exec_streams_stdin_and_output_both_ways(client: Client, box: str) -> None:
+    """A shell reading lines: each answer comes back before the next line is sent, stdin EOF
+    ends it, and its exit code arrives last."""
+    script = ('while read -r line; do echo "got $line"; [ "$line" = err ] && echo oops >&2; '
+              'done; exit 3')
+    with client.exec_interactive(box, ["sh", "-c", script]) as session:
+        events = session.events()
+        for word in ("one", "two"):
+            session.send(f"{word}\n")
+            assert next(events) == {"stream": "stdout", "data": f"got {word}\n"}
+        session.send(b"err\n")
+        seen = [next(events), next(events)]
+        assert {"stream": "stdout", "data": "got err\n"} in seen
+        assert {"stream": "stderr", "data": "oops\n"} in seen
+        session.close_stdin()
+        assert list(events) == [{"exit_code": 3}]
+    with client.exec_interactive(box, ["cat"]) as session:
+        session.send(b"x" * 200_000)
+        session.close_stdin()
+        assert session.wait().stdout == "x" * 200_000
+    with pytest.raises(ApiError) as err, client.exec_interactive("nope", ["true"]) as gone:
+        gone.wait()
+    assert err.value.status == 404
+
+
 def test_stop_and_start(client: Client, box: str, project: Project) -> None:
     assert client.stop(box, grace=0).state == "stopped"
     assert project.containers() == {f"{project.name}-{box}": "exited"}
@@ -419,6 +444,18 @@ def test_tcp_needs_the_bearer_token(project: Project) -> None:
         with Client(url=url) as c, pytest.raises(ApiError) as err:
             c.sandboxes()
         assert err.value.status == 401
+        # the WebSocket exec is behind the same token (HTTP middleware never sees it)
+        with Client(url=url, token=token) as c:
+            c.create("ws", BASE_IMAGE)
+            for wrong in (None, "wrong"):
+                with Client(url=url, token=wrong) as other, pytest.raises(ApiError) as err:
+                    other.exec_interactive("ws", ["sh", "-c", "echo ran > /ran"]).wait()
+                assert err.value.status == 403  # the handshake itself is refused
+            assert c.exec("ws", ["cat", "/ran"]).exit_code != 0  # nothing ran
+            with c.exec_interactive("ws", ["sh", "-c", "read x; echo $x"]) as session:
+                session.send("over tcp\n")
+                assert session.wait().stdout == "over tcp\n"
+            c.delete("ws")
     finally:
         _stop(proc)
 

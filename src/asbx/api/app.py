@@ -111,6 +111,9 @@ def create_app(service: SandboxService, *, token: str | None = None) -> FastAPI:
             return await call_next(request)
 
     _routes(app, service)
+    from asbx.api.interactive import add_routes
+
+    add_routes(app, service, f"Bearer {token}".encode() if token is not None else None)
     return app
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -272,7 +272,7 @@ class SandboxService:
 
     # -- in a sandbox
     def exec(self, name: str, command: list[str], *, env: Mapping[str, str] | None = None,
-             stdin: str | None = None, timeout: float | None = None,
+             stdin: str | bytes | BinaryIO | None = None, timeout: float | None = None,
              on_output: Callable[[str, str], None] | None = None) -> ExecOutcome:
         """Run `command` in the sandbox (started first if stopped); its exit code and output."""
         from asbx.runtime.base import ACTIVE_SESSION_ENV
@@ -286,7 +286,7 @@ class SandboxService:
 
         def run(target: str) -> ExecResult:
             return self.runtime.exec(target, tuple(command), env=variables,
-                                     stdin=stdin.encode() if stdin is not None else None,
+                                     stdin=stdin.encode() if isinstance(stdin, str) else stdin,
                                      timeout=timeout, on_output=on_output)
 
         self.store.touch(self.project, address)
