@@ -31,7 +31,15 @@ PARALLELISM = 8  # asbx's default --parallelism
 Timings = dict[str, float]
 
 
-def asbx_spec(n: int, name: str = "benchasbx") -> str:
+def test_name() -> str:
+    """A project name the test session's guard recognises as a bench's or test's own."""
+    return f"asbxtest-{uuid.uuid4().hex[:8]}"
+
+
+ASBX_N, ASBX_1, COMPOSE_N, COMPOSE_1 = (test_name() for _ in range(4))
+
+
+def asbx_spec(n: int, name: str = ASBX_N) -> str:
     lines = ["version: 1", f"name: {name}", "volumes:"]
     lines += [f"  v{i}: {{}}" for i in range(n)]
     lines.append("sandboxes:")
@@ -113,13 +121,13 @@ def asbx_round(n: int, work: Path, env: dict[str, str]) -> Timings:
 
 
 def compose_round(n: int, work: Path, env: dict[str, str]) -> Timings:
-    pc = ["podman-compose", "-p", "benchpc"]
+    pc = ["podman-compose", "-p", COMPOSE_N]
     here = work / f"compose{n}"
     out: Timings = {}
     out["compose cold"], _ = timed([*pc, "up", "-d"], here, env)
     out["compose no-op"], _ = timed([*pc, "up", "-d"], here, env)
     out["compose destroy"], _ = timed([*pc, "down", "-v"], here, env)
-    one, pc1 = work / "compose1", ["podman-compose", "-p", "benchpc1"]
+    one, pc1 = work / "compose1", ["podman-compose", "-p", COMPOSE_1]
     out["compose ready"] = clock(lambda: (run([*pc1, "up", "-d"], one, env),
                                           run([*pc1, "exec", "-T", "one", "true"], one, env)))
     run([*pc1, "down", "-v"], one, env)
@@ -128,7 +136,7 @@ def compose_round(n: int, work: Path, env: dict[str, str]) -> Timings:
 
 def floor_round(n: int, work: Path, env: dict[str, str]) -> Timings:
     """What podman needs for the same work, started as asbx starts it (8 at once)."""
-    project = f"benchfloor-{uuid.uuid4().hex[:6]}"
+    project = test_name()
     label = f"dev.asbx.project={project}"
     names = [f"{project}-s{i}" for i in range(n)]
 
@@ -182,8 +190,8 @@ def clean_up(n: int, work: Path, env: dict[str, str]) -> None:
     asbx = [sys.executable, "-m", "asbx", "destroy", "-y", "--volumes", "--workspaces"]
     run(asbx, work / f"asbx{n}", env, check=False)
     run(asbx, work / "asbx1", env, check=False)
-    run(["podman-compose", "-p", "benchpc", "down", "-v"], work / f"compose{n}", env, check=False)
-    run(["podman-compose", "-p", "benchpc1", "down", "-v"], work / "compose1", env, check=False)
+    run(["podman-compose", "-p", COMPOSE_N, "down", "-v"], work / f"compose{n}", env, check=False)
+    run(["podman-compose", "-p", COMPOSE_1, "down", "-v"], work / "compose1", env, check=False)
 
 
 def one_round(n: int, work: Path, env: dict[str, str], attempts: int = 3) -> Timings:
@@ -228,7 +236,7 @@ def main() -> None:
         work = Path(tmp)
         env = {**os.environ, "ASBX_HOME": str(work / "home"), "ASBX_RUNTIME": "podman",
                "NO_COLOR": "1"}
-        for name, text in [("asbx1/sandboxes.yaml", one_sandbox_spec("benchasbx1")),
+        for name, text in [("asbx1/sandboxes.yaml", one_sandbox_spec(ASBX_1)),
                            ("compose1/compose.yaml", one_service_compose())]:
             (work / name).parent.mkdir()
             (work / name).write_text(text)

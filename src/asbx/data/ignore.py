@@ -5,11 +5,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-import pathspec
+from typing import TYPE_CHECKING
 
 from asbx.data.dockerignore import DockerMatcher, compile_patterns, read_patterns
 from asbx.errors import DataError
+
+if TYPE_CHECKING:  # imported on use: loading a spec never needs it (~15 ms)
+    import pathspec
 
 ASBXIGNORE = ".asbxignore"
 DOCKERIGNORE = ".dockerignore"
@@ -59,6 +61,8 @@ class _DockerRules(IgnoreRules):
 
 def gitignore_rules(patterns: Iterable[str]) -> IgnoreRules:
     """Rules with git's semantics: patterns without a slash match at any depth, `dir/` only dirs."""
+    import pathspec
+
     lines = [line for line in patterns if line.strip()]
     return _GitRules(pathspec.GitIgnoreSpec.from_lines(lines))
 
