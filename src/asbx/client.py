@@ -145,6 +145,14 @@ class Client:
             "POST", f"/v1/sandboxes/{_seg(name)}/snapshots", json={"name": snapshot}).json()
         return result
 
+    def snapshots(self) -> list[dict[str, str]]:
+        """The server project's snapshots: {name, sandbox, digest} each."""
+        result: list[dict[str, str]] = self._call("GET", "/v1/snapshots").json()
+        return result
+
+    def delete_snapshot(self, snapshot: str) -> None:
+        self._call("DELETE", f"/v1/snapshots/{_seg(snapshot)}")
+
     def exec(self, name: str, command: list[str], *, env: dict[str, str] | None = None,
              stdin: str | None = None, timeout: float | None = None) -> ExecResult:
         body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}
