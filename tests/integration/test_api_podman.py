@@ -144,6 +144,10 @@ def test_async_client(server: tuple[Project, Path], project: Project) -> None:
             made = await c.create("as1", BASE_IMAGE)
             out = await c.exec("as1", ["sh", "-c", "echo async > /workspace/f; cat /workspace/f"])
             data = await c.read_file("as1", "f")
+            async with await c.exec_interactive("as1", ["sh", "-c", "read x; echo x=$x"]) as s:
+                await s.send("typed\n")
+                answer = await s.wait()
+            assert (answer.exit_code, answer.stdout) == (0, "x=typed\n")
             await c.delete("as1")
             try:
                 await c.get("as1")
