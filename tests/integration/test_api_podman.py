@@ -331,6 +331,34 @@ def test_interactive_exec_streams_stdin_and_output_both_ways(client: Client, box
     assert err.value.status == 404
 
 
+def test_async_interactive_exec_reads_lines(server: tuple[Project, Path], box: str) -> None:
+    """AsyncClient.exec_interactive: an interactive sh answers each line before the next."""
+    import anyio
+
+    from asbx.client import AsyncClient
+
+    async def run() -> tuple[list[dict[str, object]], int]:
+        got: list[dict[str, object]] = []
+        async with AsyncClient(socket=server[1]) as c:
+            async with await c.exec_interactive(box, ["sh"]) as session:
+                events = session.events()
+                for line in ("echo one", "echo two >&2"):
+                    await session.send(line + "\n")
+                    got.append(await events.__anext__())
+                await session.send("exit 5\n")
+                got.extend([e async for e in events])
+            try:
+                async with await c.exec_interactive("nope", ["true"]) as gone:
+                    await gone.wait()
+            except ApiError as exc:
+                return got, exc.status
+        return got, 200
+
+    assert anyio.run(run) == ([{"stream": "stdout", "data": "one\n"},
+                               {"stream": "stderr", "data": "two\n"},
+                               {"exit_code": 5}], 404)
+
+
 def test_stop_and_start(client: Client, box: str, project: Project) -> None:
     assert client.stop(box, grace=0).state == "stopped"
     assert project.containers() == {f"{project.name}-{box}": "exited"}
