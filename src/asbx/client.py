@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -145,6 +145,14 @@ class Client:
             "POST", f"/v1/sandboxes/{_seg(name)}/snapshots", json={"name": snapshot}).json()
         return result
 
+    def snapshots(self) -> list[dict[str, str]]:
+        """The server project's snapshots: {name, sandbox, digest} each."""
+        result: list[dict[str, str]] = self._call("GET", "/v1/snapshots").json()
+        return result
+
+    def delete_snapshot(self, snapshot: str) -> None:
+        self._call("DELETE", f"/v1/snapshots/{_seg(snapshot)}")
+
     def exec(self, name: str, command: list[str], *, env: dict[str, str] | None = None,
              stdin: str | None = None, timeout: float | None = None) -> ExecResult:
         body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}
@@ -249,6 +257,55 @@ class InteractiveExec:
         self.close()
 
 
+class AsyncInteractiveExec:
+    """A command running in a sandbox with its stdin open (see AsyncClient.exec_interactive)."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    async def send(self, data: bytes | str) -> None:
+        await self._connection.send(data.encode() if isinstance(data, str) else bytes(data))
+
+    async def close_stdin(self) -> None:
+        await self._connection.send(json.dumps({"eof": True}))
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Output events as they come, ending with {"exit_code": N}; an error is raised."""
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            try:
+                message = await self._connection.recv()
+            except ConnectionClosed:
+                return
+            event: dict[str, Any] = json.loads(message)
+            if "error" in event:
+                raise ApiError(int(event.get("status", 500)), str(event["error"]))
+            yield event
+            if "exit_code" in event:
+                return
+
+    async def wait(self) -> ExecResult:
+        out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+        code = -1
+        async for event in self.events():
+            if "exit_code" in event:
+                code = int(event["exit_code"])
+            else:
+                out[str(event["stream"])].append(str(event["data"]))
+        return ExecResult(code, "".join(out["stdout"]), "".join(out["stderr"]))
+
+    async def aclose(self) -> None:
+        await self._connection.close()
+
+    async def __aenter__(self) -> AsyncInteractiveExec:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+
 def _seg(value: str) -> str:
     return quote(value, safe="")
 
@@ -272,6 +329,8 @@ class AsyncClient:
     def __init__(self, *, socket: str | Path | None = None, url: str | None = None,
                  token: str | None = None, timeout: float = 300.0) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._ws = _WebSocketTarget(url, None if url is not None else
+                                    str(socket or _default_socket()), headers)
         if url is not None:
             self._http = httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout)
         else:
@@ -317,6 +376,30 @@ class AsyncClient:
         body = {"command": command, "env": env or {}, "stdin": stdin, "timeout": timeout}
         response = await self._call("POST", f"/v1/sandboxes/{_seg(name)}/exec", json=body)
         return ExecResult(**response.json())
+
+    async def exec_interactive(self, name: str, command: list[str], *,
+                               env: dict[str, str] | None = None,
+                               timeout: float | None = None) -> AsyncInteractiveExec:
+        """The asyncio twin of Client.exec_interactive (`async with`, awaited methods)."""
+        from websockets.asyncio.client import connect, unix_connect
+
+        path = f"/v1/sandboxes/{_seg(name)}/exec/ws"
+        target = self._ws
+        try:
+            if target.socket is not None:
+                connection = await unix_connect(target.socket, f"ws://asbx{path}",
+                                                additional_headers=target.headers)
+            else:
+                assert target.url is not None
+                base = target.url.replace("https://", "wss://").replace("http://", "ws://")
+                connection = await connect(base.rstrip("/") + path,
+                                           additional_headers=target.headers)
+        except Exception as exc:  # the handshake refused (401/403) or nothing listens
+            raise ApiError(getattr(getattr(exc, "response", None), "status_code", 0) or 503,
+                           f"cannot open the exec session: {exc}") from None
+        await connection.send(json.dumps({"command": command, "env": env or {},
+                                          "timeout": timeout}))
+        return AsyncInteractiveExec(connection)
 
     async def read_file(self, name: str, path: str) -> bytes:
         return (await self._call("GET", _file_url(name, path))).content

@@ -144,6 +144,10 @@ def test_async_client(server: tuple[Project, Path], project: Project) -> None:
             made = await c.create("as1", BASE_IMAGE)
             out = await c.exec("as1", ["sh", "-c", "echo async > /workspace/f; cat /workspace/f"])
             data = await c.read_file("as1", "f")
+            async with await c.exec_interactive("as1", ["sh", "-c", "read x; echo x=$x"]) as s:
+                await s.send("typed\n")
+                answer = await s.wait()
+            assert (answer.exit_code, answer.stdout) == (0, "x=typed\n")
             await c.delete("as1")
             try:
                 await c.get("as1")
@@ -357,6 +361,38 @@ def test_snapshot_then_create_from_it(client: Client, box: str, project: Project
         client.delete(box)  # snapshot.base still captures it
     assert err.value.status == 422, err.value.message
     assert client.get(box).state == "running"
+
+
+def test_snapshots_are_listed_and_deleted_with_their_archive(client: Client, box: str,
+                                                            project: Project) -> None:
+    client.write_file(box, "state.txt", "kept")
+    base = client.snapshot(box, "base")
+    other = client.snapshot(box, "other")
+    listed = {s["name"]: s for s in client.snapshots()}
+    assert listed["base"] == {"name": "base", "sandbox": box, "digest": base["digest"]}
+    client.create("child", BASE_IMAGE, workspace={"snapshot": "base"})
+    with pytest.raises(ApiError) as err:
+        client.delete_snapshot("base")  # child is restored from it
+    assert err.value.status == 422, err.value.message
+    archives = project.home / "snapshots" / "sha256"
+    client.delete_snapshot("other")
+    assert [s["name"] for s in client.snapshots()] == ["base"]
+    # the two snapshots took the same workspace: one archive, still used by base
+    assert other["digest"] == base["digest"]
+    assert [p for p in archives.rglob("*") if base["digest"].split(":", 1)[1] in p.name], \
+        "base's archive went with other"
+    with pytest.raises(ApiError) as err:
+        client.delete_snapshot("other")
+    assert err.value.status == 404
+    client.delete("child")
+    client.delete_snapshot("base")
+    assert client.snapshots() == []
+    hexdigest = base["digest"].split(":", 1)[1]
+    assert not [p for p in archives.rglob("*") if hexdigest in p.name]  # the archive went
+    assert client.delete(box) is None  # nothing captures it now
+    plan = project.asbx("-f", str(project.home / "api" / "sandboxes.yaml"), "plan",
+                        "--detailed-exitcode")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
 
 
 # -- files

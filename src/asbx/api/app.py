@@ -174,6 +174,15 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
     def snapshot(name: str, body: SnapshotIn) -> SnapshotOut:
         return SnapshotOut(**asdict(service.snapshot(name, body.name)))
 
+    @app.get("/v1/snapshots")
+    def list_snapshots() -> list[SnapshotOut]:
+        return [SnapshotOut(**asdict(s)) for s in service.snapshots()]
+
+    @app.delete("/v1/snapshots/{name}", status_code=204)
+    def delete_snapshot(name: str) -> None:
+        """Forget a snapshot and its archive; 422 while a sandbox is restored from it."""
+        service.delete_snapshot(name)
+
     @app.post("/v1/sandboxes/{name}/exec")
     def exec_in(name: str, body: ExecIn) -> ExecOut:
         out = service.exec(name, body.command, env=body.env, stdin=body.stdin,

@@ -220,6 +220,31 @@ class SandboxService:
         digest = str(record.outputs.get("digest", "")) if record is not None else ""
         return SnapshotInfo(snapshot, name, digest)
 
+    def snapshots(self) -> list[SnapshotInfo]:
+        """The API project's snapshots: name, the sandbox each captures, its archive's digest
+        ("" until captured)."""
+        records = self.store.snapshot(self.project).records
+        out = []
+        for name, declared in self._document()["snapshots"].items():
+            record = records.get(Address(ResourceKind.SNAPSHOT, name))
+            sandbox = declared.get("sandbox", "") if isinstance(declared, dict) else ""
+            digest = str(record.outputs.get("digest", "")) if record is not None else ""
+            out.append(SnapshotInfo(name, str(sandbox), digest))
+        return out
+
+    def delete_snapshot(self, snapshot: str) -> None:
+        """Take snapshot `snapshot` out of the declaration and apply that (its archive goes
+        unless another record uses it); a sandbox restored from it keeps it (SpecError)."""
+        address = Address(ResourceKind.SNAPSHOT, snapshot)
+        with self._mutation("api snapshot delete"):
+            document = self._document()
+            if snapshot not in document["snapshots"]:
+                raise NotFoundError(f"no snapshot {snapshot!r}")
+            del document["snapshots"][snapshot]
+            loaded = self._load(document)
+            self._write(document)
+            self._apply(loaded, address, allow_data_loss=True)
+
     def _apply(self, loaded: LoadedSpec, name: str | Address, *, allow_data_loss: bool = False,
                replace: bool = False) -> None:
         from asbx.apply.applier import check_applicable

@@ -23,5 +23,5 @@ def test_openapi_names_every_route() -> None:
         "/v1/sandboxes/{name}", "/v1/sandboxes/{name}/exec",
         "/v1/sandboxes/{name}/exec/stream", "/v1/sandboxes/{name}/snapshots",
         "/v1/sandboxes/{name}/start", "/v1/sandboxes/{name}/stop",
-        "/v1/sandboxes/{name}/files/{path}",
+        "/v1/sandboxes/{name}/files/{path}", "/v1/snapshots", "/v1/snapshots/{name}",
     }
