@@ -60,6 +60,8 @@ class SecretValues:
     def _file(self, name: str, file: str) -> str:
         path = (self.base_dir / file).absolute()
         try:
+            if path.exists() and not path.is_file():  # a FIFO would block the read forever
+                raise SecretSourceError(f"secret {name}: {path} is not a regular file")
             with path.open("rb") as stream:
                 data = stream.read(MAX_VALUE_BYTES + 1)
         except OSError as exc:
@@ -68,7 +70,10 @@ class SecretValues:
         if len(data) > MAX_VALUE_BYTES:
             raise SecretSourceError(f"secret {name}: {path} is larger than "
                                     f"{MAX_VALUE_BYTES // 1024} KiB")
-        return _one_line(data.decode("utf-8", errors="strict"))
+        try:
+            return _one_line(data.decode("utf-8", errors="strict"))
+        except UnicodeDecodeError:  # its message would quote bytes of the value
+            raise SecretSourceError(f"secret {name}: {path} is not UTF-8 text") from None
 
     def _command(self, name: str, argv: tuple[str, ...]) -> str:
         shown = " ".join(argv)

@@ -3,10 +3,12 @@ secret and never hold a value, and a command's ttl that keeps only a salted hash
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from asbx import secret_values
 from asbx.errors import SpecError
 from asbx.plan.model import PlanOptions
 from asbx.runtime.command import SubprocessRunner
@@ -125,3 +127,35 @@ def test_a_header_the_proxy_drops_or_writes_cannot_carry_a_secret(header: str) -
     with pytest.raises(SpecError) as err:
         load_spec_text(spec, Path("/x/sandboxes.yaml"), environ={})
     assert "cannot carry a secret" in str(err.value.diagnostics[0].message)
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"\xffnot-utf8-VALUE", "is not UTF-8 text"),
+    (b"two\nlines-VALUE\n", "holds a line break"),
+    (b"nul\0-VALUE", "holds a line break or NUL"),
+    (b"\n", "the value is empty"),
+])
+def test_a_bad_file_is_an_error_naming_the_secret_not_a_crash(
+        tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "token").write_bytes(content)
+    with pytest.raises(SecretSourceError) as err:
+        values(tmp_path, s=SecretSpec(file="token")).value("s")
+    assert str(err.value).startswith("secret s: ")
+    assert message in str(err.value)
+    assert "VALUE" not in str(err.value)
+
+
+def test_a_source_that_is_not_a_regular_file_is_refused_without_reading_it(
+        tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "fifo")  # opening it to read would wait for a writer forever
+    (tmp_path / "dir").mkdir()
+    for name in ("fifo", "dir"):
+        with pytest.raises(SecretSourceError, match=f"secret s: .*{name} is not a regular file"):
+            values(tmp_path, s=SecretSpec(file=name)).value("s")
+
+
+def test_a_command_that_does_not_finish_is_an_error_naming_the_secret(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(secret_values, "COMMAND_TIMEOUT", 0.5)
+    with pytest.raises(SecretSourceError, match=r"secret s: `sleep 30` did not finish in 0.5s"):
+        values(tmp_path, s=SecretSpec(command=("sleep", "30"))).value("s")

@@ -95,6 +95,10 @@ def _message(error: ErrorDetails, kind: str) -> str:
     if kind in ("greater_than", "less_than_equal", "greater_than_equal", "less_than"):
         limit = str(error["msg"]).lower().removeprefix("input should be ")
         return f"{error['input']!r} is out of range (must be {limit})"
+    if kind == "too_short":
+        ctx = error.get("ctx") or {}
+        least, got = ctx.get("min_length", 1), ctx.get("actual_length", 0)
+        return f"needs at least {least} item{'s' if least != 1 else ''}, got {got or 'none'}"
     return str(error["msg"])
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from asbx.data.dockerignore import DockerignoreError
 from asbx.data.ignore import dockerignore_file, dockerignore_rules, read_ignore_file
@@ -194,12 +195,23 @@ def _validate(data: dict[str, Any], smap: SourceMap, env: Mapping[str, str],
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
     for error in errors:
-        diags.items.append(translate.diagnostic_for(error, data, smap))
+        if not _follows_from_an_item(error, errors):
+            diags.items.append(translate.diagnostic_for(error, data, smap))
     locs = [tuple(e["loc"]) for e in errors]
     unknown = [tuple(e["loc"]) for e in errors if e["type"] == "extra_forbidden"]
     others = [loc for loc in locs if loc not in unknown or len(loc) < 3]
     return (_partial(_without_failed_entries(_without_keys(data, unknown), others), context),
             _partial(_without_failed_entries(data, locs), context))
+
+
+def _follows_from_an_item(error: ErrorDetails, errors: list[ErrorDetails]) -> bool:
+    """A list "too short" only because an item of it failed (pydantic counts the failed items
+    out): the item's own error says what is wrong, the count would only confuse."""
+    if error["type"] != "too_short":
+        return False
+    loc = tuple(error["loc"])
+    return any(len(other["loc"]) > len(loc) and tuple(other["loc"][:len(loc)]) == loc
+               for other in errors)
 
 
 def _partial(data: dict[str, Any] | None, context: dict[str, Any]) -> Spec | None:

@@ -45,6 +45,7 @@ class World:
         self.images: list[ObservedImage] = []
         self.archives: set[str] = set()
         self.now = 1_000_000.0
+        self.secret_hashes: dict[str, str] = {}  # what the edge would hash from secret values
 
     def observed(self) -> Observed:
         return Observed(
@@ -64,7 +65,7 @@ class World:
                 options=options or PlanOptions(),
                 capabilities=caps or Capabilities(),
                 now=self.now,
-                **kw,
+                **{"secret_hashes": self.secret_hashes, **kw},
             )
         )  # type: ignore[arg-type]
 
@@ -91,7 +92,8 @@ class World:
                 address,
                 change.config_hash,
                 HASH_VERSION,
-                applied_form(self.loaded.graph.resources[address], self.state.meta.salt),
+                applied_form(self.loaded.graph.resources[address], self.state.meta.salt,
+                             self.secret_hashes),
                 outputs,
                 tuple(self.loaded.graph.dependencies(address)),
                 "ok",
