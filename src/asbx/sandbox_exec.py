@@ -24,7 +24,11 @@ def exec_by_recorded_id(runtime: Runtime, project: str, address: Address, contai
     try:
         return run(container_id)
     except (NotFoundError, ContainerNotRunningError):
-        live = runtime.list_containers({LABEL_PROJECT: project, LABEL_ADDRESS: str(address)})
+        from asbx.runtime.cached import forget_listings, uncached
+
+        forget_listings(runtime)  # the caller looks next: with what the runtime says now
+        live = uncached(runtime).list_containers({LABEL_PROJECT: project,
+                                                  LABEL_ADDRESS: str(address)})
         if any(c.id == container_id and c.state is ContainerState.RUNNING for c in live):
             raise
         return None

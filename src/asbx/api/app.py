@@ -127,7 +127,7 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
         """What `asbx -f SPEC plan --json` prints (docs/plan-format.md); changes nothing."""
         from asbx.api.projects import plan_project
 
-        return plan_project(service.home, service.runtime, service.store, body.spec,
+        return plan_project(service.home, service.direct_runtime, service.store, body.spec,
                             body.project)
 
     @app.post("/v1/projects/apply", response_class=StreamingResponse,
@@ -139,7 +139,7 @@ def _routes(app: FastAPI, service: SandboxService) -> None:
         from asbx.api.projects import apply_project
 
         def run(emit: Callable[[dict[str, Any]], None]) -> None:
-            summary = apply_project(service.home, service.runtime, service.store, body.spec,
+            summary = apply_project(service.home, service.direct_runtime, service.store, body.spec,
                                     body.project, emit, lock_timeout=service.lock_timeout)
             emit({"event": "done", **summary})
 

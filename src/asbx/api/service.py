@@ -77,6 +77,24 @@ class SandboxService:
         self.lock_timeout = lock_timeout
         self.spec_path = home / SPEC_DIR / "sandboxes.yaml"
         self._mutex = threading.Lock()  # one mutation at a time here; the state lock across
+        self._serial_seen: int | None = None  # the state's serial after this server's changes
+
+    @property
+    def direct_runtime(self) -> Runtime:
+        """The runtime without kept listings (plans and applies of other projects)."""
+        from asbx.runtime.cached import uncached
+
+        return uncached(self.runtime)
+
+    def _outside_changes(self) -> None:
+        """Forget kept listings when the project's state changed outside this server (an
+        `asbx apply` of the same project): its events may not have arrived yet."""
+        from asbx.runtime.cached import forget_listings
+
+        serial = self.store.project(self.project).serial
+        if serial != self._serial_seen:
+            forget_listings(self.runtime)
+            self._serial_seen = serial
 
     # -- the declaration
     def _document(self) -> dict[str, Any]:
@@ -108,6 +126,7 @@ class SandboxService:
         from asbx.reap import list_project_containers
 
         declared = self._document()["sandboxes"]
+        self._outside_changes()
         containers = list_project_containers(self.runtime, self.project)
         return [self._info(name, box, containers.get(Address(ResourceKind.SANDBOX, name)))
                 for name, box in declared.items()]
@@ -126,6 +145,7 @@ class SandboxService:
         from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT
 
         labels = {LABEL_PROJECT: self.project, LABEL_ADDRESS: f"sandbox.{name}"}
+        self._outside_changes()
         found = self.runtime.list_containers(labels)
         return found[0] if found else None
 
@@ -150,7 +170,11 @@ class SandboxService:
         try:
             left = max(0.0, self.lock_timeout - (time.monotonic() - started))
             with self.store.locked(self.project, command, left):
-                yield
+                self._outside_changes()
+                try:
+                    yield
+                finally:  # what this server changed is in its kept listings already
+                    self._serial_seen = self.store.project(self.project).serial
         finally:
             self._mutex.release()
 

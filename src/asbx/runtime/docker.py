@@ -10,6 +10,7 @@ from typing import Any
 from asbx.errors import RuntimeUnavailableError
 from asbx.runtime.base import Capabilities, ObservedImage, ObservedNetwork
 from asbx.runtime.command import CommandResult, first_error
+from asbx.runtime.events import RuntimeEvent, parse_docker_event
 from asbx.runtime.oci_cli import (
     OciCliRuntime,
     label_filters,
@@ -49,6 +50,9 @@ class DockerRuntime(OciCliRuntime):
         if plain_http:
             return f"if {host} is meant to serve plain HTTP, {insecure}"
         return f"put its CA certificate in /etc/docker/certs.d/{host}/ca.crt, or {insecure}"
+
+    def parse_event(self, line: str) -> RuntimeEvent | None:
+        return parse_docker_event(line)
 
     def parse_version(self, data: Any) -> str:
         server = data.get("Server") if isinstance(data, dict) else None

@@ -47,6 +47,7 @@ from asbx.runtime.command import (
     Stdin,
     first_error,
 )
+from asbx.runtime.events import RuntimeEvent, parse_podman_event
 from asbx.runtime.pull_errors import pull_error
 
 DEFAULT_TIMEOUT = 300.0  # any ordinary call (not build, pull or exec) that takes longer is stuck
@@ -179,6 +180,15 @@ class OciCliRuntime:
             return RuntimeUnavailableError(f"{self.executable} is not installed",
                                            hint="install it, or choose another with --runtime")
         return RuntimeUnavailableError(f"{self.name} is not working: {first_error(result)}")
+
+    # -- events (what a long-lived process keeps its listings fresh with)
+
+    def events_argv(self, since: float) -> list[str]:
+        """The argv that streams this runtime's events from unix time `since` on, as JSON."""
+        return self.argv("events", "--format", self.json_format, "--since", f"{since:.6f}")
+
+    def parse_event(self, line: str) -> RuntimeEvent | None:
+        return parse_podman_event(line)
 
     # -- observation: one runtime call per kind
 

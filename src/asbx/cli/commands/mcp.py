@@ -16,8 +16,14 @@ def mcp(app: AppContext, api_project: str, lock_timeout: float) -> int:
     """Serve the sandbox tools over MCP on stdio (create, exec, read/write_file, delete)."""
     from asbx.api.mcp_server import create_mcp
     from asbx.api.service import SandboxService
+    from asbx.runtime.cached import watched
 
-    service = SandboxService(app.home, app.runtime(), app.store(), project=api_project,
+    runtime, watcher = watched(app.runtime())  # listings kept between calls, events-fed
+    service = SandboxService(app.home, runtime, app.store(), project=api_project,
                              lock_timeout=lock_timeout)
-    create_mcp(service).run("stdio")
+    try:
+        create_mcp(service).run("stdio")
+    finally:
+        if watcher is not None:
+            watcher.stop()
     return 0

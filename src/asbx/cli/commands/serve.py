@@ -29,10 +29,7 @@ if TYPE_CHECKING:
 def serve(app: AppContext, socket_path: Path | None, listen: str | None, api_project: str,
           lock_timeout: float, openapi: bool) -> int:
     """Serve the sandbox API (docs/api.md): create sandboxes, exec in them, move files."""
-    import uvicorn
-
     from asbx.api.app import create_app, openapi_text
-    from asbx.api.server import api_token, bind_unix, parse_listen
     from asbx.api.service import SandboxService
 
     if openapi:
@@ -40,18 +37,36 @@ def serve(app: AppContext, socket_path: Path | None, listen: str | None, api_pro
         return 0
     if listen and socket_path:
         raise click.UsageError("give --socket or --listen, not both")
-    service = SandboxService(app.home, app.runtime(), app.store(), project=api_project,
+    from asbx.runtime.cached import watched
+
+    runtime, watcher = watched(app.runtime())  # listings kept between requests, events-fed
+    service = SandboxService(app.home, runtime, app.store(), project=api_project,
                              lock_timeout=lock_timeout)
+    try:
+        _run(service, app.home, socket_path, listen)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+    return 0
+
+
+def _run(service: SandboxService, home: Path, socket_path: Path | None, listen: str | None
+         ) -> None:
+    import uvicorn
+
+    from asbx.api.app import create_app
+    from asbx.api.server import api_token, bind_unix, parse_listen
+
     if listen:
         host, port = parse_listen(listen)
-        token = api_token(app.home)
+        token = api_token(home)
         server = uvicorn.Server(uvicorn.Config(create_app(service, token=token), host=host,
                                                port=port, log_level="warning", lifespan="off"))
         click.echo(f"asbx serve: listening on http://{listen} (token in "
-                   f"{app.home / 'api-token'})", err=True)
+                   f"{home / 'api-token'})", err=True)
         server.run()
-        return 0
-    path = socket_path or app.home / "asbx.sock"
+        return
+    path = socket_path or home / "asbx.sock"
     sock = bind_unix(path)
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -62,7 +77,6 @@ def serve(app: AppContext, socket_path: Path | None, listen: str | None, api_pro
     click.echo(f"asbx serve: listening on {path}", err=True)
     sys.stderr.flush()
     server.run(sockets=[sock])
-    return 0
 
 
 def _offline_service(app: AppContext, project: str) -> SandboxService:
