@@ -263,9 +263,11 @@ def _journal(project: _Project, decision: Decision, outcome: str, detail: str) -
 
 
 def list_project_containers(runtime: Runtime, project: str) -> dict[Address, ObservedContainer]:
-    """The project's containers by address: one runtime listing call."""
+    """The project's containers by address: one runtime listing call, made now."""
+    from asbx.runtime.cached import containers_now
+
     found: dict[Address, ObservedContainer] = {}
-    for container in runtime.list_containers({LABEL_PROJECT: project}):
+    for container in containers_now(runtime, {LABEL_PROJECT: project}):
         try:
             address = Address.parse(container.labels.get(LABEL_ADDRESS, ""))
         except ValueError:

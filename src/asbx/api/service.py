@@ -143,10 +143,11 @@ class SandboxService:
 
     def _container(self, name: str) -> ObservedContainer | None:
         from asbx.runtime.base import LABEL_ADDRESS, LABEL_PROJECT
+        from asbx.runtime.cached import containers_now
 
         labels = {LABEL_PROJECT: self.project, LABEL_ADDRESS: f"sandbox.{name}"}
         self._outside_changes()
-        found = self.runtime.list_containers(labels)
+        found = containers_now(self.runtime, labels)  # an answer says what is there now
         return found[0] if found else None
 
     @staticmethod

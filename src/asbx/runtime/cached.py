@@ -348,8 +348,10 @@ class CachedRuntime:
         return self.inner.logs_argv(name, follow=follow, tail=tail)
 
     # -- listings
-    def list_containers(self, labels: Mapping[str, str]) -> list[ObservedContainer]:
-        return self._listed(CONTAINER, labels, lambda: self.inner.list_containers(labels))
+    def list_containers(self, labels: Mapping[str, str], *, now: bool = False
+                        ) -> list[ObservedContainer]:
+        """Kept containers, or (`now`) a listing made now, kept for what follows."""
+        return self._listed(CONTAINER, labels, lambda: self.inner.list_containers(labels), now)
 
     def list_volumes(self, labels: Mapping[str, str]) -> list[ObservedVolume]:
         return self._listed(VOLUME, labels, lambda: self.inner.list_volumes(labels))
@@ -357,10 +359,10 @@ class CachedRuntime:
     def list_images(self) -> list[ObservedImage]:
         return self._listed(IMAGE, {}, self.inner.list_images)
 
-    def _listed(self, kind: str, labels: Mapping[str, str], call: Callable[[], list[Any]]
-                ) -> list[Any]:
+    def _listed(self, kind: str, labels: Mapping[str, str], call: Callable[[], list[Any]],
+                now: bool = False) -> list[Any]:
         key = frozenset(labels.items())
-        kept = self.cache.get(kind, key)
+        kept = None if now else self.cache.get(kind, key)
         if kept is not None:
             return list(kept)
         token, _ = self.cache.begin()
@@ -561,6 +563,14 @@ def watched(runtime: Runtime) -> tuple[Runtime, EventWatcher | None]:
     watcher.start()
     kept: Runtime = cached
     return kept, watcher
+
+
+def containers_now(runtime: Runtime, labels: Mapping[str, str]) -> list[ObservedContainer]:
+    """The containers carrying `labels` as the runtime lists them now (what an answer about
+    a sandbox's state says; a runtime keeping listings keeps this one too)."""
+    if isinstance(runtime, CachedRuntime):
+        return runtime.list_containers(labels, now=True)
+    return runtime.list_containers(labels)
 
 
 def uncached(runtime: Runtime) -> Runtime:
