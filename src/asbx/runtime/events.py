@@ -19,6 +19,9 @@ HARMLESS_CONTAINER_ACTIONS = frozenset({
     "commit", "mount", "unmount", "sync",
 })
 
+# docker says a volume is mounted or unmounted each time a container using it starts or stops
+HARMLESS_VOLUME_ACTIONS = frozenset({"mount", "unmount"})
+
 
 @dataclass(frozen=True)
 class RuntimeEvent:
@@ -36,6 +39,8 @@ class RuntimeEvent:
     def harmless(self) -> bool:
         """True when the event cannot change what a listing of its kind reports."""
         action = self.action.split(":", 1)[0].strip()
+        if self.kind == VOLUME:
+            return action in HARMLESS_VOLUME_ACTIONS
         return self.kind == CONTAINER and action in HARMLESS_CONTAINER_ACTIONS
 
 

@@ -315,6 +315,13 @@ def test_docker_event_lines_are_read() -> None:
     assert found.name == "p1-a"
     assert found.labels == {"dev.asbx.project": "p1"}
     assert found.harmless
+    mounted = parse_docker_event(json.dumps({
+        "Type": "volume", "Action": "mount", "Actor": {"ID": "v1", "Attributes": {}},
+        "timeNano": 1796445892061635223}))
+    assert mounted is not None
+    assert mounted.harmless
+    assert mounted.name == "v1"
+    assert mounted.labels is None
 
 
 # -- the stream
