@@ -119,6 +119,7 @@ class ListingCache:
         self._checked = threading.Condition(self._lock)
         self._checks: queue.Queue[tuple[Mark, str]] = queue.Queue()
         self._checker: threading.Thread | None = None
+        self._prune_at = PRUNE_AT
         # How to look up one image (a "pull" event names a ref, not what it points at now).
         self.inspect_image: Callable[[str], ObservedImage | None] | None = None
         self.enabled = False
@@ -213,9 +214,12 @@ class ListingCache:
                 mark.time, mark.pending = math.inf, True
                 self._start_checker()
                 self._checks.put((mark, name))
+            elif mark.time < self._clock() and not self._matters(mark):
+                return  # e.g. another project's container: nothing kept or being listed shows it
             self._marks.append(mark)
-            if len(self._marks) > PRUNE_AT:
+            if len(self._marks) > self._prune_at:
                 self._prune()
+                self._prune_at = max(PRUNE_AT, 2 * len(self._marks))
 
     def _start_checker(self) -> None:
         if self._checker is None:
@@ -280,14 +284,19 @@ class ListingCache:
             self._entries.clear()
 
     def _prune(self) -> None:
-        """Keep the marks that can still matter: calls in progress or just ended (their
-        events may still come), and changes newer than a listing in flight or that make a
-        kept listing stale."""
-        recent = self._clock() - OWN_WINDOW
+        """Keep the marks that can still matter: changes stamped from now on (a margin ahead),
+        own calls in progress or just ended (their events may still come), and changes that
+        make a kept listing, or one in flight, stale."""
+        now = self._clock()
+        self._marks = [m for m in self._marks if m.time >= now or self._matters(m)
+                       or (m.effects and m.time >= now - OWN_WINDOW)]
+
+    def _matters(self, mark: Mark) -> bool:
+        """Whether `mark` makes a kept listing stale or may make one in flight stale."""
         in_flight = min(self._listing_since.values(), default=math.inf)
-        self._marks = [m for m in self._marks if m.time >= recent or m.time >= in_flight or any(
-            m.time >= e.listed_at and m.seq not in e.cleared and m.affects(e.kind, e.labels)
-            for e in self._entries.values())]
+        return mark.time >= in_flight or any(
+            mark.time >= e.listed_at and mark.seq not in e.cleared
+            and mark.affects(e.kind, e.labels) for e in self._entries.values())
 
 
 def _labels_of(obj: Any) -> Labels:
@@ -301,7 +310,6 @@ class CachedRuntime:
         self.inner = inner
         self.cache = cache or ListingCache()
         self.cache.inspect_image = inner.inspect_image
-
         self.name = inner.name
 
     @property
