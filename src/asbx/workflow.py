@@ -375,6 +375,7 @@ def run_apply(
         secrets=session.secrets,
         imports=dict(imports or {}),
         salt=salt,
+        images=planned.observed.images,
     )
     deps = {a: tuple(session.loaded.graph.dependencies(a)) for a in session.loaded.graph.resources}
     result = apply_plan(

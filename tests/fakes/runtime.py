@@ -21,6 +21,7 @@ from asbx.errors import (
     RuntimeCommandError,
     RuntimeUnavailableError,
 )
+from asbx.images import repository
 from asbx.runtime.base import (
     BuildRequest,
     Capabilities,
@@ -188,8 +189,11 @@ class FakeRuntime:
                     other, names=tuple(n for n in other.names if n not in names))
         old = self.images.get(image_id)
         merged = tuple(dict.fromkeys((*(old.names if old else ()), *names)))
-        image = ObservedImage(id=image_id, names=merged, digest=digest or (old and old.digest)
-                              or "", labels=dict(labels), created_at=datetime.now(UTC))
+        kept = digest or (old and old.digest) or ""
+        image = ObservedImage(id=image_id, names=merged, digest=kept, labels=dict(labels),
+                              created_at=datetime.now(UTC),
+                              repo_digests=tuple(f"{repository(n)}@{kept}" for n in merged
+                                                 if kept))
         self.images[image_id] = image
         return image
 

@@ -25,7 +25,7 @@ from asbx.data.setup_log import (
 )
 from asbx.data.workspaces import limits_note, write_limits_note
 from asbx.errors import AsbxError, NameConflictError, NotFoundError
-from asbx.images import local_only, pin_reference
+from asbx.images import listed_digest, local_only, normalise_ref, pin_reference
 from asbx.plan.hashing import HASH_VERSION
 from asbx.plan.model import LIMITS_VERB, Action, Change
 from asbx.runtime.base import (
@@ -77,6 +77,7 @@ class StepContext:
     secrets: Any = None  # asbx.secret_values.SecretValues: the values, read on first use
     salt: str = ""  # the project's hashing salt, labelled on what asbx creates (adoption)
     image_refs: dict[str, str] = field(default_factory=dict)
+    images: tuple[ObservedImage, ...] = ()  # the images listing the plan was made against
     imports: Mapping[str, Path] = field(default_factory=dict)  # snapshot name -> file given
     removals: Removals = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -201,6 +202,16 @@ def _forget_notes(ctx: StepContext, address: Address) -> None:
         snapshot_mark_path(ctx.home, ctx.project, address.name).unlink(missing_ok=True)
 
 
+def _listed_image(ctx: StepContext, ref: str) -> ObservedImage | None:
+    """The image carrying `ref` in the plan's images listing, where that listing says all an
+    inspect would (podman): recording it then needs no runtime call. A ref by digest is
+    inspected (the runtime resolves those)."""
+    if not ctx.runtime.capabilities.listing_records_images or "@" in ref:
+        return None
+    wanted = normalise_ref(ref)
+    return next((i for i in ctx.images if wanted in {normalise_ref(n) for n in i.names}), None)
+
+
 def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
     previous = ctx.records.get(change.address)
     if previous is not None:
@@ -215,6 +226,10 @@ def _adopted_outputs(ctx: StepContext, change: Change) -> Mapping[str, Any]:
             if address.name in ctx.pinned
             else spec.ref
         )
+        listed = _listed_image(ctx, ref)
+        if listed is not None:
+            return {"ref": ref, "image_id": listed.id, "digest": listed_digest(listed, ref),
+                    "built": False}
         local = ctx.runtime.inspect_image(ref)  # its id: what sandboxes on it are checked by
         if local is None:
             return {"ref": ref, "built": False}

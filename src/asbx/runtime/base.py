@@ -59,6 +59,8 @@ class ObservedImage:
     digest: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
     created_at: datetime | None = None
+    # `repo@digest` of every manifest it is known as (podman, docker); () where not listed.
+    repo_digests: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,9 @@ class Capabilities:
     # A container listing reports the image id each container runs, comparable with the id a
     # pull or build returned (how `plan` sees sandboxes left on an image `--pull` replaced).
     container_image_ids: bool = False
+    # The images listing carries what `inspect_image` records (id, `Digest`, `RepoDigests`),
+    # so an image found in it is recorded without another call.
+    listing_records_images: bool = False
     # Sandboxes get exactly asbx's capability set (--cap-drop ALL, --cap-add ...); where not,
     # the runtime's own isolation (Apple: a VM per container) stands in and cap_add is ignored.
     sets_capabilities: bool = True

@@ -25,6 +25,7 @@ from asbx.errors import (
     RuntimeTimeoutError,
     RuntimeUnavailableError,
 )
+from asbx.images import choose_digest, digests_of_repository
 from asbx.runtime.base import (
     BuildRequest,
     Capabilities,
@@ -627,36 +628,18 @@ def parse_container(item: Mapping[str, Any]) -> ObservedContainer | None:
     )
 
 
-def repository(ref: str) -> str:
-    """`host/repo` of a reference, without its tag or digest."""
-    name = ref.partition("@")[0]
-    head, slash, last = name.rpartition("/")
-    return f"{head}{slash}{last.partition(':')[0]}"
-
-
 def repo_digests(item: Mapping[str, Any], ref: str) -> list[str]:
     """Every registry digest the image records for `ref`'s repository. podman pairs each of an
     image's names with every manifest digest it was ever built, pushed or pulled as, so one
     image can list several for a repository of which the registry serves only one."""
-    wanted = repository(ref)
-    found: list[str] = []
-    for entry in item.get("RepoDigests") or ():
-        name, _, digest = _text(entry).partition("@")
-        matches = name == wanted or name.endswith("/" + wanted) or wanted.endswith("/" + name)
-        if matches and digest and digest not in found:
-            found.append(digest)
-    return found
+    return digests_of_repository([_text(e) for e in item.get("RepoDigests") or ()], ref)
 
 
 def pick_digest(item: Mapping[str, Any], ref: str) -> str:
     """The registry digest recorded for `ref`'s repository, if the image has one: the ref's own
     digest when it names one, else the image's own (podman's `Digest`: the manifest it was
     made or first pulled as, which later pushes and pulls do not change), else the first."""
-    found = repo_digests(item, ref)
-    for preferred in (ref.partition("@")[2], _text(item.get("Digest"))):
-        if preferred and preferred in found:
-            return preferred
-    return next(iter(found), "")
+    return choose_digest(_text(item.get("Digest")), repo_digests(item, ref), ref)
 
 
 def parse_image(item: Mapping[str, Any], digest: str = "") -> ObservedImage | None:
@@ -664,14 +647,16 @@ def parse_image(item: Mapping[str, Any], digest: str = "") -> ObservedImage | No
     if not raw_id:
         return None
     names = [_text(n) for n in item.get("Names") or item.get("RepoTags") or ()]
-    repo_digests = [_text(d).partition("@")[2] for d in item.get("RepoDigests") or ()]
+    entries = tuple(_text(d) for d in item.get("RepoDigests") or ())
     config = _obj(item.get("Config"))
     return ObservedImage(
         id=image_id(raw_id),
         names=tuple(n for n in names if n and "<none>" not in n),
-        digest=digest or _text(item.get("Digest")) or next(iter(repo_digests), ""),
+        digest=digest or _text(item.get("Digest"))
+        or next((e.partition("@")[2] for e in entries), ""),
         labels=parse_labels(item.get("Labels")) or parse_labels(config.get("Labels")),
         created_at=parse_time(item.get("Created")),
+        repo_digests=entries,
     )
 
 

@@ -23,6 +23,7 @@ CAPABILITIES = Capabilities(
     label_filter=True,
     internal_networks_isolate=True,  # an --internal network has no default route
     container_image_ids=True,  # `ps --format json` has ImageID
+    listing_records_images=True,  # `images --format json` has Id, Digest, RepoDigests
     # measured on podman 4.3 (cgroup v1, cgroupfs): `podman update` exits 0 and sets the
     # running cgroup, but inspect keeps the old limits and the next start restores them.
     # probe_capabilities lifts this for a podman that keeps the change (5.1+ on SQLite).

@@ -287,3 +287,24 @@ def test_a_container_that_took_the_name_after_the_plan_is_adopted_or_replaced(
     setups = [c for c in runtime.calls if c.method == "exec" and c.args[0] == "steps-web"]
     assert setups, "setup runs on an adopted container too"
     assert _pending(tmp_path, runtime) == {}
+
+
+@pytest.mark.parametrize("from_listing", [True, False])
+def test_a_local_image_is_recorded_from_the_plans_listing_where_that_says_enough(
+        tmp_path: Path, from_listing: bool) -> None:
+    """A present image not yet in state is recorded ("adopted"): from the images listing the
+    plan already has where the runtime's listing carries what an inspect does (podman), with
+    the same record; else with an inspect. Either way the next plan is a no-op."""
+    from asbx.runtime.base import Capabilities
+
+    fake = FakeRuntime(capabilities=Capabilities(listing_records_images=from_listing))
+    fake.add_image(IMAGE, digest="sha256:" + "a" * 64)
+    assert _apply(tmp_path, fake) == []
+    assert fake.count("inspect_image") == (0 if from_listing else 1)
+    record = StateStore(tmp_path / "home" / "state.db").snapshot("steps").records[
+        Address(ResourceKind.IMAGE, "busybox-latest")]
+    image = fake.inspect_image(IMAGE)
+    assert image is not None
+    assert dict(record.outputs) == {"ref": IMAGE, "image_id": image.id, "digest": image.digest,
+                                    "built": False}
+    assert _pending(tmp_path, fake) == {}

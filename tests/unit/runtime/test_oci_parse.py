@@ -17,16 +17,17 @@ from asbx.errors import (
     RuntimeTimeoutError,
     RuntimeUnavailableError,
 )
+from asbx.images import listed_digest, repository
 from asbx.runtime import oci_cli
 from asbx.runtime.base import ContainerState
 from asbx.runtime.docker import DockerRuntime
 from asbx.runtime.oci_cli import (
     OciCliRuntime,
     load_items,
+    parse_image,
     parse_labels,
     parse_time,
     pick_digest,
-    repository,
 )
 from asbx.runtime.podman import PodmanRuntime
 from asbx.runtime.podman import limits_update_blocker as podman_limits_blocker
@@ -454,3 +455,41 @@ def test_a_command_exiting_127_silently_is_its_own_exit_not_a_missing_runtime() 
     gone.on("exec", returncode=127, stderr="podman: No such file or directory")
     with pytest.raises(RuntimeUnavailableError):
         PodmanRuntime(gone).exec("box", ("true",))
+
+
+# Recording an image from podman's `images` listing (no `image inspect`) must give what an
+# inspect records: one digest rule for both (asbx.images.choose_digest).
+LISTED = [
+    SEVERAL,
+    {**SEVERAL, "Digest": "sha256:222"},
+    {**SEVERAL, "Digest": "sha256:999"},  # own digest not among the repository's
+    {"Id": "d" * 64, "Digest": "sha256:333", "RepoDigests": []},  # built here
+    {"Id": "e" * 64, "Digest": "sha256:444",
+     "RepoDigests": ["a.io/x@sha256:555", "b.io/y@sha256:444", "a.io/x@sha256:444"]},
+]
+REFS = ["127.0.0.1:5000/demo:v1", "localhost/base:latest", "a.io/x:1", "b.io/y:2",
+        "docker.io/library/busybox:1", "127.0.0.1:5000/demo@sha256:222"]
+
+
+@pytest.mark.parametrize("item", LISTED)
+@pytest.mark.parametrize("ref", REFS)
+def test_a_listed_image_records_the_digest_an_inspect_records(item: dict[str, object],
+                                                              ref: str) -> None:
+    listed = parse_image(item)
+    assert listed is not None
+    assert listed_digest(listed, ref) == pick_digest(item, ref)
+
+
+def test_the_podman_fixture_listing_and_inspect_agree() -> None:
+    import json
+
+    listing = {i["Id"]: i for i in json.loads(fixture("podman", "images.json"))}
+    compared = 0
+    for inspected in json.loads(fixture("podman", "image-inspect.json")):
+        listed = parse_image(listing[inspected["Id"]])
+        assert listed is not None
+        for ref in inspected.get("RepoTags") or []:
+            assert listed_digest(listed, ref) == pick_digest(inspected, ref)
+            assert listed.id == parse_image(inspected).id  # type: ignore[union-attr]
+            compared += 1
+    assert compared
