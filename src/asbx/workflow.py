@@ -381,7 +381,9 @@ def run_apply(
     result = apply_plan(
         planned.plan, ctx, deps, parallelism=parallelism, hooks=hooks, cancel=cancel
     )
-    if opts.refresh:
+    if opts.refresh and (_allowlisted(session) or planned.observed.leftovers):
+        # With no allowlist sandbox declared, every proxy or chain of the project would have
+        # been a leftover when the plan looked, and this apply made none: nothing to look for.
         remove_egress_leftovers(session)
     return result
 

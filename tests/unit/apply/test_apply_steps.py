@@ -308,3 +308,28 @@ def test_a_local_image_is_recorded_from_the_plans_listing_where_that_says_enough
     assert dict(record.outputs) == {"ref": IMAGE, "image_id": image.id, "digest": image.digest,
                                     "built": False}
     assert _pending(tmp_path, fake) == {}
+
+
+def test_leftover_egress_is_looked_for_after_apply_only_where_there_can_be_some(
+        tmp_path: Path, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No allowlist sandbox declared and none of the project's proxies or chains seen by the
+    plan: the apply makes none, so the look after it (two iptables listings) is skipped; a
+    leftover the plan saw is looked for (and removed) after the apply."""
+    import dataclasses
+
+    from asbx import workflow
+    from asbx.plan.observed import Leftover
+
+    looked: list[str] = []
+    monkeypatch.setattr(workflow, "remove_egress_leftovers",
+                        lambda session: looked.append(session.project) or 0)
+    session = _session(tmp_path, runtime)
+    planned = make_plan(session, PlanOptions())
+    run_apply(session, planned, parallelism=4, hooks=NullApplyHooks())
+    assert looked == []
+    stale = Leftover("firewall chain", "old", "ASBX-0123456789AB", "not an allowlist sandbox")
+    planned = make_plan(session, PlanOptions())
+    planned = dataclasses.replace(
+        planned, observed=dataclasses.replace(planned.observed, leftovers=(stale,)))
+    run_apply(session, planned, parallelism=4, hooks=NullApplyHooks())
+    assert looked == ["steps"]
