@@ -27,6 +27,7 @@ import queue
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -53,6 +54,7 @@ EVENT_MARGIN = 0.05  # an event's time may trail the change it reports by this m
 OWN_SLACK = 0.02  # an own call's events may be stamped this close outside its start and end
 OWN_WINDOW = 30.0  # how long after a call its events may still arrive (podman: ~0.2 s)
 PRUNE_AT = 256
+MAX_RESTART_PAUSE = 60.0  # a stream that keeps ending at once (runtime gone) is tried this often
 CHECK_WAIT = 1.0  # how long a listing waits for pending "pull" checks before listing anew
 # The events each kind of own call causes (podman and docker words).
 EFFECTS = {
@@ -474,6 +476,7 @@ class EventWatcher:
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self.restarts = 0
+        self.pauses: deque[float] = deque(maxlen=16)  # the last waits before a restart
 
     def start(self) -> None:
         """Start the first stream (the cache is enabled once it runs) and its reader."""
@@ -494,6 +497,7 @@ class EventWatcher:
         return True
 
     def _loop(self) -> None:
+        pause = self.RESTART_PAUSE
         while not self._stopping.is_set():
             started = time.monotonic()
             code = self._read()
@@ -501,8 +505,12 @@ class EventWatcher:
             if self._stopping.is_set():
                 return
             _log.info("the runtime's event stream ended (exit %s); starting it again", code)
-            if time.monotonic() - started < self.RESTART_PAUSE:
-                self._stopping.wait(self.RESTART_PAUSE)
+            if time.monotonic() - started < self.RESTART_PAUSE:  # ending at once: back off
+                self.pauses.append(pause)
+                self._stopping.wait(pause)
+                pause = min(pause * 2, MAX_RESTART_PAUSE)
+            else:
+                pause = self.RESTART_PAUSE
             if self._stopping.is_set() or not self._spawn():
                 return
             self.restarts += 1

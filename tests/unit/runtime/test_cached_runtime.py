@@ -349,6 +349,22 @@ def test_a_stream_that_ends_is_started_again_and_what_was_kept_is_forgotten(tmp_
     assert not cache.enabled
 
 
+def test_a_stream_that_keeps_ending_at_once_is_retried_less_and_less_often() -> None:
+    cache = ListingCache()
+    watcher = EventWatcher(cache, lambda since: [sys.executable, "-c", "pass"],
+                           parse_podman_event)
+    watcher.RESTART_PAUSE = 0.05
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 20
+        while watcher.restarts < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert list(watcher.pauses)[:3] == [0.05, 0.1, 0.2]
+        assert cache.get("volume", frozenset()) is None
+    finally:
+        watcher.stop()
+
+
 def test_a_running_stream_feeds_the_cache_and_stop_ends_it(tmp_path) -> None:
     line = json.dumps({"Name": "v", "Status": "create", "Time": "2030-01-01T00:00:00Z",
                        "Type": "volume"})
