@@ -216,14 +216,16 @@ def find_leftovers(runtime: Runtime, home: Path, project: str, allowlisted: Coll
 
 def remove_leftovers(home: Path, project: str, leftovers: Collection[Leftover],
                      runner: CommandRunner | None = None) -> None:
-    """Stop the leftover proxies and remove the leftover chains (both families)."""
+    """Stop the leftover proxies, then remove the leftover chains (both families; one listing
+    of the host's chains for all of them)."""
     runner = runner or SubprocessRunner()
     for item in leftovers:
         if item.kind == PROXY:
             stop_proxy(run_dir(home, project, item.sandbox))
-        elif item.kind == CHAIN:
-            firewall.remove_installed(
-                [c for c in firewall.list_installed(runner) if c.chain == item.name], runner)
+    chains = {item.name for item in leftovers if item.kind == CHAIN}
+    if chains:
+        firewall.remove_installed(
+            [c for c in firewall.list_installed(runner) if c.chain in chains], runner)
 
 
 def run_dir(home: Path, project: str, sandbox: str) -> Path:

@@ -150,3 +150,40 @@ def test_the_sandbox_address_is_the_first_host_that_is_not_the_gateway() -> None
     assert sandbox_address(net("10.89.3.0/24", "10.89.3.1")) == "10.89.3.2"
     assert sandbox_address(net("10.89.3.0/24", "10.89.3.254")) == "10.89.3.1"
     assert sandbox_address(net("fd00:1::/64", "fd00:1::1")) == "fd00:1::2"
+
+
+def test_leftover_chains_are_removed_after_one_listing_per_family(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two leftover chains and a chain that is not a leftover: one `-S` per family, then a
+    removal of each leftover chain in each family, and nothing for the chain that stays."""
+    from asbx.apply.egress import CHAIN, remove_leftovers
+    from asbx.plan.observed import Leftover
+    from asbx.runtime.command import CommandRequest, CommandResult
+
+    monkeypatch.setattr(firewall.shutil, "which", lambda name: f"/usr/sbin/{name}")
+    sandboxes = ("old", "gone", "kept")
+    chains = {s: firewall.chain_name("proj", s) for s in sandboxes}
+    listing = "\n".join(
+        line for s, chain in chains.items() for line in (
+            f"-N {chain}",
+            f'-A INPUT -i podman3 -m comment --comment "asbx proj/{s}" -j {chain}',
+            f'-A {chain} -m comment --comment "asbx proj/{s}" -j DROP'))
+    calls: list[tuple[str, ...]] = []
+    removed: list[str] = []
+
+    def runner(request: CommandRequest) -> CommandResult:
+        calls.append(request.argv)
+        if request.argv[-1] == "-S":
+            return CommandResult(request.argv, 0, listing, "")
+        removed.append(f"{request.argv[0]} {(request.stdin or b'').decode()}")
+        return CommandResult(request.argv, 0, "", "")
+
+    leftovers = [Leftover(CHAIN, s, chains[s], "its network is gone") for s in ("old", "gone")]
+    remove_leftovers(tmp_path, "proj", leftovers, runner)
+    assert sorted(argv[0] for argv in calls if argv[-1] == "-S") == ["ip6tables", "iptables"]
+    for family in firewall.FAMILIES:
+        mine = [r for r in removed if r.startswith(f"{family}-restore ")]
+        assert len(mine) == 2
+        assert any(f"-X {chains['old']}" in r for r in mine)
+        assert any(f"-X {chains['gone']}" in r for r in mine)
+    assert not any(chains["kept"] in r for r in removed)
